@@ -1,0 +1,71 @@
+# Every target bootstraps .venv on first use. Set PYTHON=/path/to/python to use an
+# existing environment instead (nothing is installed into it).
+VENV := .venv
+UPSTREAM_COMMIT := b77f7d6
+UPSTREAM_URL := https://github.com/ESHyperscale/HyperscaleES.git
+
+ifeq ($(origin PYTHON), undefined)
+PY := $(VENV)/bin/python
+BOOTSTRAP := $(VENV)/.installed
+else
+PY := $(PYTHON)
+BOOTSTRAP :=
+endif
+
+# make conformance picks up upstream on its own when it is available.
+ifneq ($(wildcard third_party/HyperscaleES/src),)
+HYPERSCALEES_SRC ?= $(CURDIR)/third_party/HyperscaleES/src
+export HYPERSCALEES_SRC
+endif
+
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: help test test-slow test-upstream conformance conformance-deep conformance-vectors \
+        conformance-baseline upstream bench bench-gpu certify-ports dist-test
+
+help:
+	@echo "make conformance | test | test-slow | test-upstream | conformance-deep |"
+	@echo "     conformance-vectors | conformance-baseline | upstream | bench | certify-ports"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $@
+
+test: $(BOOTSTRAP)
+	$(PY) -m pytest -q
+
+test-slow: $(BOOTSTRAP)
+	$(PY) -m pytest -q -m slow
+
+test-upstream: $(BOOTSTRAP)
+	@test -n "$(HYPERSCALEES_SRC)" || { echo "set HYPERSCALEES_SRC=<upstream checkout>/src (or run 'make upstream')"; exit 2; }
+	$(PY) -m pytest -q -m upstream tests/upstream
+
+conformance: $(BOOTSTRAP)
+	$(PY) -m conformance run
+
+conformance-deep: $(BOOTSTRAP)
+	$(PY) -m conformance run --profile deep
+
+conformance-vectors: $(BOOTSTRAP)
+	$(PY) -m conformance vectors
+
+conformance-baseline: $(BOOTSTRAP)
+	$(PY) -m conformance baseline
+
+upstream:
+	@mkdir -p third_party
+	@if [ ! -d third_party/HyperscaleES ]; then git clone -q $(UPSTREAM_URL) third_party/HyperscaleES; fi
+	git -C third_party/HyperscaleES checkout -q $(UPSTREAM_COMMIT)
+	@echo "upstream at $(UPSTREAM_COMMIT): third_party/HyperscaleES/src"
+
+bench: $(BOOTSTRAP)
+	$(PY) -m benchmarks run --device cpu
+
+bench-gpu: $(BOOTSTRAP)
+	$(PY) -m benchmarks run --device cuda
+
+certify-ports: $(BOOTSTRAP)
+	$(PY) -m conformance certify-ports

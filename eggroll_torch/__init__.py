@@ -1,0 +1,1 @@
+"""EGGROLL evolution strategies in PyTorch, giving the JAX reference's numbers."""

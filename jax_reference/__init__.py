@@ -1,0 +1,1 @@
+"""Our JAX implementation of upstream HyperscaleES's core behaviour (commit b77f7d6)."""
