@@ -1,1 +1,9 @@
-"""Our JAX implementation of upstream HyperscaleES's core behaviour (commit b77f7d6)."""
+"""Our JAX implementation of upstream HyperscaleES's core behaviour (commit b77f7d6).
+
+Module paths mirror upstream with ``jax_reference`` in place of ``hyperscalees``, so
+``import jax_reference as hs`` runs code written against upstream's ``hs.noiser`` and
+``hs.models.common``.
+"""
+from . import models, noiser
+
+UPSTREAM_COMMIT = "b77f7d6"

@@ -1,0 +1,240 @@
+"""Adapter for any JAX package with upstream HyperscaleES's API (our ``jax_reference``, upstream).
+
+Both expose ``noiser.<module>.<Class>`` with ``init_noiser / do_mm / do_Tmm / get_noisy_standard /
+convert_fitnesses / do_updates`` class methods, module-level ``get_lora_update_params`` etc., and
+``models.common.{MLP, simple_es_tree_key}``. :class:`JaxApiAdapter` drives them through exactly
+those entry points, vmapping over the population the way upstream's examples do.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from dataclasses import dataclass
+from functools import partial
+from types import ModuleType
+
+import numpy as np
+
+from .. import trees
+from ..spec import NOISERS, NoiserConfig, Population, SolverSpec, Trajectory, TrajectorySpec
+from . import base
+
+
+@dataclass(frozen=True)
+class JaxApi:
+    """The pieces of an upstream-shaped package the adapter calls.
+
+    ``noisers``: name -> noiser class (upstream's ``all_noisers``); ``common``: the
+    ``models.common`` module; ``run_mlp_example``: the end-to-end loop
+    (``jax_reference.examples.mlp_e2e.run_mlp_example``'s signature).
+    """
+
+    noisers: dict
+    common: ModuleType
+    run_mlp_example: object
+
+
+def _np_dtype(name: str):
+    import jax.numpy as jnp
+
+    return jnp.dtype(name)
+
+
+def _quiet():
+    # upstream's low-rank update prints shapes at trace time; keep the harness output clean.
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def _out(x) -> np.ndarray:
+    return np.asarray(x)
+
+
+class JaxApiAdapter(base.Adapter):
+    """Drives an upstream-shaped JAX package; subclasses supply :meth:`api` and :meth:`info`."""
+
+    capabilities = frozenset(
+        {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD,
+         base.TREE_KEYS, base.SCAN_MAP, base.UPDATES, base.BATCHED_UPDATE, base.OPTIMIZER,
+         base.TRAJECTORY}
+        | {base.noiser_capability(n) for n in NOISERS}
+        | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
+    )
+
+    def api(self) -> JaxApi:
+        raise NotImplementedError
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _cls(self, config: NoiserConfig):
+        return self.api().noisers[config.noiser]
+
+    def _solver(self, spec: SolverSpec | None):
+        import optax
+
+        if spec is None:
+            return {}
+        return {"solver": getattr(optax, spec.name), "solver_kwargs": spec.kwargs_dict}
+
+    def _init(self, config: NoiserConfig, params):
+        cls = self._cls(config)
+        return cls.init_noiser(params, config.sigma, config.lr, **self._solver(config.solver),
+                               **config.init_kwargs())
+
+    def _key(self, key):
+        import jax
+        import jax.numpy as jnp
+
+        return jax.random.wrap_key_data(jnp.asarray(np.asarray(key, dtype=np.uint32)))
+
+    def _member_fn(self, config: NoiserConfig, name: str):
+        """A module-level per-member function of the noiser's module (e.g. ``get_lora_update_params``)."""
+        module = sys.modules[self._cls(config).__module__]
+        fn = getattr(module, name, None)
+        if fn is None:
+            raise base.Unsupported(f"noiser {config.noiser!r} has no {name}")
+        return fn
+
+    def _population(self, population: Population):
+        import jax.numpy as jnp
+
+        return jnp.asarray(population.epochs), jnp.asarray(population.thread_ids)
+
+    # ---- operations ----------------------------------------------------------------------
+    def convert_fitnesses(self, config, raw):
+        import jax.numpy as jnp
+
+        frozen, nparams = self._init(config, {})
+        return _out(self._cls(config).convert_fitnesses(frozen, nparams, jnp.asarray(raw)))
+
+    def _draw(self, config, name, sigma_fn, key, shape, dtype, population):
+        import jax
+        import jax.numpy as jnp
+
+        param = jnp.zeros(shape, _np_dtype(dtype))
+        frozen, nparams = self._init(config, param)
+        fn = partial(self._member_fn(config, name), frozen)
+        sigma = sigma_fn(frozen, nparams)
+        drawn = jax.vmap(fn, in_axes=(None, 0, None, None))(
+            sigma, self._population(population), param, self._key(key))
+        return tuple(_out(d) for d in drawn) if isinstance(drawn, tuple) else _out(drawn)
+
+    def lora_factors(self, config, key, shape, dtype, population):
+        import jax.numpy as jnp
+
+        if config.noiser in ("open_es", "sparse", "noop"):
+            raise base.Unsupported(f"noiser {config.noiser!r} has no low-rank factors")
+        return self._draw(config, "get_lora_update_params",
+                          lambda f, n: n["sigma"] / jnp.sqrt(f["rank"]), key, shape, dtype, population)
+
+    def full_noise(self, config, key, shape, dtype, population):
+        if config.noiser == "noop":
+            raise base.Unsupported("noiser 'noop' draws no noise")
+        return self._draw(config, "get_nonlora_update_params", lambda f, n: n["sigma"],
+                          key, shape, dtype, population)
+
+    def sparse_noise(self, config, key, shape, dtype, population):
+        if config.noiser != "sparse":
+            raise base.Unsupported("only the 'sparse' noiser draws sparse noise")
+        return self._draw(config, "get_sparse_update_params", lambda f, n: n["sigma"],
+                          key, shape, dtype, population)
+
+    def _forward(self, method, config, param, key, population, x):
+        import jax
+        import jax.numpy as jnp
+
+        p = jnp.asarray(param)
+        frozen, nparams = self._init(config, p)
+        fn = getattr(self._cls(config), method)
+        k = self._key(key)
+        xs = jnp.asarray(x)
+        if population is None:
+            return _out(fn(frozen, nparams, p, k, None, xs))
+        member = lambda it, xm: fn(frozen, nparams, p, k, it, xm)
+        return _out(jax.vmap(member)(self._population(population), xs))
+
+    def do_mm(self, config, param, key, population, x):
+        return self._forward("do_mm", config, param, key, population, x)
+
+    def do_Tmm(self, config, param, key, population, x):
+        return self._forward("do_Tmm", config, param, key, population, x)
+
+    def noisy_standard(self, config, param, key, population):
+        import jax
+        import jax.numpy as jnp
+
+        p = jnp.asarray(param)
+        frozen, nparams = self._init(config, p)
+        cls = self._cls(config)
+        k = self._key(key)
+        if population is None:
+            return _out(cls.get_noisy_standard(frozen, nparams, p, k, None))
+        member = lambda it: cls.get_noisy_standard(frozen, nparams, p, k, it)
+        return _out(jax.vmap(member)(self._population(population)))
+
+    def tree_keys(self, params, base_key, scan_map):
+        import jax
+        import jax.numpy as jnp
+
+        jparams = trees.map_leaves(jnp.asarray, params)
+        smap = trees.map_leaves(tuple, scan_map)
+        keys = self.api().common.simple_es_tree_key(jparams, self._key(base_key), smap)
+        return trees.map_leaves(lambda k: np.asarray(jax.random.key_data(k)), keys)
+
+    def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
+        import jax.numpy as jnp
+
+        if noise is not None:
+            raise base.Unsupported(f"{self.name} draws JAX noise itself; injected noise is not accepted")
+        jparams = trees.map_leaves(jnp.asarray, params)
+        jkeys = trees.map_leaves(self._key, keys)
+        emap = trees.map_leaves(int, es_map)
+        frozen, nparams = self._init(config, jparams)
+        with _quiet():
+            _, new = self._cls(config).do_updates(frozen, nparams, jparams, jkeys, jnp.asarray(fitnesses),
+                                                  self._population(population), emap)
+        return trees.map_leaves(_out, new)
+
+    def optimizer_steps(self, solver, lr, params, grads):
+        import jax.numpy as jnp
+        import optax
+
+        opt = getattr(optax, solver.name)(lr, **solver.kwargs_dict)
+        p = trees.map_leaves(jnp.asarray, params)
+        state = opt.init(p)
+        out = []
+        for g in grads:
+            updates, state = opt.update(trees.map_leaves(jnp.asarray, g), state, p)
+            p = optax.apply_updates(p, updates)
+            out.append(trees.map_leaves(_out, p))
+        return out
+
+    def mlp_trajectory(self, spec):
+        import optax
+
+        api = self.api()
+        with _quiet():
+            run = api.run_mlp_example(
+                api.noisers[spec.noiser], spec.num_epochs, model=api.common.MLP,
+                es_tree_key_fn=api.common.simple_es_tree_key, sigma=spec.sigma, lr=spec.lr,
+                num_envs=spec.num_envs, in_dim=spec.in_dim, hidden_dims=tuple(spec.hidden_dims),
+                rank=spec.rank, solver=getattr(optax, spec.solver.name),
+                solver_kwargs=spec.solver.kwargs_dict, seed=spec.seed)
+        params = [trees.map_leaves(_out, p) for p in [run.initial_params, *run.params]]
+        return Trajectory(params=params, scores=np.stack([_out(s) for s in run.raw_scores]))
+
+
+def library_versions() -> dict:
+    """Versions of the JAX stack (for reports and vector headers)."""
+    import jax
+    import jaxlib
+    import optax
+
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__,
+            "numpy": np.__version__}
+
+
+def jax_device() -> str:
+    import jax
+
+    d = jax.devices()[0]
+    return f"{d.platform}:{getattr(d, 'device_kind', d.platform)}"

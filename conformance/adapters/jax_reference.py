@@ -1,0 +1,24 @@
+"""Backend ``jax_reference``: our JAX re-implementation of upstream (the reference of every check)."""
+from __future__ import annotations
+
+from . import base
+from .jax_api import JaxApi, JaxApiAdapter, jax_device, library_versions
+
+
+class JaxReferenceAdapter(JaxApiAdapter):
+    """``jax_reference`` through upstream's API; golden vectors are recorded from this adapter."""
+
+    name = "jax_reference"
+
+    def api(self) -> JaxApi:
+        from jax_reference.examples.mlp_e2e import run_mlp_example
+        from jax_reference.models import common
+        from jax_reference.noiser import all_noisers
+
+        return JaxApi(all_noisers, common, run_mlp_example)
+
+    def info(self) -> base.BackendInfo:
+        import jax_reference
+
+        return base.BackendInfo(self.name, f"upstream {jax_reference.UPSTREAM_COMMIT}", jax_device(),
+                                library_versions())

@@ -1,0 +1,49 @@
+"""Hypothesis profiles and strategies for the differential properties.
+
+``ci`` is derandomized (the same examples on every run, so the gate is reproducible) and does
+not shrink; ``deep`` (``make conformance-deep``) draws many more examples at random and shrinks
+a failure to a minimal counterexample.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PROFILES = {
+    "ci": {"max_examples": 12, "derandomize": True, "shrink": False},
+    "deep": {"max_examples": 150, "derandomize": False, "shrink": True},
+}
+
+
+def settings_for(profile: str):
+    """``hypothesis.settings`` of a harness profile (no deadline, no example database)."""
+    from hypothesis import HealthCheck, Phase, settings
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    p = PROFILES[profile]
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if p["shrink"] else [])
+    return settings(max_examples=p["max_examples"], derandomize=p["derandomize"], deadline=None,
+                    database=None, phases=phases, print_blob=False,
+                    suppress_health_check=list(HealthCheck))
+
+
+def float32_vectors(min_size: int, max_size: int, magnitude: float = 1e6):
+    """float32 score vectors mixing scales, ties and repeated values (no NaN/inf: scores are finite)."""
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    elements = st.one_of(
+        st.floats(-magnitude, magnitude, width=32),
+        st.sampled_from([0.0, 1.0, -1.0, 3.25]),
+        st.floats(-1e-3, 1e-3, width=32),
+    )
+    return st.integers(min_size, max_size).flatmap(
+        lambda n: hnp.arrays(np.float32, n, elements=elements))
+
+
+def thread_id_arrays(max_size: int = 12):
+    """int32 thread ids: distinct, in any order, possibly odd in count and with broken pairs."""
+    from hypothesis import strategies as st
+
+    return st.lists(st.integers(0, 4 * max_size), min_size=1, max_size=max_size, unique=True).map(
+        lambda t: np.asarray(t, np.int32))

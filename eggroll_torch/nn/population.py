@@ -1,0 +1,172 @@
+"""One epoch's population: N perturbed copies of a module, run as one batched forward.
+
+All noise of the epoch is drawn when the population is built, by the functional layer, one
+vectorized call per parameter for all N members (the same calls the update makes, so the forward
+sees exactly the noise the update credits):
+
+- ``MM_PARAM`` under a low-rank noiser (EGGROLL and its variants): factors ``A`` ``(N, out, r)``
+  and ``B`` ``(N, in, r)`` from the noiser's ``get_lora_update_params``. Memory per layer is
+  ``O(N * r * (out + in))``; no ``(N, out, in)`` tensor is ever formed.
+- ``PARAM``: the noiser's ``get_noisy_standard``, ``(N, *shape)`` perturbed values
+  (just the parameter when unperturbed, e.g. ``freeze_nonlora``).
+- ``EMB_PARAM``, ``EXCLUDED``: the parameter itself, shared by all members.
+
+Calling the population runs the module once under ``torch.func.vmap`` over members with
+``torch.func.functional_call``: every member sees its own unbatched parameters and inputs, so
+any module code works unchanged (``B, T, C = x.shape`` included). ``nn.Linear`` calls on an
+``MM_PARAM`` weight are routed (:mod:`.linear_routing`) to ``x @ W.T + (x @ B_i) @ A_i.T + b_i``,
+which vmap turns into one shared ``(rows, in) @ (in, out)`` matmul plus two batched matmuls
+through the rank dimension.
+
+Noisers without low-rank factors (OpenES, Sparse, the no-op noiser, user classes) run member by
+member instead, each ``nn.Linear`` on an ``MM_PARAM`` weight calling the noiser's own ``do_mm``
+with ``iterinfo = (epoch, thread_id)``: upstream's semantics, at N forwards' cost.
+
+A population is valid until the trainer's parameters change (next update or
+``load_state_dict``); calling it afterwards raises ``RuntimeError``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from eggroll_torch import tree
+from .linear_routing import LinearRouting
+
+InDims = int | None | tuple[int | None, ...]
+
+
+def low_rank_route(A: torch.Tensor, B: torch.Tensor):
+    """``route(x, W) = x @ W.T + (x @ B) @ A.T``: upstream's ``do_mm`` for one member's factors."""
+
+    def route(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return x @ weight.T + (x @ B) @ A.T
+
+    return route
+
+
+class Population:
+    """Callable batched forward of ``size`` perturbed members of ``module`` for one epoch.
+
+    ``shared``: ``{path: tensor}`` used unchanged by every member (every parameter path appears
+    here or in ``values``). ``values``: ``{path: (N, *shape)}`` per-member parameters.
+    ``factors``: ``{path: (A (N, out, r), B (N, in, r))}`` for routed ``nn.Linear`` weights, or
+    ``None`` to run member by member with ``member_routes(i) -> {path: route}``.
+    ``is_current()`` tells whether the parameters it was built from are still the trainer's.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        size: int,
+        epoch: int,
+        shared: Mapping[str, torch.Tensor],
+        values: Mapping[str, torch.Tensor],
+        factors: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None,
+        member_routes: Callable[[int], Mapping[str, Callable]] | None,
+        is_current: Callable[[], bool],
+    ):
+        self.size = size
+        self.epoch = epoch
+        self._module = module
+        self._shared = dict(shared)
+        self._values = dict(values)
+        self._factors = None if factors is None else dict(factors)
+        self._member_routes = member_routes
+        self._is_current = is_current
+        floating = {t.dtype for t in self._shared.values() if t.is_floating_point()}
+        self._dtype = floating.pop() if len(floating) == 1 else None
+        self._device = next(iter(self._shared.values())).device if self._shared else None
+
+    def __call__(self, *args, in_dims: InDims = 0, **kwargs) -> Any:
+        """Run every member; returns the module's output(s) with a leading member axis ``N``.
+
+        ``in_dims`` says, per positional argument, which axis holds the members (as in
+        ``torch.func.vmap``): ``0`` (default) gives member ``i`` the slice ``x[i]``, so ``x`` is
+        ``(N, ..., in)``; ``None`` gives every member the same ``x``. An int or ``None`` applies
+        to all positional arguments; a tuple names one per argument. Keyword arguments are passed
+        to every member unchanged.
+        """
+        if not self._is_current():
+            raise RuntimeError(
+                "this population was built before the trainer's parameters changed (an update or "
+                "load_state_dict since); get a fresh one with trainer.population()"
+            )
+        dims = self._check_inputs(args, in_dims)
+        if self._factors is not None:
+            return self._vectorized(args, dims, kwargs)
+        return self._member_by_member(args, dims, kwargs)
+
+    def _check_inputs(self, args: tuple, in_dims: InDims) -> tuple[int | None, ...]:
+        if isinstance(in_dims, tuple):
+            if len(in_dims) != len(args):
+                raise ValueError(
+                    f"in_dims has {len(in_dims)} entries for {len(args)} positional arguments; "
+                    "give one entry (an axis or None) per positional argument"
+                )
+            dims = in_dims
+        else:
+            dims = (in_dims,) * len(args)
+        for index, (arg, dim) in enumerate(zip(args, dims)):
+            if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
+                raise TypeError(f"in_dims[{index}] must be an int axis or None, got {dim!r}")
+            if not isinstance(arg, torch.Tensor):
+                if dim is not None:
+                    raise TypeError(
+                        f"positional argument {index} is a {type(arg).__name__}, which has no member "
+                        f"axis; pass in_dims=None for it (or a tuple with None at position {index})"
+                    )
+                continue
+            if self._device is not None and arg.device != self._device:
+                raise ValueError(
+                    f"positional argument {index} is on {arg.device} but the module's parameters are "
+                    f"on {self._device}; move it with .to({str(self._device)!r})"
+                )
+            if arg.is_floating_point() and self._dtype is not None and arg.dtype != self._dtype:
+                raise TypeError(
+                    f"positional argument {index} has dtype {arg.dtype} but the module's parameters "
+                    f"are {self._dtype}; cast it with .to({self._dtype})"
+                )
+            if dim is not None and (arg.ndim == 0 or arg.shape[dim] != self.size):
+                raise ValueError(
+                    f"positional argument {index} has shape {tuple(arg.shape)}, so axis {dim} is not "
+                    f"the population axis of size {self.size}; give it shape (N={self.size}, ...) "
+                    f"or pass in_dims=None to share it across members"
+                )
+        return dims
+
+    def _member_forward(self, values, factors, args, kwargs):
+        routes = {
+            path: (self._shared[path], low_rank_route(A, B)) for path, (A, B) in factors.items()
+        }
+        with LinearRouting(routes):
+            return functional_call(self._module, {**self._shared, **values}, args, kwargs)
+
+    def _vectorized(self, args, dims, kwargs):
+        # The member index is always mapped so that vmap has a batched input even when no
+        # parameter is perturbed and every argument is shared.
+        def member(index, values, factors, *member_args):
+            del index
+            return self._member_forward(values, factors, member_args, kwargs)
+
+        members = torch.arange(self.size, device=self._device)
+        return vmap(member, in_dims=(0, 0, 0, *dims), randomness="different")(
+            members, self._values, self._factors, *args
+        )
+
+    def _member_by_member(self, args, dims, kwargs):
+        outputs = []
+        for i in range(self.size):
+            member_args = tuple(a if d is None else a.select(d, i) for a, d in zip(args, dims))
+            values = {path: v[i] for path, v in self._values.items()}
+            routes = {path: (self._shared[path], route) for path, route in self._member_routes(i).items()}
+            with LinearRouting(routes):
+                outputs.append(functional_call(self._module, {**self._shared, **values}, member_args, kwargs))
+        flat = [tree.flatten(out) for out in outputs]
+        stacked = [torch.stack(leaves) for leaves in zip(*(leaves for leaves, _ in flat))]
+        return tree.unflatten(flat[0][1], stacked)

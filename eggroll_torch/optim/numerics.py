@@ -1,0 +1,61 @@
+"""Scalar arithmetic with JAX's rounding, shared by the optimizers and the noisers.
+
+JAX converts a Python scalar to the dtype of the array it meets *before* the operation
+("weak typing"); torch instead keeps the scalar in the kernel's wider compute type for bfloat16
+and float16, and divides CUDA tensors by a CPU scalar through its reciprocal. Building the scalar
+as a tensor of the array's dtype on the array's device gives JAX's bits in both cases.
+"""
+from __future__ import annotations
+
+import torch
+
+def weak_scalar(value, like: torch.Tensor) -> torch.Tensor:
+    """``value`` as a 0-d tensor of ``like``'s dtype and device, rounded once as JAX rounds it.
+
+    ``value`` may be a Python number or a tensor (a tensor is cast, keeping its own rounding).
+    """
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype=like.dtype, device=like.device)
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+
+def default_float_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype JAX computes Python-scalar expressions in next to an array of ``dtype``.
+
+    float32 (JAX's default) for every dtype but float64, where JAX must run with x64 enabled and
+    then computes scalars in float64.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def safe_increment(count: torch.Tensor) -> torch.Tensor:
+    """``count + 1``, staying at the int32 maximum instead of wrapping (optax's counter)."""
+    return torch.where(count < torch.iinfo(count.dtype).max, count + 1, count)
+
+
+def one_minus_power(decay, count: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``1 - decay ** count`` computed in ``dtype``, as optax's bias correction computes it.
+
+    XLA raises the ``dtype``-rounded ``decay`` to ``count`` with a pow of that precision. For
+    float32 the float64 power of the same float32 base, rounded to float32, gives XLA's bits for
+    optax's default betas up to count 872 (0.999) and at most one float32 ulp away beyond that.
+    """
+    base = torch.tensor(decay, dtype=dtype, device=count.device).to(torch.float64)
+    power = torch.pow(base, count.to(torch.float64)).to(dtype)
+    return torch.tensor(1.0, dtype=dtype, device=count.device) - power
+
+
+def divide_by_broadcast(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """``numerator / denominator`` for a denominator broadcast along some axes, as XLA on CPU does it.
+
+    XLA rewrites a division by a broadcast value (a scalar, or a ``keepdims`` statistic) into a
+    multiplication by the reciprocal, rounding the reciprocal in the operation's dtype (float32
+    for bfloat16, which XLA widens first). A true division differs in the last bit for about a
+    fifth of float32 values, so every such division of the reference goes through here.
+    ``denominator`` must already have the numerator's dtype and broadcast against it.
+    """
+    if numerator.dtype == torch.bfloat16:
+        reciprocal = 1.0 / denominator.to(torch.float32)
+        return (numerator.to(torch.float32) * reciprocal).to(torch.bfloat16)
+    reciprocal = torch.ones((), dtype=denominator.dtype, device=denominator.device) / denominator
+    return numerator * reciprocal

@@ -1,0 +1,40 @@
+"""Process-wide switches mirroring the two JAX flags that change random words.
+
+``jax_threefry_partitionable`` (default ``True`` since jax 0.5) selects how ``split`` and
+``bits`` lay counters out; ``jax_enable_x64`` (default ``False``) decides whether a seed keeps
+its upper 32 bits. Every function that depends on one of them also takes a per-call keyword
+that overrides the value set here.
+"""
+from __future__ import annotations
+
+_STATE = {"threefry_partitionable": True, "enable_x64": False}
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {value!r}")
+    return value
+
+
+def set_threefry_partitionable(value: bool) -> None:
+    """Set the default of ``jax_threefry_partitionable`` used when a call passes ``None``."""
+    _STATE["threefry_partitionable"] = _check_flag("threefry_partitionable", value)
+
+
+def set_enable_x64(value: bool) -> None:
+    """Set the default of ``jax_enable_x64`` used by ``key``/``PRNGKey`` when a call passes ``None``."""
+    _STATE["enable_x64"] = _check_flag("enable_x64", value)
+
+
+def threefry_partitionable(override: bool | None = None) -> bool:
+    """The partitionable setting in force: ``override`` unless it is ``None``."""
+    if override is None:
+        return _STATE["threefry_partitionable"]
+    return _check_flag("partitionable", override)
+
+
+def enable_x64(override: bool | None = None) -> bool:
+    """The x64 setting in force: ``override`` unless it is ``None``."""
+    if override is None:
+        return _STATE["enable_x64"]
+    return _check_flag("x64", override)

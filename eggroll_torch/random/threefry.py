@@ -1,0 +1,50 @@
+"""The Threefry-2x32 block cipher (20 rounds), the hash under every JAX random function.
+
+torch has no uint32 add or shift on CPU, so words travel as ``torch.int32`` tensors holding the
+same 32 bits (two's complement): addition wraps identically, and the logical right shift inside a
+rotation is an arithmetic shift followed by a mask.
+"""
+from __future__ import annotations
+
+import torch
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = 0x1BD11BDA
+
+
+def to_words(t: torch.Tensor) -> torch.Tensor:
+    """Reinterpret a ``torch.uint32`` tensor as the ``torch.int32`` words used internally."""
+    return t.view(torch.int32)
+
+
+def from_words(t: torch.Tensor) -> torch.Tensor:
+    """Reinterpret internal ``torch.int32`` words as ``torch.uint32``."""
+    return t.contiguous().view(torch.uint32)
+
+
+def _rotl_xor_(x1: torch.Tensor, x0: torch.Tensor, r: int) -> torch.Tensor:
+    """In place: ``x1 = rotl(x1, r) ^ x0`` on 32-bit words stored in int32."""
+    high = torch.bitwise_left_shift(x1, r)
+    x1.bitwise_right_shift_(32 - r).bitwise_and_((1 << r) - 1)
+    return x1.bitwise_or_(high).bitwise_xor_(x0)
+
+
+def threefry2x32(k0: torch.Tensor, k1: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor):
+    """Hash the counter pair ``(x0, x1)`` under the key ``(k0, k1)``.
+
+    All four are int32 word tensors that broadcast together; the result is a pair of new int32
+    tensors of the broadcast shape (the inputs are not modified). Equals XLA's
+    ``threefry2x32`` primitive word for word.
+    """
+    k2 = k0 ^ k1 ^ _PARITY
+    schedule = (k0, k1, k2)
+    shape = torch.broadcast_shapes(k0.shape, k1.shape, x0.shape, x1.shape)
+    y0 = (x0 + k0).expand(shape).contiguous()
+    y1 = (x1 + k1).expand(shape).contiguous()
+    for block in range(5):
+        for r in _ROTATIONS[block % 2]:
+            y0.add_(y1)
+            _rotl_xor_(y1, y0, r)
+        y0.add_(schedule[(block + 1) % 3])
+        y1.add_(schedule[(block + 2) % 3] + (block + 1))
+    return y0, y1

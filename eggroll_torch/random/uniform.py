@@ -1,0 +1,76 @@
+"""``jax.random.uniform`` for a batch of keys, bit for bit as XLA:CPU computes it."""
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from . import config
+from .bits import check_shape, random_words
+from .exact_arith import fma_f32, fma_f64
+from .float_bits import check_float_dtype, mantissa_index, one_to_two
+from .keys import check_keys
+
+
+def bound(value, dtype: torch.dtype, device, name: str) -> torch.Tensor:
+    """A ``minval``/``maxval`` as a tensor of ``dtype``, rounded the way JAX converts it.
+
+    Python floats enter JAX's jitted sampler as float32 with x64 off (float64 with it on) and are
+    then converted to ``dtype``; both roundings are reproduced.
+    """
+    if isinstance(value, torch.Tensor):
+        if not value.dtype.is_floating_point and value.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"{name} must be a real number or a float tensor; got dtype {value.dtype}")
+        return value.to(device=device, dtype=torch.float64).to(dtype)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number or a float tensor; got {type(value).__name__}")
+    carrier = torch.float64 if (config.enable_x64() or dtype == torch.float64) else torch.float32
+    return torch.tensor(float(value), dtype=carrier, device=device).to(dtype)
+
+
+def _scale(floats: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """``max(lo, floats * (hi - lo) + lo)`` in the dtype's own arithmetic.
+
+    float32/float64 multiply-adds are contracted into FMAs by XLA:CPU; float16/bfloat16 work is
+    done in float32 and rounded back after every operation.
+    """
+    dtype = floats.dtype
+    if dtype == torch.float32:
+        span = (hi.double() - lo.double()).float()
+        out = fma_f32(floats, span, lo)
+    elif dtype == torch.float64:
+        out = fma_f64(floats, hi - lo, lo)
+    else:
+        span = (hi.float() - lo.float()).to(dtype)
+        out = (floats.float() * span.float()).to(dtype)
+        out = (out.float() + lo.float()).to(dtype)
+    return torch.maximum(lo, out)
+
+
+def uniform_from_words(words: torch.Tensor, dtype: torch.dtype, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Uniform floats of ``dtype`` in ``[lo, hi)`` from :func:`bits.random_words` output."""
+    floats = one_to_two(mantissa_index(words, dtype), dtype)
+    # f - 1 is exact for every f in [1, 2).
+    return _scale((floats.double() - 1.0).to(dtype), lo, hi)
+
+
+def uniform(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, minval=0.0, maxval=1.0, *,
+            partitionable: bool | None = None) -> torch.Tensor:
+    """``jax.random.uniform(key, shape, dtype, minval, maxval)`` for every key of the batch.
+
+    keys: ``(*batch, 2)`` uint32. ``minval``/``maxval``: numbers or tensors broadcastable to
+    ``(*batch, *shape)``. Returns ``(*batch, *shape)`` of ``dtype`` on the keys' device.
+    """
+    check_keys(keys)
+    shape = check_shape(shape)
+    fmt = check_float_dtype(dtype)
+    lo = bound(minval, dtype, keys.device, "minval")
+    hi = bound(maxval, dtype, keys.device, "maxval")
+    out_shape = tuple(keys.shape[:-1]) + shape
+    try:
+        torch.broadcast_shapes(lo.shape, hi.shape, out_shape)
+    except RuntimeError as exc:
+        raise ValueError(f"minval/maxval of shapes {tuple(lo.shape)}, {tuple(hi.shape)} do not broadcast "
+                         f"to the output shape {out_shape}") from exc
+    words = random_words(keys, shape, fmt.draw_width, partitionable)
+    return uniform_from_words(words, dtype, lo, hi).expand(out_shape)

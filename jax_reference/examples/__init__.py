@@ -1,0 +1,1 @@
+"""Runnable reproductions of upstream's examples, importable without side effects."""

@@ -1,0 +1,2 @@
+"""Model primitives (upstream's ``hyperscalees.models`` without the RL and LLM models)."""
+from . import base_model, common

@@ -1,0 +1,145 @@
+"""Sparse noiser: each member perturbs ``k = max(a, b)`` random entries of every matrix.
+
+Per member and matrix ``(a, b)``, the member key is split in two: the first draws
+``k`` flat indices ``floor(uniform(k) * a * b)`` (with replacement; float32 uniforms, so
+for ``a * b`` beyond 2**24 not every entry is reachable), the second ``k`` normal values
+times ``+-sigma``. Non-matrix parameters get EGGROLL's full noise. ``rank`` is accepted and
+ignored; ``q_multiplier`` is stored and not used.
+
+The forward primitives index the FIRST axis of ``x``: they are right for one member's
+unbatched input ``x`` of shape ``(in,)``, the way models call them under ``vmap``; a batched
+``(batch, in)`` input is indexed along its batch axis, as upstream does.
+"""
+import jax
+import jax.numpy as jnp
+
+from . import _estimators, _forward, _update
+from ._fitness import standardize_fitnesses
+from ._gaussian import get_lora_update_params, get_nonlora_update_params
+from ._member import antithetic_sigma, member_key
+from ._validate import check_count
+from .base_noiser import Noiser
+
+__all__ = [
+    "Sparse", "get_sparse_update_params", "get_lora_update_params", "get_nonlora_update_params",
+]
+
+
+def get_sparse_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
+    """One member's sparse perturbation of ``param`` ``(a, b)``: ``(values, rows, cols)``, each ``(k,)``.
+
+    ``values`` has ``param.dtype`` (times the signed ``base_sigma``); ``rows = flat // b`` and
+    ``cols = flat % b`` are int32. Repeated indices add up.
+    """
+    a, b = param.shape
+    k = max(a, b)
+    index_key, value_key = jax.random.split(member_key(frozen_noiser_params, iterinfo, key), 2)
+    flat = jnp.floor(jax.random.uniform(index_key, (k,)) * (a * b)).astype(jnp.int32)
+    values = jax.random.normal(value_key, shape=(k,), dtype=param.dtype)
+    return values * antithetic_sigma(base_sigma, iterinfo[1]), flat // b, flat % b
+
+
+def _simple_full_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
+    """Fitness-weighted mean of full noise for a ``PARAM`` leaf (zeros if ``freeze_nonlora``)."""
+    return _estimators.nonlora_gradient(
+        get_nonlora_update_params, base_sigma, param, key, scores, iterinfo, frozen_noiser_params
+    )
+
+
+def _simple_sparse_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
+    """``mean_n(f_n * S_n) * k / (a * b)`` for a matrix ``(a, b)``, ``S_n`` the member's sparse matrix.
+
+    The weighted values ``(N, k)`` are scatter-added into an ``(N, a, b)`` array of
+    ``param.dtype`` (so they are rounded to it first), then averaged over members.
+    """
+    values, rows, cols = _estimators.draw_population(
+        get_sparse_update_params, frozen_noiser_params, base_sigma, iterinfo, param, key
+    )
+    a, b = param.shape
+    N, k = values.shape
+    weighted = jnp.reshape(scores, (N, 1)) * values
+    dense = jnp.zeros((N, a, b), dtype=param.dtype).at[jnp.arange(N)[:, None], rows, cols].add(weighted)
+    return jnp.mean(dense, axis=0) * (k / (a * b))
+
+
+_noop_update = _estimators.zero_gradient
+
+# Indexed by the es_map class: PARAM, MM_PARAM, EMB_PARAM, EXCLUDED.
+_UPDATE_FNS = (_simple_full_update, _simple_sparse_update, _noop_update, _noop_update)
+
+
+class Sparse(Noiser):
+    """Antithetic evolution strategies with ``max(a, b)``-sparse matrix perturbations."""
+
+    @classmethod
+    def init_noiser(cls, params, sigma, lr, *args, solver=None, solver_kwargs=None, group_size=0,
+                    freeze_nonlora=False, noise_reuse=0, rank=1, q_multiplier=1, **kwargs):
+        """Returns ``(frozen_noiser_params, noiser_params)``.
+
+        frozen: ``group_size``, ``freeze_nonlora``, ``noise_reuse``, ``solver``, ``q_multiplier``
+        (no ``rank``); noiser_params: ``{"sigma": sigma, "opt_state": ...}``.
+        """
+        check_count("group_size", group_size, 0)
+        check_count("noise_reuse", noise_reuse, 0)
+        true_solver = _update.build_solver(lr, solver, solver_kwargs)
+        frozen = {"group_size": group_size, "freeze_nonlora": freeze_nonlora, "noise_reuse": noise_reuse,
+                  "solver": true_solver, "q_multiplier": q_multiplier}
+        return frozen, {"sigma": sigma, "opt_state": true_solver.init(params)}
+
+    @classmethod
+    def do_mm(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
+        """``x @ param.T`` plus the sparse perturbation, for one member's ``x`` ``(in,)`` and ``param`` ``(out, in)``."""
+        base_ans = x @ param.T
+        if iterinfo is None:
+            return base_ans
+        values, rows, cols = get_sparse_update_params(frozen_noiser_params, noiser_params["sigma"], iterinfo,
+                                                      param, base_key)
+        return base_ans.at[rows].add(x[cols] * values)
+
+    @classmethod
+    def do_Tmm(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
+        """``x @ param`` plus the same scatter as :meth:`do_mm` with ``param``'s axes read as ``(rows, cols)``.
+
+        For a non-square ``param`` ``(in, out)`` this is not the transpose of :meth:`do_mm`'s
+        perturbation (row indices address the output and may exceed it: out-of-range adds are
+        dropped, out-of-range reads of ``x`` are clamped), matching upstream.
+        """
+        base_ans = x @ param
+        if iterinfo is None:
+            return base_ans
+        values, rows, cols = get_sparse_update_params(frozen_noiser_params, noiser_params["sigma"], iterinfo,
+                                                      param, base_key)
+        return base_ans.at[rows].add(x[cols] * values)
+
+    @classmethod
+    def do_emb(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
+        """Not supported by this noiser: raises ``NotImplementedError``."""
+        raise NotImplementedError("Sparse has no embedding lookup; mark embeddings EXCLUDED")
+
+    @classmethod
+    def get_noisy_standard(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo):
+        """``param + sigma * (+-normal)`` for this member; ``param`` if unperturbed or frozen."""
+        return _forward.noisy_standard(get_nonlora_update_params, frozen_noiser_params, noiser_params,
+                                       param, base_key, iterinfo)
+
+    @classmethod
+    def convert_fitnesses(cls, frozen_noiser_params, noiser_params, raw_scores, num_episodes_list=None):
+        """Standardised fitnesses ``(N,)``; see ``_fitness.standardize_fitnesses``."""
+        return standardize_fitnesses(raw_scores, frozen_noiser_params["group_size"])
+
+    @classmethod
+    def _do_update(cls, param, base_key, fitnesses, iterinfos, map_classification, sigma,
+                   frozen_noiser_params, **kwargs):
+        """Descent direction ``-(estimate * sqrt(N))`` for one leaf of es_map class ``map_classification``."""
+        return _update.leaf_gradient(_UPDATE_FNS[map_classification], param, base_key, fitnesses,
+                                     iterinfos, sigma, frozen_noiser_params)
+
+    @classmethod
+    def do_updates(cls, frozen_noiser_params, noiser_params, params, base_keys, fitnesses, iterinfos, es_map):
+        """One optimizer step; returns ``(noiser_params, new_params)`` (``noiser_params`` updated in place)."""
+        grads = _update.gradient_tree(
+            lambda p, k, m: cls._do_update(p, k, fitnesses, iterinfos, m, noiser_params["sigma"],
+                                           frozen_noiser_params),
+            params, base_keys, es_map,
+        )
+        return _update.apply_solver(frozen_noiser_params, noiser_params, params, grads)
