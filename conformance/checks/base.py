@@ -82,6 +82,7 @@ class Check:
     own_rng_relations: bool = False
     default_kind: str = "exact"
     output_kinds: dict = {}
+    keep_output_details: bool = False
 
     def cases(self, profile: str) -> list[Case]:
         raise NotImplementedError

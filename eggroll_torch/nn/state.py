@@ -29,7 +29,7 @@ def pack(noiser_params) -> list:
     return packed
 
 
-def check_packed(current, packed, device: torch.device) -> list:
+def check_packed(current, packed) -> list:
     """Validate ``packed`` against the live ``current`` state; returns leaves ready for :func:`unpack`.
 
     Raises ``ValueError``/``TypeError`` when the leaf count, a tensor's shape or dtype, or a
@@ -64,7 +64,6 @@ def check_packed(current, packed, device: torch.device) -> list:
             ready.append(saved)
         else:
             ready.append(saved)
-    del device
     return ready
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .exact_arith import fma_f32, sqrt_f32
+from .exact_arith import fma_f32, sqrt_exact
 
 
 def _f32(bits: int) -> float:
@@ -91,7 +91,7 @@ def erf_inv_f32(u: torch.Tensor) -> torch.Tensor:
     """XLA:CPU ``erf_inv`` for float32 u in (-1, 1); +-inf at +-1."""
     minus_w = log1p_f32(_mul(u, -u))
     central = minus_w > -5.0
-    t = torch.where(central, _add(-2.5, -minus_w), _add(sqrt_f32(-minus_w), -3.0))
+    t = torch.where(central, _add(-2.5, -minus_w), _add(sqrt_exact(-minus_w), -3.0))
     small = torch.tensor(_ERFINV_SMALL, dtype=torch.float32, device=u.device)
     large = torch.tensor(_ERFINV_LARGE, dtype=torch.float32, device=u.device)
     p = torch.where(central, small[0], large[0])

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .exact_arith import fma_f64
+from .exact_arith import fma_f64, sqrt_exact
 
 _LOG1P_SMALL = 0.41421356237309503
 _LOG1P_P = (4.52700008624452e-05, 0.49854102823193375, 6.578732594206104, 29.911919328553072,
@@ -80,7 +80,7 @@ def erf_inv_f64(u: torch.Tensor) -> torch.Tensor:
     w = -log1p_f64(u * -u)
     first = w < 6.25
     second = w < 16.0
-    t = torch.where(first, w - 3.125, torch.sqrt(w) - torch.where(second, const(3.25), const(5.0)))
+    t = torch.where(first, w - 3.125, sqrt_exact(w) - torch.where(second, const(3.25), const(5.0)))
 
     def pick(triple):
         return torch.where(first, const(triple[0]), torch.where(second, const(triple[1]), const(triple[2])))

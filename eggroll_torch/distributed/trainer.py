@@ -1,0 +1,196 @@
+"""``DistributedTrainer``: one ``EggrollTrainer`` per rank, the population split across ranks.
+
+Every rank holds the full model and the same trainer state. One generation:
+
+1. rank ``r`` builds the perturbed members of its contiguous range of thread ids
+   (:mod:`.partition`: whole antithetic pairs) and runs ``fitness_fn`` on them;
+2. the raw scores are all-gathered into the full ``(N,)`` vector, the same bits on every rank
+   (:mod:`.fitness_exchange`); only these N numbers cross the network;
+3. every rank calls the single-process ``EggrollTrainer.update`` on that vector: the same code,
+   inputs and reduction order as a single-process run, so parameters and optimizer state stay
+   bit-identical across ranks without sending any weights, and equal the single-process run's
+   for any world size (as long as ``fitness_fn`` scores a member the same whichever rank and
+   batch it runs in).
+
+Nothing in the trainer state depends on the world size, so a checkpoint (the plain
+``EggrollTrainer.state_dict()``) resumes on any number of ranks, or in a single process.
+
+Failures end the run on every rank instead of hanging or drifting apart: a dead or late rank
+makes its peers' next collective raise :class:`RankFailureError` within the process group's
+timeout; a rank whose ``fitness_fn`` raises tells its peers in the fitness exchange; a rank
+stuck in ``fitness_fn`` is interrupted by a :class:`Watchdog` after ``timeout_s``; and every
+``check_every`` epochs a checksum of the state is compared across ranks (:class:`DivergenceError`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+
+import torch
+import torch.distributed as dist
+
+from eggroll_torch.nn import EggrollTrainer, Population
+from eggroll_torch.nn import checks
+from . import checksum
+from .collectives import agree, group_device
+from .fitness_exchange import check_local_fitness, gather_fitness
+from .local_population import local_population
+from .partition import member_ranges
+from .watchdog import Watchdog
+
+FitnessFn = Callable[[Population, range], torch.Tensor]
+
+
+class DistributedTrainer:
+    """Spreads ``trainer``'s population over the ranks of ``group`` (default: the whole world).
+
+    Args:
+        trainer: this rank's ``EggrollTrainer``, built identically on every rank (same module
+            initialization, seed and settings); this is verified on construction.
+        group: the process group (``torch.distributed`` must be initialized, e.g. by
+            :func:`init_distributed`); its backend's device must be the trainer's (NCCL: the
+            rank's GPU; gloo: CPU).
+        check_every: compare a checksum of the trainer state across ranks after every epoch
+            that is a multiple of this (0 never; the construction-time check always runs).
+        timeout_s: the watchdog deadline of this rank's ``fitness_fn``; ``None`` disables it.
+            Use the process group's timeout, so that a stuck rank and its waiting peers fail
+            at about the same time.
+
+    Construction, :meth:`step`, :meth:`check_in_sync`, :meth:`load_state_dict`,
+    :meth:`save_checkpoint` and :meth:`load_checkpoint` are collective: every rank calls them
+    in the same order. Change the trainer only through this object.
+    """
+
+    def __init__(
+        self,
+        trainer: EggrollTrainer,
+        *,
+        group=None,
+        check_every: int = 10,
+        timeout_s: float | None = 600.0,
+    ):
+        if not isinstance(trainer, EggrollTrainer):
+            raise TypeError(f"trainer must be an eggroll_torch.nn.EggrollTrainer, got {type(trainer).__name__}")
+        if not dist.is_initialized():
+            raise RuntimeError(
+                "torch.distributed is not initialized; call eggroll_torch.distributed.init_distributed() "
+                "(under torchrun) before building a DistributedTrainer"
+            )
+        self.check_every = checks.count("check_every", check_every, 0)
+        if timeout_s is not None:
+            timeout_s = checks.positive_float("timeout_s", timeout_s)
+        comm_device = group_device(group)
+        if comm_device.type != trainer.device.type or (comm_device.type == "cuda" and comm_device != trainer.device):
+            raise ValueError(
+                f"the process group's backend {dist.get_backend(group)!r} communicates on {comm_device} but "
+                f"the trainer's parameters are on {trainer.device}; use NCCL with each rank's model on "
+                "its own GPU (cuda:LOCAL_RANK), or gloo with the model on the CPU"
+            )
+        self.rank = dist.get_rank(group)
+        self.world_size = dist.get_world_size(group)
+        self.ranges = member_ranges(trainer.population_size, self.world_size)
+        self.trainer = trainer
+        self.group = group
+        self._comm_device = comm_device
+        self._watchdog = None if timeout_s is None else Watchdog(timeout_s)
+        self._generation = 0
+        self.check_in_sync(when="when the DistributedTrainer was built")
+
+    @property
+    def members(self) -> range:
+        """The thread ids this rank evaluates."""
+        return self.ranges[self.rank]
+
+    def population(self) -> Population:
+        """This rank's members of the current epoch as one callable (size ``len(members)``)."""
+        generation = self._generation
+        return local_population(self.trainer, self.members, lambda: self._generation == generation)
+
+    def step(self, fitness_fn: FitnessFn) -> dict:
+        """One generation on every rank; returns the trainer's metrics (the same on every rank).
+
+        ``fitness_fn(population, members)`` gets this rank's :meth:`population` and its thread
+        ids ``members`` (a ``range``; member ``j`` of the population is thread id
+        ``members.start + j``) and returns their raw scores, shape ``(len(members),)``, on the
+        trainer's device. The single-process equivalent is
+        ``trainer.step(lambda pop: fitness_fn(pop, range(N)))``.
+        """
+        when = f"in epoch {self.trainer.epoch}"
+        population = self.population()
+        section = (
+            contextlib.nullcontext()
+            if self._watchdog is None
+            else self._watchdog.armed(f"rank {self.rank}: fitness_fn for thread ids {self.members.start}.."
+                                      f"{self.members.stop - 1} {when}")
+        )
+        try:
+            with section:
+                scores = fitness_fn(population, self.members)
+            outcome = check_local_fitness(scores, self.members, self.trainer.device)
+        except Exception as error:  # every failure must reach the peers through the exchange
+            outcome = error
+        raw = gather_fitness(
+            outcome, self.ranges, comm_device=self._comm_device, out_device=self.trainer.device,
+            group=self.group, when=when,
+        )
+        metrics = self.trainer.update(raw)
+        self._generation += 1
+        if self.check_every and self.trainer.epoch % self.check_every == 0:
+            self.check_in_sync(when=f"after epoch {metrics['epoch']}")
+        return metrics
+
+    def check_in_sync(self, *, when: str = "on request") -> int:
+        """Compare the checksum of the trainer state across ranks; returns it, or raises
+        :class:`DivergenceError` on every rank."""
+        return checksum.check_in_sync(self.trainer.state_dict(), device=self._comm_device, group=self.group, when=when)
+
+    def state_dict(self) -> dict:
+        """The trainer's ``state_dict()``: identical on every rank, independent of the world size."""
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        """Load the same ``EggrollTrainer`` state on every rank (saved with any world size)."""
+        error = None
+        try:
+            self.trainer.load_state_dict(state_dict)
+        except Exception as caught:  # the peers must learn that this rank did not load
+            error = caught
+        self._generation += 1
+        agree(error, group=self.group, what="loading the trainer state")
+        self.check_in_sync(when="after load_state_dict")
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write the trainer state to ``path`` (rank 0 writes, atomically; every rank returns once
+        it exists). Resume with :meth:`load_checkpoint` on any world size, or in one process with
+        ``trainer.load_state_dict(torch.load(path))``."""
+        self.check_in_sync(when=f"before saving {os.fspath(path)!r}")
+        error = None
+        if self.rank == 0:
+            try:
+                _atomic_save(self.trainer.state_dict(), path)
+            except Exception as caught:  # the peers must learn that no checkpoint was written
+                error = caught
+        agree(error, group=self.group, what=f"writing the checkpoint {os.fspath(path)!r}")
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Every rank reads ``path`` (which must be visible to every node) and loads it."""
+        error, state_dict = None, None
+        try:
+            state_dict = torch.load(path, map_location=self.trainer.device, weights_only=True)
+        except Exception as caught:  # the peers must learn that this rank could not read it
+            error = caught
+        agree(error, group=self.group, what=f"reading the checkpoint {os.fspath(path)!r}")
+        self.load_state_dict(state_dict)
+
+
+def _atomic_save(state_dict: Mapping, path: str | os.PathLike) -> None:
+    """``torch.save`` through a temporary file and a rename, so ``path`` is never half-written."""
+    path = os.fspath(path)
+    partial = f"{path}.partial-{os.getpid()}"
+    try:
+        torch.save(state_dict, partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)

@@ -1,0 +1,30 @@
+"""Whether the Triton kernels of this package can run for tensors on a given device.
+
+Triton is optional: it is not a dependency of the package. Kernels run on CUDA devices when
+``triton`` imports, and on CPU tensors only under Triton's interpreter (``TRITON_INTERPRET=1``
+set before the first import of triton), which is how the tests check them without a GPU.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+
+
+def triton_installed() -> bool:
+    """True when the ``triton`` package can be imported."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpreting() -> bool:
+    """True when Triton's CPU interpreter is switched on for this process."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_usable(device: torch.device | str) -> bool:
+    """True when the kernels can run on tensors living on ``device``."""
+    if not triton_installed():
+        return False
+    kind = torch.device(device).type
+    return kind == "cuda" or (kind == "cpu" and interpreting())

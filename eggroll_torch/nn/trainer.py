@@ -1,0 +1,364 @@
+"""``EggrollTrainer``: evolution strategies over the parameters of any ``nn.Module``.
+
+The trainer is a thin shell around the functional layer: the module's parameters become the
+nested dict ``params`` (path ``"0.weight"`` -> ``params["0"]["weight"]``), keys come from
+``simple_es_tree_key`` (:mod:`.param_tree`), and every epoch calls the noiser's
+``convert_fitnesses`` and ``do_updates`` on that dict with ``iterinfo = (epochs, thread_ids)``,
+``epochs`` all equal to the trainer's epoch and ``thread_ids = arange(N)``. The update is
+therefore the functional layer's, bit for bit, for the same params, keys and fitnesses.
+
+Population size: any N >= 1 is accepted, as upstream accepts it. Members ``2i`` and ``2i + 1``
+are an antithetic pair; with an odd N the last member has no partner, which leaves the estimate
+unbiased but noisier, so prefer an even N.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+from eggroll_torch import random as es_random
+from eggroll_torch.models.common import MM_PARAM, PARAM
+from eggroll_torch.optim import resolve_solver
+from . import checks, state
+from .es_classes import named_parameters_with_owner, resolve_es_classes
+from .noisers import low_rank_factors, resolve_noiser
+from .param_tree import assign_keys, flatten_paths, nest
+from .population import Population
+
+
+class EggrollTrainer:
+    """Trains ``module`` in place with EGGROLL (or another noiser) and a population of N members.
+
+    Args:
+        module: any ``nn.Module``; its parameters are updated in place after every step.
+        sigma: noise scale (> 0). lr: learning rate handed to the solver.
+        population_size: N, members per epoch (thread ids ``0 .. N-1``).
+        rank: rank r of the low-rank matrix noise (>= 1).
+        noiser: a name from ``eggroll_torch.noiser.all_noisers`` (default ``"eggroll"``) or a
+            ``Noiser`` subclass.
+        solver: ``"sgd"`` (default), ``"adam"``, ``"adamw"``, an optax-style factory
+            ``(lr, **solver_kwargs) -> GradientTransformation`` (e.g. ``eggroll_torch.optim.adamw``)
+            or a ``torch.optim.Optimizer`` class (outside the JAX parity guarantee).
+        solver_kwargs: keyword arguments of the solver besides the learning rate.
+        group_size: 0 normalizes fitnesses over the whole population; G > 0 (dividing N)
+            subtracts each group's mean.
+        noise_reuse: 0 keeps the same noise every epoch (upstream's default), 1 redraws each
+            epoch, n shares noise over blocks of n epochs.
+        freeze_nonlora: no noise and no update for non-matrix (``PARAM``) parameters.
+        seed, es_key: the ES key is ``es_key`` (a ``torch.uint32`` tensor of shape ``(2,)``) or
+            ``eggroll_torch.random.key(seed)``; give at most one (default ``seed=0``).
+        device: moves ``module`` there first (``module.to(device)``); default: where its
+            parameters are. All parameters must be on one device.
+        es_classes: ``{parameter path: PARAM | MM_PARAM | EMB_PARAM | EXCLUDED}`` overriding
+            the defaults of :mod:`.es_classes`.
+        noiser_kwargs: further ``init_noiser`` arguments (``use_batched_update``,
+            ``trust_region_norm``, ...).
+
+    Every argument is validated before the module or any state is touched.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        sigma: float,
+        lr: float,
+        *,
+        population_size: int,
+        rank: int = 1,
+        noiser="eggroll",
+        solver="sgd",
+        solver_kwargs: Mapping | None = None,
+        group_size: int = 0,
+        noise_reuse: int = 0,
+        freeze_nonlora: bool = False,
+        seed: int | None = None,
+        es_key: torch.Tensor | None = None,
+        device: torch.device | str | None = None,
+        es_classes: Mapping[str, int] | None = None,
+        noiser_kwargs: Mapping | None = None,
+    ):
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+        sigma = checks.positive_float("sigma", sigma)
+        lr = checks.finite_float("lr", lr)
+        self.population_size = checks.count("population_size", population_size, 1)
+        rank = checks.count("rank", rank, 1)
+        group_size = checks.group_size(group_size, self.population_size)
+        noise_reuse = checks.count("noise_reuse", noise_reuse, 0)
+        if not isinstance(freeze_nonlora, bool):
+            raise TypeError(f"freeze_nonlora must be True or False, got {freeze_nonlora!r}")
+        self.noiser = resolve_noiser(noiser)
+        solver_fn = resolve_solver(solver)
+        if solver_kwargs is not None and not isinstance(solver_kwargs, Mapping):
+            raise TypeError(f"solver_kwargs must be a dict of keyword arguments, got {type(solver_kwargs).__name__}")
+        if noiser_kwargs is not None and not isinstance(noiser_kwargs, Mapping):
+            raise TypeError(f"noiser_kwargs must be a dict of keyword arguments, got {type(noiser_kwargs).__name__}")
+        es_key = _resolve_es_key(seed, es_key)
+        classes = resolve_es_classes(module, es_classes)
+        _check_parameters(module, device)
+
+        if device is not None:
+            module.to(device)
+        self.module = module
+        params = _read_params(module)
+        self.device = next(iter(params.values())).device
+        self.es_classes = classes
+        self.es_key = es_key.to(self.device)
+        self._keys = assign_keys(params, self.es_key)
+        self._frozen, self._noiser_params = self.noiser.init_noiser(
+            nest(params), sigma, lr,
+            solver=solver_fn, solver_kwargs=dict(solver_kwargs or {}),
+            group_size=group_size, freeze_nonlora=freeze_nonlora, noise_reuse=noise_reuse, rank=rank,
+            **dict(noiser_kwargs or {}),
+        )
+        self._signature = {path: (p.shape, p.dtype) for path, p in params.items()}
+        self.epoch = 0
+        self._generation = 0
+
+    @property
+    def keys(self) -> dict[str, torch.Tensor]:
+        """The ES key of every parameter path (see :mod:`.param_tree` for how they are assigned)."""
+        return dict(self._keys)
+
+    @property
+    def frozen_noiser_params(self) -> dict:
+        """The functional layer's ``frozen_noiser_params`` built by ``init_noiser``."""
+        return self._frozen
+
+    @property
+    def noiser_params(self):
+        """The functional layer's ``noiser_params`` (``{"sigma", "opt_state"}``), read-only by contract."""
+        return self._noiser_params
+
+    def iterinfo(self, members: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(epochs, thread_ids)`` of the current epoch for thread ids ``members`` (default all
+        N): two int32 tensors of length ``len(members)``."""
+        members = self._members(members)
+        return (
+            torch.full((len(members),), self.epoch, dtype=torch.int32, device=self.device),
+            torch.arange(members.start, members.stop, dtype=torch.int32, device=self.device),
+        )
+
+    def population(self, members: range | None = None) -> Population:
+        """The current epoch's perturbed members as one callable (see :class:`Population`).
+
+        ``members``: a contiguous ``range`` of thread ids to build (default ``range(N)``), e.g.
+        one worker's share; member ``j`` of the result is thread id ``members.start + j`` and
+        sees exactly the noise it has in the full population.
+        """
+        members = self._members(members)
+        params = self._current_params()
+        iterinfo = self.iterinfo(members)
+        shared, values, factors = dict(params), {}, {}
+        for path, param in params.items():
+            es_class, key = self.es_classes[path], self._keys[path]
+            if es_class == MM_PARAM:
+                drawn = low_rank_factors(self.noiser, self._frozen, self._noiser_params, param, key, iterinfo)
+                if drawn is not None:
+                    factors[path] = drawn
+            elif es_class == PARAM:
+                noisy = self.noiser.get_noisy_standard(self._frozen, self._noiser_params, param, key, iterinfo)
+                if noisy.ndim == param.ndim + 1:
+                    values[path] = noisy
+        matrices = [path for path, c in self.es_classes.items() if c == MM_PARAM]
+        vectorized = len(factors) == len(matrices)
+        generation = self._generation
+        return Population(
+            self.module,
+            size=len(members),
+            epoch=self.epoch,
+            shared=shared,
+            values=values,
+            factors=factors if vectorized else None,
+            member_routes=None if vectorized else self._member_routes(matrices, members),
+            is_current=lambda: self._generation == generation,
+        )
+
+    def _members(self, members: range | None) -> range:
+        if members is None:
+            return range(self.population_size)
+        if not isinstance(members, range) or members.step != 1:
+            raise TypeError(f"members must be a contiguous range of thread ids, got {members!r}")
+        if len(members) == 0 or members.start < 0 or members.stop > self.population_size:
+            raise ValueError(
+                f"members={members!r} must be a non-empty range inside range({self.population_size}), "
+                "the population's thread ids"
+            )
+        return members
+
+    def _member_routes(self, matrices: list[str], members: range) -> Callable[[int], dict]:
+        """``index -> {path: route}`` calling the noiser's own ``do_mm`` for thread id
+        ``members.start + index`` with ``iterinfo = (epoch, thread_id)`` as Python ints."""
+        frozen, noiser_params, epoch = self._frozen, self._noiser_params, self.epoch
+
+        def routes(index: int) -> dict:
+            iterinfo = (epoch, members.start + index)
+
+            def route_for(path):
+                key = self._keys[path]
+                return lambda x, weight: self.noiser.do_mm(frozen, noiser_params, weight, key, iterinfo, x)
+
+            return {path: route_for(path) for path in matrices}
+
+        return routes
+
+    def update(self, raw_fitness: torch.Tensor) -> dict:
+        """Shape ``raw_fitness`` (one score per member of the current epoch, higher is better),
+        update the parameters, advance the epoch.
+
+        Returns ``{"epoch": the epoch just evaluated, "fitness_mean", "fitness_max",
+        "fitness_min": raw-score statistics, "update_norm": global L2 norm of the parameter
+        change}``, the statistics as 0-d tensors on the trainer's device (no host sync). Bad
+        fitness raises before anything changes.
+        """
+        raw = checks.raw_fitness(raw_fitness, self.population_size, self.device)
+        fitnesses = self.noiser.convert_fitnesses(self._frozen, self._noiser_params, raw)
+        if fitnesses.numel() != self.population_size:
+            raise ValueError(
+                f"noiser {self.noiser.__name__} shaped {self.population_size} raw fitnesses into "
+                f"{fitnesses.numel()} values, but the update needs one per member; for eggrollbs use "
+                "population_size == group_size"
+            )
+        params = self._current_params()
+        new_noiser_params, new_tree = self.noiser.do_updates(
+            self._frozen, dict(self._noiser_params), nest(params), nest(self._keys), fitnesses,
+            self.iterinfo(), nest(self.es_classes),
+        )
+        new_params = flatten_paths(new_tree)
+        stats_dtype = torch.promote_types(raw.dtype, torch.float32)
+        metrics = {
+            "epoch": self.epoch,
+            "fitness_mean": raw.to(stats_dtype).mean(),
+            "fitness_max": raw.max().to(stats_dtype),
+            "fitness_min": raw.min().to(stats_dtype),
+            "update_norm": _change_norm(params, new_params),
+        }
+        self._write_params(new_params)
+        self._noiser_params = new_noiser_params
+        self.epoch += 1
+        self._generation += 1
+        return metrics
+
+    def step(self, fitness_fn: Callable[[Population], torch.Tensor]) -> dict:
+        """One ES epoch: ``raw = fitness_fn(self.population())``, then :meth:`update` ``(raw)``.
+
+        ``fitness_fn`` receives the callable :class:`Population` (``pop(x)`` runs all N members)
+        and returns the raw fitness tensor of shape ``(N,)``, member ``i`` at index ``i``.
+        """
+        return self.update(fitness_fn(self.population()))
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue bit-identically: parameters, solver state,
+        epoch, ES key and per-parameter keys; only tensors, numbers, lists and dicts, so
+        ``torch.load(path)`` (``weights_only=True``) reads it back."""
+        return {
+            "epoch": self.epoch,
+            "params": {path: p.detach().clone() for path, p in self._current_params().items()},
+            "noiser_state": state.pack(self._noiser_params),
+            "es_key": self.es_key.clone(),
+            "keys": {path: k.clone() for path, k in self._keys.items()},
+        }
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        """Restore a :meth:`state_dict` of a trainer built with the same module architecture,
+        solver and noiser settings. Everything is validated before anything is written."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a dict from EggrollTrainer.state_dict(), got {type(state_dict).__name__}")
+        missing = {"epoch", "params", "noiser_state", "es_key", "keys"} - set(state_dict)
+        if missing:
+            raise ValueError(f"state_dict lacks {sorted(missing)}; pass a dict from EggrollTrainer.state_dict()")
+        epoch = checks.count("state_dict['epoch']", state_dict["epoch"], 0)
+        params = _checked_tensors("params", state_dict["params"], self._signature)
+        keys = _checked_tensors(
+            "keys", state_dict["keys"], {path: (torch.Size([2]), torch.uint32) for path in self._signature}
+        )
+        es_key = es_random.keys.check_keys(state_dict["es_key"], "state_dict['es_key']")
+        noiser_leaves = state.check_packed(self._noiser_params, state_dict["noiser_state"])
+
+        self._write_params(params)
+        self._noiser_params = state.unpack(self._noiser_params, noiser_leaves)
+        self._keys = {path: k.to(self.device, copy=True) for path, k in keys.items()}
+        self.es_key = es_key.to(self.device, copy=True)
+        self.epoch = epoch
+        self._generation += 1
+
+    def _current_params(self) -> dict[str, torch.Tensor]:
+        params = _read_params(self.module)
+        if {path: (p.shape, p.dtype) for path, p in params.items()} != self._signature:
+            raise RuntimeError(
+                "the module's parameters changed shape, dtype or names since the trainer was "
+                "built; build a new EggrollTrainer for the changed module"
+            )
+        return params
+
+    def _write_params(self, new_params: Mapping[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for path, _, _, param in named_parameters_with_owner(self.module):
+                param.copy_(new_params[path])
+
+
+def _read_params(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``{path: detached parameter}``: the module's own storage, in ``named_parameters`` order."""
+    return {path: p.detach() for path, _, _, p in named_parameters_with_owner(module)}
+
+
+def _resolve_es_key(seed, es_key) -> torch.Tensor:
+    if seed is not None and es_key is not None:
+        raise ValueError("give seed or es_key, not both: es_key is the key itself, seed builds one with random.key(seed)")
+    if es_key is None:
+        return es_random.key(0 if seed is None else checks.count("seed", seed, 0))
+    es_random.keys.check_keys(es_key, "es_key")
+    if es_key.shape != (2,):
+        raise ValueError(f"es_key must be one key of shape (2,), got shape {tuple(es_key.shape)}")
+    return es_key
+
+
+def _check_parameters(module: nn.Module, device) -> None:
+    params = [p for _, _, _, p in named_parameters_with_owner(module)]
+    if not params:
+        raise ValueError("module has no parameters, so there is nothing to evolve; pass a module with parameters")
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in params):
+        raise ValueError("module has uninitialized (lazy) parameters; run one forward pass before building the trainer")
+    devices = {p.device for p in params}
+    if device is None and len(devices) > 1:
+        raise ValueError(
+            f"module's parameters are on several devices {sorted(map(str, devices))}; pass device= "
+            "to move them all to one"
+        )
+
+
+def _checked_tensors(name: str, saved, signature: Mapping) -> dict[str, torch.Tensor]:
+    if not isinstance(saved, Mapping) or set(saved) != set(signature):
+        got = sorted(saved) if isinstance(saved, Mapping) else type(saved).__name__
+        raise ValueError(
+            f"state_dict[{name!r}] has entries {got} but this trainer's parameters are "
+            f"{sorted(signature)}; load a state saved from the same architecture"
+        )
+    for path, (shape, dtype) in signature.items():
+        tensor = saved[path]
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"state_dict[{name!r}][{path!r}] must be a tensor, got {type(tensor).__name__}")
+        if tensor.dtype != dtype:
+            raise TypeError(
+                f"state_dict[{name!r}][{path!r}] is {tensor.dtype} but the trainer's is {dtype}; "
+                "cast the module or the state so they agree"
+            )
+        if tensor.shape != shape:
+            raise ValueError(
+                f"state_dict[{name!r}][{path!r}] has shape {tuple(tensor.shape)}, the trainer's "
+                f"{tuple(shape)}; load a state saved from the same architecture"
+            )
+    return dict(saved)
+
+
+def _change_norm(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Global L2 norm of ``new - old`` over all parameters, accumulated in float32 (float64 for
+    float64 parameters)."""
+    total = None
+    for path, before in old.items():
+        wide = torch.promote_types(before.dtype, torch.float32)
+        part = (new[path].to(wide) - before.to(wide)).square().sum()
+        total = part if total is None else total.to(torch.promote_types(total.dtype, part.dtype)) + part
+    return torch.zeros(()) if total is None else total.sqrt()
