@@ -40,7 +40,7 @@ class Entry:
 def storable(array) -> tuple[np.ndarray, str]:
     """``(array as stored, dtype name)``; bfloat16 becomes float32, exactly."""
     name = dtype_name(array) if hasattr(array, "dtype") else np.asarray(array).dtype.name
-    return np.ascontiguousarray(to_numpy(array)), name
+    return np.array(to_numpy(array), order="C", copy=True), name
 
 
 def _sha(array: np.ndarray) -> str:

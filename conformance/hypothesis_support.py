@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_MILLI = float(np.float32(1e-3))
+
 PROFILES = {
     "ci": {"max_examples": 12, "derandomize": True, "shrink": False},
     "deep": {"max_examples": 150, "derandomize": False, "shrink": True},
@@ -35,7 +37,7 @@ def float32_vectors(min_size: int, max_size: int, magnitude: float = 1e6):
     elements = st.one_of(
         st.floats(-magnitude, magnitude, width=32),
         st.sampled_from([0.0, 1.0, -1.0, 3.25]),
-        st.floats(-1e-3, 1e-3, width=32),
+        st.floats(-_MILLI, _MILLI, width=32),
     )
     return st.integers(min_size, max_size).flatmap(
         lambda n: hnp.arrays(np.float32, n, elements=elements))

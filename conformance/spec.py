@@ -145,6 +145,7 @@ class TrajectorySpec:
     sigma: float = 0.2
     lr: float = 0.03
     rank: int = 8
+    noise_reuse: int = 0
     noiser: str = "eggroll"
     solver: SolverSpec = field(default_factory=lambda: SolverSpec.make("adamw", b1=0.9, b2=0.999))
 

@@ -218,7 +218,8 @@ class JaxApiAdapter(base.Adapter):
                 es_tree_key_fn=api.common.simple_es_tree_key, sigma=spec.sigma, lr=spec.lr,
                 num_envs=spec.num_envs, in_dim=spec.in_dim, hidden_dims=tuple(spec.hidden_dims),
                 rank=spec.rank, solver=getattr(optax, spec.solver.name),
-                solver_kwargs=spec.solver.kwargs_dict, seed=spec.seed)
+                solver_kwargs=spec.solver.kwargs_dict, seed=spec.seed,
+                noiser_kwargs={"rank": spec.rank, "noise_reuse": spec.noise_reuse})
         params = [trees.map_leaves(_out, p) for p in [run.initial_params, *run.params]]
         return Trajectory(params=params, scores=np.stack([_out(s) for s in run.raw_scores]))
 

@@ -33,7 +33,7 @@ Launch one process per GPU with ``torchrun`` (NCCL) or several CPU processes (gl
 Resume with ``distributed.load_checkpoint("es.pt")`` (or ``trainer.load_state_dict(torch.load
 ("es.pt"))`` in one process).
 """
-from .checksum import check_in_sync, state_checksum
+from .checksum import check_in_sync, state_checksum, state_digest
 from .errors import DivergenceError, RankFailureError
 from .launch import init_distributed
 from .partition import member_ranges
@@ -47,4 +47,5 @@ __all__ = [
     "init_distributed",
     "member_ranges",
     "state_checksum",
+    "state_digest",
 ]

@@ -9,6 +9,7 @@ back, where they are folded together with each leaf's dtype and shape (and non-t
 """
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 import torch
@@ -48,6 +49,19 @@ def state_checksum(state) -> int:
     for value in values:
         folded = (folded * _FOLD_MULTIPLIER + value) % _FOLD_MODULUS
     return folded
+
+
+def state_digest(state) -> str:
+    """SHA-256 hex digest of every leaf of ``state`` (tensors: dtype, shape and bytes, copied to
+    the host; other leaves: ``repr``), for comparing runs across processes, machines and files."""
+    digest = hashlib.sha256()
+    for leaf in tree.leaves(state):
+        if isinstance(leaf, torch.Tensor):
+            digest.update(f"{leaf.dtype}{tuple(leaf.shape)}".encode())
+            digest.update(leaf.detach().contiguous().view(-1).view(torch.uint8).cpu().numpy().tobytes())
+        else:
+            digest.update(repr(leaf).encode())
+    return digest.hexdigest()
 
 
 def check_in_sync(state, *, device: torch.device, group=None, when: str) -> int:

@@ -35,7 +35,6 @@ from eggroll_torch.nn import checks
 from . import checksum
 from .collectives import agree, group_device
 from .fitness_exchange import check_local_fitness, gather_fitness
-from .local_population import local_population
 from .partition import member_ranges
 from .watchdog import Watchdog
 
@@ -94,7 +93,6 @@ class DistributedTrainer:
         self.group = group
         self._comm_device = comm_device
         self._watchdog = None if timeout_s is None else Watchdog(timeout_s)
-        self._generation = 0
         self.check_in_sync(when="when the DistributedTrainer was built")
 
     @property
@@ -104,8 +102,7 @@ class DistributedTrainer:
 
     def population(self) -> Population:
         """This rank's members of the current epoch as one callable (size ``len(members)``)."""
-        generation = self._generation
-        return local_population(self.trainer, self.members, lambda: self._generation == generation)
+        return self.trainer.population(self.members)
 
     def step(self, fitness_fn: FitnessFn) -> dict:
         """One generation on every rank; returns the trainer's metrics (the same on every rank).
@@ -135,7 +132,6 @@ class DistributedTrainer:
             group=self.group, when=when,
         )
         metrics = self.trainer.update(raw)
-        self._generation += 1
         if self.check_every and self.trainer.epoch % self.check_every == 0:
             self.check_in_sync(when=f"after epoch {metrics['epoch']}")
         return metrics
@@ -156,7 +152,6 @@ class DistributedTrainer:
             self.trainer.load_state_dict(state_dict)
         except Exception as caught:  # the peers must learn that this rank did not load
             error = caught
-        self._generation += 1
         agree(error, group=self.group, what="loading the trainer state")
         self.check_in_sync(when="after load_state_dict")
 

@@ -78,28 +78,23 @@ def _member_key(key_ptr, layer, epoch_ptr, pair, NOISE_REUSE: tl.constexpr):
 @triton.jit
 def _normals_kernel(
     key_ptr, epoch_ptr, table_ptr, out_ptr,
-    rows, cols, stride_l, stride_p, stride_row, stride_col,
-    NOISE_REUSE: tl.constexpr, SHIFT: tl.constexpr, MASK: tl.constexpr,
-    COL_MAJOR: tl.constexpr, BLOCK: tl.constexpr,
+    rows, cols, row_blocks, stride_l, stride_p, stride_row, stride_col,
+    NOISE_REUSE: tl.constexpr, SHIFT: tl.constexpr, MASK: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pair = tl.program_id(0)
     layer = tl.program_id(2)
     m0, m1 = _member_key(key_ptr, layer, epoch_ptr, pair, NOISE_REUSE)
-    # Offsets walk the output in memory order so that stores are contiguous.
-    offset = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    valid = offset < rows * cols
-    if COL_MAJOR:
-        row = offset % rows
-        col = offset // rows
-    else:
-        row = offset // cols
-        col = offset % cols
+    # One program covers BLOCK rows of one column: no per-element division, and contiguous
+    # stores in the (.., cols, rows) layout the factors use.
+    col = tl.program_id(1) // row_blocks
+    row = (tl.program_id(1) % row_blocks) * BLOCK + tl.arange(0, BLOCK)
+    valid = row < rows
     counter = (row * cols + col).to(tl.uint32, bitcast=True)
     y0, y1 = threefry2x32(m0, m1, tl.zeros_like(counter), counter)
     mantissa = ((y0 ^ y1) >> SHIFT) & MASK
     value = tl.load(table_ptr + mantissa.to(tl.int32, bitcast=True), mask=valid)
-    dest = out_ptr + layer.to(tl.int64) * stride_l + pair.to(tl.int64) * stride_p
-    tl.store(dest + row * stride_row + col * stride_col, value, mask=valid)
+    dest = out_ptr + layer.to(tl.int64) * stride_l + pair.to(tl.int64) * stride_p + col * stride_col
+    tl.store(dest + row * stride_row, value, mask=valid)
 
 
 def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, table: torch.Tensor, out: torch.Tensor,
@@ -111,10 +106,9 @@ def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, table: torch.T
     table of ``out.dtype``; ``shift``/``mask`` pick the mantissa bits of a hashed word.
     """
     layers, pairs, rows, cols = out.shape
-    col_major = out.stride(2) < out.stride(3)
-    grid = (pairs, triton.cdiv(rows * cols, _BLOCK), layers)
-    _normals_kernel[grid](
+    row_blocks = triton.cdiv(rows, _BLOCK)
+    _normals_kernel[(pairs, row_blocks * cols, layers)](
         layer_keys.view(torch.int32), epoch, table, out,
-        rows, cols, out.stride(0), out.stride(1), out.stride(2), out.stride(3),
-        NOISE_REUSE=noise_reuse, SHIFT=shift, MASK=mask, COL_MAJOR=col_major, BLOCK=_BLOCK,
+        rows, cols, row_blocks, out.stride(0), out.stride(1), out.stride(2), out.stride(3),
+        NOISE_REUSE=noise_reuse, SHIFT=shift, MASK=mask, BLOCK=_BLOCK,
     )

@@ -8,9 +8,8 @@ EGGROLL with baseline subtraction. Any other class, user subclasses included (th
 """
 from __future__ import annotations
 
-import torch
-
 from eggroll_torch.noiser import all_noisers, alteggroll, eggroll, eggroll_baseline_subtraction
+from eggroll_torch.noiser._member import lora_sigma
 from eggroll_torch.noiser.base_noiser import Noiser
 
 _LOW_RANK = {
@@ -40,5 +39,5 @@ def low_rank_factors(noiser: type[Noiser], frozen_noiser_params, noiser_params, 
     factor_fn = _LOW_RANK.get(noiser)
     if factor_fn is None:
         return None
-    base_sigma = noiser_params["sigma"] / torch.tensor(frozen_noiser_params["rank"]).sqrt()
+    base_sigma = lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"], param.dtype, param.device)
     return factor_fn(frozen_noiser_params, base_sigma, iterinfo, param, key)

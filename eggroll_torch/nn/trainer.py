@@ -308,7 +308,7 @@ def _resolve_es_key(seed, es_key) -> torch.Tensor:
     if seed is not None and es_key is not None:
         raise ValueError("give seed or es_key, not both: es_key is the key itself, seed builds one with random.key(seed)")
     if es_key is None:
-        return es_random.key(0 if seed is None else checks.count("seed", seed, 0))
+        return es_random.key(0 if seed is None else seed)
     es_random.keys.check_keys(es_key, "es_key")
     if es_key.shape != (2,):
         raise ValueError(f"es_key must be one key of shape (2,), got shape {tuple(es_key.shape)}")

@@ -7,7 +7,7 @@ import torch
 
 from .. import tree
 from .base import GradientTransformation
-from .numerics import divide_by_broadcast, one_minus_power, safe_increment, weak_scalar
+from .numerics import divide_by_broadcast, one_minus_power, safe_increment, sqrt, weak_scalar
 
 
 class ScaleByAdamState(NamedTuple):
@@ -27,7 +27,18 @@ def _moment(g, t, decay, square: bool):
 
 def _bias_correction(moment, decay, count, dtype):
     correction = one_minus_power(decay, count, dtype)
-    return tree.map(lambda t: divide_by_broadcast(t, correction.to(device=t.device, dtype=t.dtype)), moment)
+    single_leaf = len(tree.leaves(moment)) == 1
+
+    def correct(t):
+        divisor = correction.to(device=t.device, dtype=t.dtype)
+        # optax jits this over the whole tree. XLA rewrites ``t / broadcast(c)`` into a multiply by
+        # ``1 / c`` only when ``c`` has a single consumer: always for leaves that need a cast of
+        # the correction (each cast has one use), for the others only in a one-leaf tree.
+        if single_leaf or t.dtype != dtype:
+            return divide_by_broadcast(t, divisor)
+        return t / divisor
+
+    return tree.map(correct, moment)
 
 
 def _scalar_dtype(params) -> torch.dtype:
@@ -76,7 +87,7 @@ def scale_by_adam(
             mu_hat = _bias_correction(mu, b1, count_inc, scalar_dtype)
         nu_hat = _bias_correction(nu, b2, count_inc, scalar_dtype)
         new_updates = tree.map(
-            lambda m, v: m / (torch.sqrt(v + weak_scalar(eps_root, v)) + weak_scalar(eps, v)), mu_hat, nu_hat
+            lambda m, v: m / (sqrt(v + weak_scalar(eps_root, v)) + weak_scalar(eps, v)), mu_hat, nu_hat
         )
         if mu_dtype is not None:
             mu = tree.map(lambda t: t.to(mu_dtype), mu)

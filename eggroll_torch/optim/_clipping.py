@@ -5,7 +5,7 @@ import torch
 
 from .. import tree
 from .base import GradientTransformation, init_empty_state
-from .numerics import divide_by_broadcast, weak_scalar
+from .numerics import divide_by_broadcast, sqrt, weak_scalar
 
 
 def _sum(leaf: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,7 @@ def global_norm(updates) -> torch.Tensor:
         total = total + _sum(leaf * leaf)
     if isinstance(total, int):
         return torch.zeros(())
-    return torch.sqrt(total)
+    return sqrt(total)
 
 
 def clip_by_global_norm(max_norm) -> GradientTransformation:

@@ -7,6 +7,7 @@ as a tensor of the array's dtype on the array's device gives JAX's bits in both 
 """
 from __future__ import annotations
 
+import numpy
 import torch
 
 def weak_scalar(value, like: torch.Tensor) -> torch.Tensor:
@@ -59,3 +60,54 @@ def divide_by_broadcast(numerator: torch.Tensor, denominator: torch.Tensor) -> t
         return (numerator.to(torch.float32) * reciprocal).to(torch.bfloat16)
     reciprocal = torch.ones((), dtype=denominator.dtype, device=denominator.device) / denominator
     return numerator * reciprocal
+
+
+def sqrt(x: torch.Tensor) -> torch.Tensor:
+    """Correctly rounded square root, as XLA computes it (float16/bfloat16 through float32).
+
+    torch's vectorised CPU ``sqrt`` is off by one ulp for a few percent of float32 and float64
+    inputs. On CPU a float64 root rounded once is exact for the narrower dtypes, and numpy's
+    float64 root is exact for float64; CUDA's ``sqrt`` is already correctly rounded.
+    """
+    if x.device.type != "cpu":
+        return torch.sqrt(x)
+    if x.dtype == torch.float64:
+        return torch.from_numpy(numpy.sqrt(x.detach().numpy()))
+    if x.dtype in (torch.bfloat16, torch.float16):
+        return torch.sqrt(x.to(torch.float64)).to(torch.float32).to(x.dtype)
+    return torch.sqrt(x.to(torch.float64)).to(x.dtype)
+
+
+def _computation_dtype(dtype: torch.dtype) -> torch.dtype:
+    # jnp reductions accumulate bfloat16/float16 in float32 and round the result back once.
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+def mean(x: torch.Tensor, dim, keepdim: bool = False) -> torch.Tensor:
+    """``jnp.mean``: the sum (in float32 for half types) times the reciprocal of the count.
+
+    XLA replaces the division by the constant count with a multiplication by its rounded
+    reciprocal; this does the same, then casts back to ``x.dtype``.
+    """
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    count = 1
+    for d in dims:
+        count *= x.shape[d]
+    compute = _computation_dtype(x.dtype)
+    total = x.to(compute).sum(dim=dims, keepdim=keepdim)
+    reciprocal = torch.tensor(1.0, dtype=compute, device=x.device) / torch.tensor(count, dtype=compute, device=x.device)
+    return (total * reciprocal).to(x.dtype)
+
+
+def var(x: torch.Tensor, dim, keepdim: bool = False) -> torch.Tensor:
+    """``jnp.var`` (population variance, ddof 0) with ``jnp``'s order of operations."""
+    compute = _computation_dtype(x.dtype)
+    wide = x.to(compute)
+    centered = wide - mean(wide, dim, keepdim=True)
+    return mean(centered * centered, dim, keepdim=keepdim).to(x.dtype)
+
+
+def std(x: torch.Tensor, dim, keepdim: bool = False) -> torch.Tensor:
+    """``jnp.std``: the correctly rounded square root of :func:`var`."""
+    compute = _computation_dtype(x.dtype)
+    return sqrt(var(x.to(compute), dim, keepdim=keepdim)).to(x.dtype)

@@ -4,10 +4,16 @@
 ``bits`` lay counters out; ``jax_enable_x64`` (default ``False``) decides whether a seed keeps
 its upper 32 bits. Every function that depends on one of them also takes a per-call keyword
 that overrides the value set here.
+
+The backend does not change any value, only how draws are computed: ``"eager"`` runs torch
+operations block by block, ``"compiled"`` uses fused ``torch.compile`` kernels (a one-time
+compilation of tens of seconds on CPU), ``"auto"`` (default) compiles only for large draws on
+CUDA.
 """
 from __future__ import annotations
 
-_STATE = {"threefry_partitionable": True, "enable_x64": False}
+_STATE = {"threefry_partitionable": True, "enable_x64": False, "backend": "auto"}
+BACKENDS = ("auto", "eager", "compiled")
 
 
 def _check_flag(name: str, value) -> bool:
@@ -38,3 +44,15 @@ def enable_x64(override: bool | None = None) -> bool:
     if override is None:
         return _STATE["enable_x64"]
     return _check_flag("x64", override)
+
+
+def set_backend(name: str) -> None:
+    """Choose how draws are computed: ``"auto"``, ``"eager"`` or ``"compiled"`` (same values)."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {name!r}")
+    _STATE["backend"] = name
+
+
+def backend() -> str:
+    """The backend set by :func:`set_backend`."""
+    return _STATE["backend"]

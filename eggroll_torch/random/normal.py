@@ -3,20 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from .bits import check_shape, random_words
-from .float_bits import check_float_dtype, mantissa_index
+from .float_bits import check_float_dtype
 from .keys import check_keys
+from .normal_f64 import normal_f64_from_words
 from .normal_tables import normal_table
-
-
-def normal_from_words(words: torch.Tensor, dtype: torch.dtype, variant: str = "cpu") -> torch.Tensor:
-    """Standard normals of ``dtype`` from :func:`bits.random_words` output of the dtype's width."""
-    if dtype == torch.float64:
-        from .normal_f64 import normal_f64_from_words
-
-        return normal_f64_from_words(words)
-    table = normal_table(dtype, words.device, variant)
-    return table[mantissa_index(words, dtype).long()]
+from .sampling import draw_lookup, draw_mapped
+from .words import check_shape
 
 
 def normal(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, *,
@@ -29,5 +21,8 @@ def normal(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, *,
     check_keys(keys)
     shape = check_shape(shape)
     fmt = check_float_dtype(dtype)
-    words = random_words(keys, shape, fmt.draw_width, partitionable)
-    return normal_from_words(words, dtype, variant)
+    if dtype == torch.float64:
+        return draw_mapped(keys, shape, fmt.draw_width, partitionable, normal_f64_from_words, dtype)
+    table = normal_table(dtype, keys.device, variant)
+    shift = fmt.draw_width - fmt.mantissa
+    return draw_lookup(keys, shape, fmt.draw_width, partitionable, table, shift, (1 << fmt.mantissa) - 1)

@@ -6,10 +6,11 @@ import numbers
 import torch
 
 from . import config
-from .bits import check_shape, random_words
 from .exact_arith import fma_f32, fma_f64
 from .float_bits import check_float_dtype, mantissa_index, one_to_two
 from .keys import check_keys
+from .sampling import draw_mapped
+from .words import check_shape
 
 
 def bound(value, dtype: torch.dtype, device, name: str) -> torch.Tensor:
@@ -72,5 +73,9 @@ def uniform(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, mi
     except RuntimeError as exc:
         raise ValueError(f"minval/maxval of shapes {tuple(lo.shape)}, {tuple(hi.shape)} do not broadcast "
                          f"to the output shape {out_shape}") from exc
-    words = random_words(keys, shape, fmt.draw_width, partitionable)
+    if lo.ndim == 0 and hi.ndim == 0:
+        return draw_mapped(keys, shape, fmt.draw_width, partitionable,
+                           lambda words: uniform_from_words(words, dtype, lo, hi), dtype)
+    words = draw_mapped(keys, shape, fmt.draw_width, partitionable, lambda w: w,
+                        torch.int64 if fmt.draw_width == 64 else torch.int32)
     return uniform_from_words(words, dtype, lo, hi).expand(out_shape)

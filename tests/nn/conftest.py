@@ -60,18 +60,25 @@ def snapshot(trainer: EggrollTrainer) -> dict:
     return copy.deepcopy(trainer.state_dict())
 
 
+def _same(x, y) -> bool:
+    if isinstance(x, torch.Tensor):
+        return isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y)
+    if isinstance(x, dict):
+        return isinstance(y, dict) and x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    if isinstance(x, (list, tuple)):
+        return type(x) is type(y) and len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y))
+    return x == y
+
+
 def assert_same_state(a: dict, b: dict) -> None:
-    """Bitwise equality of two :meth:`EggrollTrainer.state_dict` results."""
-    assert a["epoch"] == b["epoch"]
-    assert a["params"].keys() == b["params"].keys()
-    for path in a["params"]:
-        assert torch.equal(a["params"][path], b["params"][path]), f"param {path} differs"
-    for path in a["keys"]:
-        assert torch.equal(a["keys"][path], b["keys"][path]), f"key {path} differs"
-    assert torch.equal(a["es_key"], b["es_key"])
-    assert len(a["noiser_state"]) == len(b["noiser_state"])
-    for index, (x, y) in enumerate(zip(a["noiser_state"], b["noiser_state"])):
-        if isinstance(x, torch.Tensor):
-            assert torch.equal(x, y), f"noiser state leaf {index} differs"
+    """Bitwise equality of two :meth:`EggrollTrainer.state_dict` results, entry by entry."""
+    assert a.keys() == b.keys()
+    for entry in a:
+        if entry in ("params", "keys"):
+            for path in a[entry]:
+                assert _same(a[entry][path], b[entry][path]), f"{entry}[{path!r}] differs"
+        elif entry == "noiser_state":
+            for index, (x, y) in enumerate(zip(a[entry], b[entry], strict=True)):
+                assert _same(x, y), f"noiser_state leaf {index} differs"
         else:
-            assert x == y, f"noiser state leaf {index} differs"
+            assert _same(a[entry], b[entry]), f"{entry} differs"

@@ -76,6 +76,7 @@ class EggrollTrainerAdapter(base.Adapter):
     """``eggroll-trainer`` behind the harness protocol (own RNG; reference draws routed in)."""
 
     name = "eggroll-trainer"
+    routes_reference_draws = True
     capabilities = frozenset({base.CONVERT_FITNESSES, base.NOISE, base.FORWARD, base.UPDATES, base.INJECT_NOISE,
                               base.noiser_capability("eggroll"), base.dtype_capability("float32"),
                               base.dtype_capability("bfloat16")})

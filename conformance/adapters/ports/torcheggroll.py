@@ -94,6 +94,7 @@ class TorchEggrollAdapter(base.Adapter):
     """``torcheggroll`` behind the harness protocol (own RNG; reference draws routed in)."""
 
     name = "torcheggroll"
+    routes_reference_draws = True
     capabilities = frozenset({base.CONVERT_FITNESSES, base.NOISE, base.FORWARD, base.UPDATES, base.INJECT_NOISE,
                               base.noiser_capability("eggroll"), base.dtype_capability("float32"),
                               base.dtype_capability("bfloat16")})
@@ -169,7 +170,8 @@ class TorchEggrollAdapter(base.Adapter):
         a_rows, b_rows = [], []
         for noise in got["w"]:
             sign, rec = self._match(noise, outs)
-            a_rows.append(rec["left"] * (sign * rec["scale"]))
+            # The port scales a param-dtype tensor, so its scale enters in that dtype.
+            a_rows.append(rec["left"] * torch.tensor(sign * rec["scale"], dtype=rec["left"].dtype))
             b_rows.append(rec["right"].T)
         return to_numpy(torch.stack(a_rows)), to_numpy(torch.stack(b_rows))
 

@@ -1,0 +1,49 @@
+"""The published PyTorch ports ``make certify-ports`` installs and certifies, pinned by version.
+
+Each entry names the PyPI distribution, the exact version its adapter was written against, the
+adapter (``module:Class``) and any extra ``pip install`` flag with the reason for it. Ports are
+installed with ``--no-deps``: their own dependencies (torchvision, transformers, vllm, ...) are
+never pulled in, and each adapter imports only the port's torch-only modules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """One published port: ``pip install --no-deps {distribution}=={version} {pip_flags}``."""
+
+    distribution: str
+    version: str
+    adapter: str
+    import_name: str
+    pip_flags: tuple = ()
+    flags_reason: str = ""
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.distribution}=={self.version}"
+
+    @property
+    def report_stem(self) -> str:
+        return f"{self.distribution}-{self.version}"
+
+
+PORTS = (
+    PortSpec("torcheggroll", "0.2.0", "conformance.adapters.ports.torcheggroll:TorchEggrollAdapter", "torcheggroll"),
+    PortSpec("eggroll-trainer", "0.1.0", "conformance.adapters.ports.eggroll_trainer:EggrollTrainerAdapter",
+             "eggroll_trainer", ("--ignore-requires-python",),
+             "the wheel declares Requires-Python >=3.12 but its code runs on the project's 3.11"),
+    PortSpec("eggroll-es", "0.2.0", "conformance.adapters.ports.eggroll_es:EggrollEsAdapter", "eggroll"),
+)
+
+
+def find(name: str) -> PortSpec:
+    """The catalog entry whose distribution (or ``distribution==version``) is ``name``."""
+    for spec in PORTS:
+        if name in (spec.distribution, spec.requirement):
+            return spec
+    known = ", ".join(p.requirement for p in PORTS)
+    raise ValueError(f"--port {name!r} is not in the catalog ({known}); certify another port with "
+                     "--backend package.module:Adapter")

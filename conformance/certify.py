@@ -1,0 +1,229 @@
+"""Certify third-party PyTorch EGGROLL ports: install on demand, run every check, write a report each.
+
+``python -m conformance certify-ports`` (``make certify-ports``) takes the ports of
+:mod:`conformance.adapters.ports.catalog`, installs each pinned version into the running
+interpreter's environment with ``pip install --no-deps`` (only when that version is not already
+there), runs every registered check on its adapter and writes
+``reports/ports/<distribution>-<version>.md`` and ``.json``: the component table of
+``reports/COMPATIBILITY.md``, then every failing check with its smallest reproducing case.
+``--backend package.module:Adapter`` certifies any other port the same way without installing
+anything. Nothing here runs in ``make test`` or the default CI job.
+
+How each check reaches a port is the harness's rule (``conformance.runner.plan``): shared inputs
+compared with the reference; the reference's noise injected into the update; laws only for noise
+drawn by the port's own RNG. An adapter that routes the reference's Gaussian draws into the port's
+generator (``routes_reference_draws``) additionally has its noise checks compared value for value;
+that row then shows both verdicts (laws on the port's own view, values on the routed draws).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from . import adapters as adapter_registry
+from .adapters import base as caps
+from .adapters.ports import catalog, repro
+from .adapters.ports.report import write_port_report
+from .adapters.ports.routed import compared_view, routes_reference_draws
+from .golden import VectorStore
+from .reference import Reference
+from .results import combine
+from .runner import run_check
+
+REPORT_DIR = Path("reports") / "ports"
+KEYS_COMPONENT_PREFIX = "keys."
+
+
+@dataclass
+class Install:
+    """How a port got into the environment: the command run (if any) and what it said."""
+
+    requirement: str
+    command: list = field(default_factory=list)
+    ok: bool = True
+    detail: str = ""
+
+
+@dataclass
+class Row:
+    """One check on one port: its verdict, the own-RNG laws verdict it replaced, and the adapter used."""
+
+    check: object
+    result: object
+    laws: object = None
+    adapter: object = None
+
+
+@dataclass
+class Certification:
+    adapter: object
+    rows: list
+    findings: list
+    install: Install | None
+    profile: str
+    reference: Reference
+
+
+def installed_version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def ensure_installed(spec: catalog.PortSpec, python: str = sys.executable) -> Install:
+    """``pip install --no-deps <spec>`` into ``python``'s environment unless that version is there."""
+    if installed_version(spec.distribution) == spec.version:
+        return Install(spec.requirement, detail="already installed")
+    command = [python, "-m", "pip", "install", "--no-deps", "--quiet", *spec.pip_flags, spec.requirement]
+    done = subprocess.run(command, capture_output=True, text=True)
+    importlib.invalidate_caches()
+    detail = (done.stdout + done.stderr).strip()[-2000:]
+    ok = done.returncode == 0 and installed_version(spec.distribution) == spec.version
+    return Install(spec.requirement, command, ok, detail or "installed")
+
+
+def reference_for_ports(vectors_dir: str | None = None) -> Reference:
+    """Golden vectors where recorded, the live JAX reference otherwise (as ``make conformance``)."""
+    from .session import live_reference
+
+    store = VectorStore(vectors_dir)
+    return Reference(store if store.exists() else None, live_reference([]))
+
+
+def _unsupported_is_skip(result):
+    """A hypothesis example that reaches an operation the port lacks (``Unsupported``) is a skip.
+
+    The runner turns any exception inside a hypothesis example into an error; for a port that
+    simply has no such operation (``do_Tmm``, group normalization) that would read as a crash.
+    """
+    for case in result.cases:
+        if case.mode == "hypothesis" and case.status == "error" and \
+                all(m.startswith(f"{caps.Unsupported.__name__}:") for m in case.messages):
+            case.status = "skip"
+    result.status = combine(c.status for c in result.cases) if result.cases else result.status
+    if result.status == "skip" and not result.note:
+        result.note = next((m for c in result.cases for m in c.messages), "")
+    return result
+
+
+def _reproduce_command(adapter_spec: str, check_id: str) -> str:
+    return f"python -m conformance certify-ports --backend {adapter_spec} --check {check_id}"
+
+
+def certify(adapter, adapter_spec: str, checks: list, reference: Reference, profile: str = "ci",
+            install: Install | None = None, progress=None) -> Certification:
+    """Every check on ``adapter`` (plus value comparisons on routed draws), with repro cases."""
+    view = compared_view(adapter) if routes_reference_draws(adapter) else None
+    rows = []
+    for check in checks:
+        own = _unsupported_is_skip(run_check(check, adapter, reference, profile))
+        row = Row(check, own, adapter=adapter)
+        if view is not None and check.rng and not check.injectable:
+            routed = _unsupported_is_skip(run_check(check, view, reference, profile))
+            if routed.status != "skip":
+                routed.note = "values compared on the reference's draws routed into the port's generator"
+                row = Row(check, routed, laws=own, adapter=view)
+        if check.id.startswith(KEYS_COMPONENT_PREFIX) and row.result.status == "skip":
+            row.result.note = f"own RNG, not comparable: {adapter.info().notes or 'the port does not derive JAX keys'}"
+        rows.append(row)
+        if progress is not None:
+            progress(row)
+    findings = []
+    for row in rows:
+        if row.result.status not in ("fail", "error"):
+            continue
+        case = repro.smallest_failing(row.check, row.result, profile)
+        command = _reproduce_command(adapter_spec, row.check.id)
+        if case is None:
+            findings.append(repro.Repro(row.check.id, row.check.summary, row.result.status, "hypothesis",
+                                        "hypothesis", {}, laws=row.result.messages[:4], command=command))
+            continue
+        mode = next(c.mode for c in row.result.cases if c.case_id == case.case_id)
+        finding = repro.build(row.check, row.adapter, reference, case, mode, command)
+        finding.own_rng_laws = row.laws.status if row.laws is not None else ""
+        findings.append(finding)
+    return Certification(adapter, rows, findings, install, profile, reference)
+
+
+def _print_row(port_name: str):
+    def show(row: Row) -> None:
+        laws = f" (laws: {row.laws.status})" if row.laws is not None else ""
+        print(f"  {port_name:<18} {row.check.id:<38} {row.result.status}{laws}", flush=True)
+
+    return show
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", action="append", metavar="NAME",
+                        help="catalog port to certify (repeatable; default: all of "
+                             + ", ".join(p.requirement for p in catalog.PORTS) + ")")
+    parser.add_argument("--backend", action="append", metavar="package.module:Adapter",
+                        help="certify this adapter instead of catalog ports (nothing is installed)")
+    parser.add_argument("--check", action="append", metavar="GLOB", help="only checks whose id matches (repeatable)")
+    parser.add_argument("--profile", choices=("ci", "deep"), default="ci")
+    parser.add_argument("--out", default=str(REPORT_DIR), help=f"report directory (default: {REPORT_DIR})")
+    parser.add_argument("--vectors", metavar="DIR", help="golden vectors directory (default: the current version)")
+    parser.add_argument("--no-install", action="store_true",
+                        help="use catalog ports as they are importable now; never run pip")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _targets(args) -> list[tuple[str, catalog.PortSpec | None]]:
+    if args.backend:
+        if args.port:
+            raise SystemExit("--port and --backend cannot be combined")
+        return [(b, None) for b in args.backend]
+    specs = [catalog.find(p) for p in args.port] if args.port else list(catalog.PORTS)
+    return [(s.adapter, s) for s in specs]
+
+
+def main(args) -> int:
+    from .session import select_checks
+
+    checks = select_checks(args.check)
+    reference = reference_for_ports(args.vectors)
+    out_dir = Path(args.out)
+    failed_installs = []
+    for adapter_spec, spec in _targets(args):
+        install = None
+        if spec is not None and not args.no_install:
+            install = ensure_installed(spec)
+            if not install.ok:
+                print(f"{spec.requirement}: install failed, not certified:\n{install.detail}", file=sys.stderr)
+                failed_installs.append(spec.requirement)
+                continue
+        try:
+            adapter = adapter_registry.load_plugin(adapter_spec)
+            info = adapter.info()
+        except (adapter_registry.BackendUnavailable, metadata.PackageNotFoundError) as e:
+            print(f"{adapter_spec}: cannot be loaded, not certified: {e}", file=sys.stderr)
+            failed_installs.append(adapter_spec)
+            continue
+        if spec is not None and info.version != spec.version:
+            print(f"{spec.distribution}: {info.version} is importable, the catalog pins {spec.version}; "
+                  "rerun without --no-install", file=sys.stderr)
+            failed_installs.append(spec.requirement)
+            continue
+        if not args.quiet:
+            print(f"certifying {info.name} {info.version} ({len(checks)} checks)", flush=True)
+        cert = certify(adapter, adapter_spec, checks, reference, args.profile, install,
+                       None if args.quiet else _print_row(info.name))
+        paths = write_port_report(cert, spec, out_dir)
+        bad = sum(r.result.status in ("fail", "error") for r in cert.rows)
+        print(f"{info.name} {info.version}: {bad} failing checks; report {paths[0]}", flush=True)
+    return 2 if failed_installs else 0
+
+
+__all__ = ["Certification", "Install", "Row", "add_arguments", "certify", "ensure_installed", "main"]
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m conformance.certify", description=__doc__.splitlines()[0])
+    add_arguments(_parser)
+    sys.exit(main(_parser.parse_args()))

@@ -1,0 +1,1 @@
+"""Subcommands of ``python -m conformance``; one module per command (see :mod:`conformance.cli`)."""

@@ -1,0 +1,31 @@
+"""``baseline``: rewrite conformance/baseline.json from a fresh run (make conformance-baseline)."""
+from __future__ import annotations
+
+from ._common import add_run_arguments
+
+NAME = "baseline"
+HELP = "run the checks and rewrite the committed baseline from the results (make conformance-baseline)"
+
+
+def add_arguments(parser) -> None:
+    add_run_arguments(parser)
+
+
+def main(args) -> int:
+    from .. import gate
+    from ..known_differences import REASONS
+    from ..session import execute
+
+    outcome = execute(args.backend, args.profile, args.check, None, args.vectors, args.baseline, None, args.quiet)
+    previous = gate.load_baseline(args.baseline)
+    doc = gate.make_baseline(outcome.results, previous, REASONS, args.profile)
+    gate.write_baseline(doc, args.baseline)
+    unexplained = [f"{b}/{c}" for b, checks in doc["backends"].items() for c, e in checks.items()
+                   if e.get("reason", "").startswith(gate.UNEXPLAINED)]
+    print(f"baseline written: {sum(len(c) for c in doc['backends'].values())} entries for "
+          f"{', '.join(doc['backends'])}")
+    if unexplained:
+        print("known differences without a reason (add them to conformance/known_differences.py, then rerun):")
+        print("\n".join(f"  {u}" for u in unexplained))
+        return 1
+    return 0

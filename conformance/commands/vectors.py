@@ -1,0 +1,62 @@
+"""``vectors``: record golden vectors from the JAX reference and show what changed (make conformance-vectors).
+
+Nothing is overwritten silently: every difference with the stored vectors (library versions,
+added/removed/changed cases and outputs, with their largest change) is printed first; only
+documents that changed are rewritten, or ``--new-version vN`` writes a new directory.
+"""
+from __future__ import annotations
+
+NAME = "vectors"
+HELP = "regenerate golden vectors from the JAX reference and print a diff summary (make conformance-vectors)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--check", action="append", metavar="GLOB", help="only these checks (repeatable)")
+    parser.add_argument("--vectors", metavar="DIR", help="vectors directory to compare with (default: current)")
+    parser.add_argument("--new-version", metavar="vN", help="write everything to conformance/vectors/vN instead")
+    parser.add_argument("--dry-run", action="store_true", help="print the differences, write nothing")
+
+
+def main(args) -> int:
+    from .. import adapters, golden
+    from ..adapters.jax_api import library_versions
+    from ..session import select_checks
+
+    try:
+        reference = adapters.resolve("jax_reference")
+    except adapters.BackendUnavailable as e:
+        print(f"cannot record vectors: {e}")
+        return 2
+    store = golden.VectorStore(args.vectors)
+    target = golden.ROOT / args.new_version if args.new_version else store.directory
+    versions = {**library_versions(), "python": golden.python_version()}
+    info = reference.info()
+    recorded_with = {"backend": info.name, "version": info.version, "device": info.device}
+    checks = select_checks(args.check)
+    changed = 0
+    for check in checks:
+        rows = []
+        for case in check.cases("ci"):
+            outputs = check.compute(reference, case)
+            aux = check.aux(reference, case) if check.injectable else None
+            rows.append((case.case_id, case.fingerprint(), outputs, aux or {}))
+        doc, arrays = golden.build_document(check.id, "ci", recorded_with, versions, rows)
+        lines = golden.diff_document(store.document(check.id), store.entries(check.id), doc, arrays)
+        if args.new_version or lines:
+            changed += 1
+            for line in lines:
+                print(line)
+            if not args.dry_run:
+                golden.write_document(target, doc, arrays)
+    if not args.check:
+        known = {c.id for c in checks}
+        for stale in sorted(set(store.check_ids()) - known):
+            changed += 1
+            print(f"{stale}: no such check any more")
+            if not args.dry_run and not args.new_version:
+                (store.directory / f"{stale}.json").unlink()
+                (store.directory / f"{stale}.npz").unlink(missing_ok=True)
+    verb = "would change" if args.dry_run else "changed"
+    size = golden.VectorStore(target).size_bytes()
+    print(f"{changed} of {len(checks)} vector documents {verb}; {target} holds {size / 1e6:.2f} MB")
+    return 0

@@ -1,0 +1,81 @@
+"""Which checks cover which upstream behaviour, and the order components are reported in.
+
+``UPSTREAM_BEHAVIOURS`` follows the sections of ``../shared/UPSTREAM.md`` (the facts parity is
+measured against); ``tests/conformance/test_registry.py`` fails when a section or behaviour has
+no check, when a check id here does not exist, or when a registered check covers nothing here.
+"""
+from __future__ import annotations
+
+# Report order: the components of the user's compatibility document first, then the rest.
+COMPONENTS = (
+    "Low-rank structure", "Fitness normalization", "Update formula", "Scaling factor",
+    "Thread ID alternation", "Lora generation", "Update sign", "Noise reuse", "Group normalization",
+    "Optimizer", "Key derivation", "Non-matrix noise", "Forward with noise", "Other noisers",
+    "End-to-end training",
+)
+
+UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Keys": {
+        "one key per leaf from split(base_key, n_leaves), in flatten order with sorted dict keys": ("keys.tree_order",),
+        "scan_map axes split a leaf's key again, once per index; the update scans that axis":
+            ("keys.scan_split", "update.scan_map"),
+        "the example derives model, ES and data keys as fold_in(key(0), 0 | 1 | 2)": ("trajectory.mlp_e2e",),
+    },
+    "Noise for one population member": {
+        "noise_reuse == 0 freezes the noise for every epoch": ("noise.reuse_zero_freezes",),
+        "noise_reuse == k > 0 shares noise within blocks of k epochs (k = 1: fresh each epoch)": ("noise.reuse_blocks",),
+        "member key fold_in(fold_in(k, true_epoch), thread_id // 2)": ("noise.thread_halving",),
+        "+sigma for even thread ids, -sigma for odd; 2i and 2i+1 are one antithetic pair":
+            ("signs.alternation", "signs.antithetic_pair"),
+        "matrices: one normal((a + b, rank)) draw in the param dtype": ("noise.lora_factors",),
+        "B = draw[:b], A = draw[b:]": ("noise.lora_slices",),
+        "perturbation (+-sigma / sqrt(rank)) A @ B.T, sign and scale folded into A": ("noise.rank_scaling",),
+        "rank is not clipped to min(a, b)": ("noise.rank_not_clipped",),
+        "other params: normal(shape) * (+-sigma), no sqrt(rank)": ("noise.full_rank", "noise.bias_perturbed"),
+        "freeze_nonlora skips non-matrix noise": ("noise.freeze_nonlora",),
+        "EMB_PARAM and EXCLUDED: no noise, zero update": ("noise.emb_excluded",),
+    },
+    "Forward with noise": {
+        "do_mm: x @ param.T + x @ B @ A.T": ("forward.do_mm",),
+        "do_Tmm: x @ param + x @ A @ B.T": ("forward.do_Tmm",),
+        "get_noisy_standard: param + full noise": ("forward.noisy_standard",),
+        "iterinfo None means no noise": ("forward.no_noise_eval",),
+    },
+    "Fitness shaping": {
+        "group_size 0: (raw - mean) / sqrt(var + 1e-5)": ("normalization.zscore", "normalization.eps_inside_sqrt"),
+        "population variance (ddof=0)": ("normalization.population_variance",),
+        "constant fitness gives zeros, not NaN": ("normalization.constant_fitness",),
+        "group_size > 0: subtract group means, divide by the global std": (
+            "normalization.group", "normalization.group_global_std"),
+        "len(raw) must be a multiple of group_size": ("normalization.group_size_multiple",),
+    },
+    "Update": {
+        "matrix grad einsum('nir,njr->ij', f * A, B) / N": ("update.lowrank", "update.mixed_tree",
+                                                             "update.thread_sets"),
+        "other params: mean_n(f_n * noise_n)": ("update.full",),
+        "grad handed to the solver is -(g * sqrt(N)), cast to the param dtype": (
+            "update.scale_sqrt_n", "update.ascent_sign", "update.low_precision"),
+        "the update scales with sigma, not 1/sigma": ("update.sigma_scaling",),
+        "solver(lr, **solver_kwargs), default optax.sgd": (
+            "optimizer.default_sgd", "optimizer.noiser_solver", "optimizer.sgd"),
+        "optax.adam / adamw semantics": ("optimizer.adam", "optimizer.adamw"),
+        "optax.adamw defaults to weight_decay=1e-4 (torch AdamW: 1e-2)": ("optimizer.adamw_defaults",),
+        "use_batched_update gives the plain path's result": ("update.batched_equals_plain",),
+        "the end-to-end example's parameters after every epoch": ("trajectory.mlp_e2e",),
+    },
+    "The other noisers": {
+        "open_es.OpenES": ("noiser.open_es",),
+        "eggroll_baseline_subtraction.EggRollBS": ("noiser.eggrollbs",),
+        "alteggroll.EggRoll": ("noiser.alteggroll",),
+        "sparse.Sparse": ("noiser.sparse",),
+        "base_noiser.Noiser (noop)": ("noiser.noop",),
+        "'reeggroll' names EggRoll": ("noiser.reeggroll",),
+    },
+    "Side effects to know": {},
+}
+
+# Behaviours deliberately not checked, with why.
+EXEMPT: dict[str, str] = {
+    "Side effects to know": ("upstream's trace-time print and its package __init__ imports are not numbers; the "
+                             "upstream adapter silences the print and loads modules without the __init__"),
+}

@@ -1,0 +1,100 @@
+"""Every member's noise for a group of same-shaped parameters, drawn in bulk.
+
+EGGROLL's threads ``2p`` and ``2p + 1`` are an antithetic pair: both use the key
+``fold_in(fold_in(k, true_epoch), p)`` and differ only in sign. So a population of N members
+needs ``P = ceil(N / 2)`` draws per parameter, one per pair, and this module draws them for all
+pairs and all parameters of a group at once. The values are those of
+:func:`eggroll_torch.random.normal` for the same member keys, bit for bit, whichever way they
+are computed: a fused Triton kernel on CUDA (:mod:`.threefry_kernel`) or the ``eggroll_torch.random``
+functions on other devices, a few thousand keys at a time so the work stays in cache.
+"""
+from __future__ import annotations
+
+import torch
+
+from eggroll_torch import random as es_random
+from eggroll_torch.random import config as random_config
+from eggroll_torch.random.float_bits import FORMATS
+from eggroll_torch.random.normal_tables import normal_table
+from ._triton import triton_usable
+
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+# Elements hashed per eggroll_torch.random call on the fallback path: small enough that the
+# threefry temporaries stay in a CPU's L2 cache.
+_CHUNK_ELEMENTS = 1 << 16
+
+
+def true_epoch(epoch, noise_reuse: int):
+    """The epoch folded into the key: 0 when ``noise_reuse == 0``, else ``epoch // noise_reuse``."""
+    return 0 if noise_reuse == 0 else epoch // noise_reuse
+
+
+def pair_keys(layer_keys: torch.Tensor, epoch, num_pairs: int, noise_reuse: int) -> torch.Tensor:
+    """Member keys ``(L, P, 2)``: ``fold_in(fold_in(layer_keys[l], true_epoch), p)``.
+
+    ``epoch``: a Python int or an integer tensor of one element.
+    """
+    if torch.is_tensor(epoch):
+        epoch = epoch.reshape(())
+    epoch_keys = es_random.fold_in(layer_keys, true_epoch(epoch, noise_reuse))
+    pairs = torch.arange(num_pairs, dtype=torch.int64, device=layer_keys.device)
+    return es_random.fold_in(epoch_keys[:, None, :], pairs)
+
+
+def _check(layer_keys, out, noise_reuse):
+    if not isinstance(layer_keys, torch.Tensor) or layer_keys.dtype != torch.uint32 or layer_keys.ndim != 2 \
+            or layer_keys.shape[1] != 2:
+        raise TypeError("layer_keys must be a torch.uint32 tensor of shape (L, 2); stack the layers' keys")
+    if out.ndim != 4 or out.shape[0] != layer_keys.shape[0]:
+        raise ValueError(
+            f"out must have shape (L={layer_keys.shape[0]}, P, rows, cols); got {tuple(out.shape)}"
+        )
+    if out.device != layer_keys.device:
+        raise ValueError(f"out is on {out.device} but layer_keys on {layer_keys.device}; put both on one device")
+    if isinstance(noise_reuse, bool) or not isinstance(noise_reuse, int) or noise_reuse < 0:
+        raise ValueError(f"noise_reuse must be an int >= 0, got {noise_reuse!r}")
+
+
+def _epoch_tensor(epoch, device) -> torch.Tensor:
+    if torch.is_tensor(epoch):
+        if epoch.numel() != 1 or epoch.dtype.is_floating_point:
+            raise TypeError(f"epoch must be an int or a one-element integer tensor; got {epoch.dtype} {tuple(epoch.shape)}")
+        return epoch.reshape(1).to(device=device, dtype=torch.int32)
+    return torch.full((1,), int(epoch), dtype=torch.int32, device=device)
+
+
+def use_kernel(device, dtype: torch.dtype) -> bool:
+    """True when :func:`draw_pair_normals` runs the fused Triton kernel for this device and dtype."""
+    return dtype in _KERNEL_DTYPES and triton_usable(device) and random_config.threefry_partitionable()
+
+
+def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noise_reuse: int,
+                      variant: str = "cpu", kernel: bool | None = None) -> torch.Tensor:
+    """Fill ``out`` ``(L, P, rows, cols)`` with ``normal(pair_keys[l, p], (rows, cols), out.dtype)``.
+
+    ``out`` may have any strides (a ``(L, P, cols, rows)`` tensor transposed in its last two
+    axes is the layout :mod:`.lowrank` uses). ``variant`` is passed to
+    ``eggroll_torch.random.normal``'s table. ``kernel=None`` uses the Triton kernel where
+    :func:`use_kernel` allows it. Returns ``out``.
+    """
+    _check(layer_keys, out, noise_reuse)
+    if kernel is None:
+        kernel = use_kernel(out.device, out.dtype)
+    if kernel:
+        from .threefry_kernel import launch_normals
+
+        fmt = FORMATS[out.dtype]
+        launch_normals(
+            layer_keys.contiguous(), _epoch_tensor(epoch, out.device), normal_table(out.dtype, out.device, variant),
+            out, noise_reuse=noise_reuse, shift=fmt.draw_width - fmt.mantissa, mask=(1 << fmt.mantissa) - 1,
+        )
+        return out
+    layers, pairs, rows, cols = out.shape
+    keys = pair_keys(layer_keys, epoch, pairs, noise_reuse)
+    step = max(1, _CHUNK_ELEMENTS // max(1, rows * cols))
+    for layer in range(layers):
+        for start in range(0, pairs, step):
+            out[layer, start:start + step] = es_random.normal(
+                keys[layer, start:start + step], (rows, cols), out.dtype, variant=variant
+            )
+    return out

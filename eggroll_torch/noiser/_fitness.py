@@ -1,0 +1,45 @@
+"""Fitness shaping: raw scores of the population -> the weights of its noise in the update."""
+from __future__ import annotations
+
+import torch
+
+from ..optim.numerics import divide_by_broadcast, mean, sqrt, std, var, weak_scalar
+from ..validation import check_count, check_raw_scores
+
+
+def standardize_fitnesses(raw_scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """``(raw - mean) / sqrt(var + 1e-5)``, shape ``(N,)``.
+
+    ``group_size == 0``: mean and (population, ddof 0) variance of all N scores; constant scores
+    give zeros. ``group_size > 0``: each group of ``group_size`` consecutive members subtracts
+    its own mean but all divide by the GLOBAL standard deviation. ``N`` must be a multiple of it.
+    """
+    scores = check_raw_scores(raw_scores, group_size)
+    spread = sqrt(var(scores, 0, keepdim=True) + weak_scalar(1e-5, scores))
+    if group_size == 0:
+        return divide_by_broadcast(scores - mean(scores, 0, keepdim=True), spread)
+    groups = scores.reshape(-1, group_size)
+    return divide_by_broadcast(groups - mean(groups, -1, keepdim=True), spread).reshape(-1)
+
+
+def baseline_fitnesses(raw_scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """EggRollBS's per-direction fitness ``(G,)`` from ``N = Q * G`` scores (or a ``(Q, G)`` matrix).
+
+    Row ``q`` holds one group; its first member (unperturbed) is the baseline: ``Z = (S - S[:, :1]) /
+    (std(row) + 1e-8)``, columns 0 and 1 (the unperturbed members) are zeroed and the result is
+    the mean over rows. Note the output has length ``G``, not ``N``.
+    """
+    group_size = check_count("group_size", group_size, 1)
+    if isinstance(raw_scores, torch.Tensor) and raw_scores.ndim == 2:
+        if raw_scores.shape[1] != group_size:
+            raise ValueError(
+                f"raw_scores of shape {tuple(raw_scores.shape)} must have group_size={group_size} columns"
+            )
+        rows = raw_scores
+        check_raw_scores(rows.reshape(-1), group_size)
+    else:
+        rows = check_raw_scores(raw_scores, group_size).reshape(-1, group_size)
+    spread = std(rows, 1, keepdim=True) + weak_scalar(1e-8, rows)
+    shaped = divide_by_broadcast(rows - rows[:, :1], spread).clone()
+    shaped[:, :2] = 0
+    return mean(shaped, 0)

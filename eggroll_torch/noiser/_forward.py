@@ -1,0 +1,70 @@
+"""Forward passes with a member's noise, for one member or a whole population at once.
+
+For a population, ``x`` carries the member axis first: ``(N, ..., in)`` -> ``(N, ..., out)``;
+member ``n`` is multiplied by its own factors. For one member ``x`` is ``(..., in)`` as upstream.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._member import as_members, lora_sigma, scalar
+
+
+def matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w`` after promoting both to a common dtype, as ``jnp.matmul`` does."""
+    dtype = torch.promote_types(x.dtype, w.dtype)
+    return torch.matmul(x.to(dtype), w.to(dtype))
+
+
+def check_member_axis(x: torch.Tensor, population_size: int, name: str = "x") -> None:
+    """A population input must lead with the member axis ``N``."""
+    if x.ndim < 2 or x.shape[0] != population_size:
+        raise ValueError(
+            f"{name} must have shape (N={population_size}, ..., in) for a population iterinfo; "
+            f"got {tuple(x.shape)}. Give each member its own input row (x[n] for member n)"
+        )
+
+
+def member_matmul(x: torch.Tensor, w: torch.Tensor, population: bool) -> torch.Tensor:
+    """``x @ w`` per member: ``x (N, ..., k)`` with ``w (N, k, m)``, or plain ``x @ w`` for one member."""
+    if not population:
+        return matmul(x, w)
+    rows = x.reshape(x.shape[0], -1, x.shape[-1])
+    return matmul(rows, w).reshape(*x.shape[:-1], w.shape[-1])
+
+
+def low_rank_mm(factor_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):
+    """``x @ param.T + x @ B @ A.T`` (``do_mm``) or ``x @ param + x @ A @ B.T`` (``do_Tmm``)."""
+    base = matmul(x, param if transposed else param.T)
+    if iterinfo is None:
+        return base
+    members = as_members(iterinfo, param.device)
+    if members.population:
+        check_member_axis(x, members.shape[0])
+    sigma = lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"], param.dtype, param.device)
+    A, B = factor_fn(frozen_noiser_params, sigma, iterinfo, param, base_key)
+    first, second = (A, B) if transposed else (B, A)
+    return base + member_matmul(member_matmul(x, first, members.population), second.transpose(-1, -2), members.population)
+
+
+def full_mm(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):
+    """``x @ (param + noise).T`` (``do_mm``) or ``x @ (param + noise)`` (``do_Tmm``), full-rank noise."""
+    if iterinfo is None:
+        return matmul(x, param if transposed else param.T)
+    members = as_members(iterinfo, param.device)
+    if members.population:
+        check_member_axis(x, members.shape[0])
+    noisy = param + noise_fn(frozen_noiser_params, noiser_params["sigma"], iterinfo, param, base_key)
+    return member_matmul(x, noisy if transposed else noisy.transpose(-1, -2), members.population)
+
+
+def noisy_standard(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo):
+    """``param + noise``: ``(*M, *shape)``; ``param`` itself (no member axis) when unperturbed or frozen."""
+    if iterinfo is None or frozen_noiser_params["freeze_nonlora"]:
+        return param
+    return param + noise_fn(frozen_noiser_params, noiser_params["sigma"], iterinfo, param, base_key)
+
+
+def plain_sigma(noiser_params, param) -> torch.Tensor:
+    """``noiser_params["sigma"]`` as the float32 (float64) scalar upstream computes with."""
+    return scalar(noiser_params["sigma"], param.dtype, param.device)

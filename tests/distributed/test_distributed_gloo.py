@@ -1,0 +1,94 @@
+"""distributed.*: the population over gloo ranks on the CPU, checked against single-process runs.
+
+Each launch forks a few ranks (see ``dist_launch``) bounded by a deadline, so a hang fails the
+test instead of stalling the suite.
+"""
+import pytest
+import torch
+
+import dist_workers
+from dist_launch import launch
+from eggroll_torch import tree
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().contiguous().view(-1).view(torch.uint8)
+
+
+def assert_states_equal(got: dict, want: dict, what: str) -> None:
+    """Bit-identical: every tensor leaf has the same dtype, shape and bytes; other leaves equal."""
+    got_leaves, got_def = tree.flatten(got)
+    want_leaves, want_def = tree.flatten(want)
+    assert got_def == want_def, f"{what}: the state's structure differs"
+    for index, (mine, theirs) in enumerate(zip(got_leaves, want_leaves)):
+        if isinstance(theirs, torch.Tensor):
+            assert mine.dtype == theirs.dtype and mine.shape == theirs.shape, f"{what}: leaf {index} dtype/shape"
+            assert torch.equal(_bits(mine), _bits(theirs)), f"{what}: leaf {index} differs"
+        else:
+            assert mine == theirs, f"{what}: leaf {index} differs ({mine!r} != {theirs!r})"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """Single-process states after epochs 0..4 (EGGROLL) and 0..2 (OpenES)."""
+    return {"eggroll": dist_workers.reference_states(4), "open_es": dist_workers.reference_states(2, "open_es")}
+
+
+@pytest.fixture(scope="module")
+def conformance_run(reference, tmp_path_factory):
+    """``world_size -> (launch result, its directory)``, each world size launched once."""
+    runs = {}
+
+    def get(world_size):
+        if world_size not in runs:
+            out = tmp_path_factory.mktemp(f"world{world_size}")
+            checkpoint = out / "single_epoch2.pt"
+            torch.save(reference["eggroll"][2], checkpoint)
+            runs[world_size] = launch("conformance", world_size, out, deadline_s=120,
+                                      single_checkpoint=str(checkpoint)), out
+        return runs[world_size]
+
+    return get
+
+
+def _results(run):
+    assert all(code == 0 for code in run["exitcodes"]), f"ranks ended with {run['exitcodes']}"
+    for result in run["results"]:
+        assert "uncaught" not in result, result.get("uncaught", {}).get("traceback")
+    return run["results"]
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_distributed_bit_identity_with_single_process(world_size, reference, conformance_run):
+    run, _ = conformance_run(world_size)
+    for rank, result in enumerate(_results(run)):
+        who = f"rank {rank} of {world_size}"
+        assert_states_equal(result["final"], reference["eggroll"][4], f"{who}: 4 epochs vs single process")
+        assert_states_equal(result["open_es"], reference["open_es"][2], f"{who}: OpenES vs single process")
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_distributed_checkpoint_resumes_across_world_sizes(world_size, reference, conformance_run):
+    run, out = conformance_run(world_size)
+    for rank, result in enumerate(_results(run)):
+        assert_states_equal(result["resumed_from_single"], reference["eggroll"][4],
+                            f"rank {rank} of {world_size}: single-process checkpoint resumed for 2 epochs")
+    trainer = dist_workers.make_trainer()
+    trainer.load_state_dict(torch.load(out / "distributed_epoch2.pt"))
+    for _ in range(2):
+        trainer.step(lambda population: dist_workers.fitness(population, range(dist_workers.POPULATION)))
+    assert_states_equal(trainer.state_dict(), reference["eggroll"][4],
+                        f"checkpoint of a {world_size}-rank run resumed in one process")
+
+
+def test_distributed_failing_fitness_and_divergence_reach_every_rank(conformance_run):
+    rank0, rank1 = _results(conformance_run(2)[0])
+    assert rank1["failing_fitness"]["type"] == "ValueError"
+    assert rank0["failing_fitness"]["type"] == "RankFailureError"
+    assert "ranks [1] failed" in rank0["failing_fitness"]["message"]
+    assert rank0["unchanged_after_failure"] and rank1["unchanged_after_failure"]
+    for result in (rank0, rank1):
+        assert result["divergence"]["type"] == "DivergenceError"
+        assert "ranks [1] disagree with rank 0" in result["divergence"]["message"]
