@@ -30,6 +30,7 @@ from .adapters import base as caps
 from .adapters.ports import catalog, repro
 from .adapters.ports.report import write_port_report
 from .adapters.ports.routed import compared_view, routes_reference_draws
+from .checks.base import Check
 from .golden import VectorStore
 from .reference import Reference
 from .results import combine
@@ -81,7 +82,10 @@ def ensure_installed(spec: catalog.PortSpec, python: str = sys.executable) -> In
     if installed_version(spec.distribution) == spec.version:
         return Install(spec.requirement, detail="already installed")
     command = [python, "-m", "pip", "install", "--no-deps", "--quiet", *spec.pip_flags, spec.requirement]
-    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    except OSError as e:
+        return Install(spec.requirement, command, False, f"cannot run {python}: {e}")
     importlib.invalidate_caches()
     detail = (done.stdout + done.stderr).strip()[-2000:]
     ok = done.returncode == 0 and installed_version(spec.distribution) == spec.version
@@ -89,11 +93,34 @@ def ensure_installed(spec: catalog.PortSpec, python: str = sys.executable) -> In
 
 
 def reference_for_ports(vectors_dir: str | None = None) -> Reference:
-    """Golden vectors where recorded, the live JAX reference otherwise (as ``make conformance``)."""
+    """The live JAX reference when JAX is installed, else the golden vectors.
+
+    A certification is a one-off comparison, not the gate: computing the reference live keeps it
+    independent of whether the committed vectors are current; vectors serve machines without JAX.
+    """
     from .session import live_reference
 
+    live = live_reference([])
     store = VectorStore(vectors_dir)
-    return Reference(store if store.exists() else None, live_reference([]))
+    if live is None and not store.exists():
+        raise SystemExit("no reference: JAX is not installed and there are no golden vectors")
+    return Reference(None if live is not None else store, live)
+
+
+def _law_breaking_cases(row: Row) -> set:
+    """Ids of the row's cases that break the check's own laws (on the port's own RNG if it has one)."""
+    if row.laws is not None:
+        return {c.case_id for c in row.laws.cases if c.status == "fail"}
+    return {c.case_id for c in row.result.cases if any(" not close (" not in m for m in c.messages)}
+
+
+def _laws_verdict(row: Row, finding) -> str:
+    """Whether the check's own laws hold: ``pass`` / ``fail``, or ``""`` when it states none."""
+    if row.laws is not None:
+        return row.laws.status if row.laws.mode == "relations" and row.laws.status in ("pass", "fail") else ""
+    if type(row.check).relations is Check.relations or finding.status == "error":
+        return ""
+    return "fail" if finding.laws else "pass"
 
 
 def _unsupported_is_skip(result):
@@ -126,11 +153,9 @@ def certify(adapter, adapter_spec: str, checks: list, reference: Reference, prof
         row = Row(check, own, adapter=adapter)
         if view is not None and check.rng and not check.injectable:
             routed = _unsupported_is_skip(run_check(check, view, reference, profile))
-            if routed.status != "skip":
-                routed.note = "values compared on the reference's draws routed into the port's generator"
-                row = Row(check, routed, laws=own, adapter=view)
+            row = Row(check, routed, laws=own, adapter=view)
         if check.id.startswith(KEYS_COMPONENT_PREFIX) and row.result.status == "skip":
-            row.result.note = f"own RNG, not comparable: {adapter.info().notes or 'the port does not derive JAX keys'}"
+            row.result.note = f"own RNG, not comparable ({adapter.info().notes or 'the port derives no JAX keys'})"
         rows.append(row)
         if progress is not None:
             progress(row)
@@ -138,7 +163,7 @@ def certify(adapter, adapter_spec: str, checks: list, reference: Reference, prof
     for row in rows:
         if row.result.status not in ("fail", "error"):
             continue
-        case = repro.smallest_failing(row.check, row.result, profile)
+        case = repro.smallest_failing(row.check, row.result, profile, _law_breaking_cases(row))
         command = _reproduce_command(adapter_spec, row.check.id)
         if case is None:
             findings.append(repro.Repro(row.check.id, row.check.summary, row.result.status, "hypothesis",
@@ -146,7 +171,7 @@ def certify(adapter, adapter_spec: str, checks: list, reference: Reference, prof
             continue
         mode = next(c.mode for c in row.result.cases if c.case_id == case.case_id)
         finding = repro.build(row.check, row.adapter, reference, case, mode, command)
-        finding.own_rng_laws = row.laws.status if row.laws is not None else ""
+        finding.laws_verdict = _laws_verdict(row, finding)
         findings.append(finding)
     return Certification(adapter, rows, findings, install, profile, reference)
 

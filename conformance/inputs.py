@@ -48,7 +48,7 @@ def fitness(kind: str, n: int, name: str = "") -> np.ndarray:
     elif kind == "range_1e6":
         x = g.uniform(-1e6, 1e6, size=n)
     elif kind == "tiny_variance":
-        x = 1.0 + 1e-4 * g.standard_normal(n)
+        x = 1e-4 * g.standard_normal(n)
     elif kind == "negative":
         x = -np.abs(g.standard_normal(n)) * 10 - 1
     else:

@@ -20,9 +20,9 @@ def all_gather_rows(tensor: torch.Tensor, *, group=None, what: str) -> torch.Ten
     backend's own error) instead of the backend's bare ``RuntimeError``.
     """
     world_size = dist.get_world_size(group)
-    out = torch.empty((world_size, *tensor.shape), dtype=tensor.dtype, device=tensor.device)
+    out = torch.empty(world_size * tensor.numel(), dtype=tensor.dtype, device=tensor.device)
     try:
-        dist.all_gather_single(out, tensor.contiguous(), group=group)
+        dist.all_gather_single(out, tensor.contiguous().view(-1), group=group)
     except RuntimeError as error:
         raise RankFailureError(
             f"rank {dist.get_rank(group)}: {what} did not complete: another rank died, hung past the "
@@ -30,7 +30,7 @@ def all_gather_rows(tensor: torch.Tensor, *, group=None, what: str) -> torch.Ten
             "The process group is unusable now; end every process and resume from the last "
             "checkpoint (DistributedTrainer.load_checkpoint), on any number of ranks"
         ) from error
-    return out
+    return out.view(world_size, *tensor.shape)
 
 
 def _first_line(error: BaseException) -> str:

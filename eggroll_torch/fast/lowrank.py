@@ -13,8 +13,8 @@ Factors of a layer live in one ``(P, r, in + out)`` tensor ``F``: ``F[p, k, j]``
 ``A_p.T = F[p, :, in:]``. This layout makes both the forward reads and the update's
 ``(P * r, features)`` matrices plain views.
 
-On CUDA with Triton (and for row counts it supports) the correction, activation and next
-layer's projection run fused in :mod:`.epilogue_kernel`; otherwise in torch ops.
+On CUDA with Triton (and for row counts it supports) the projection and the fused correction +
+activation run as the kernels of :mod:`.lowrank_kernels`; otherwise as torch ops.
 """
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ def split_factors(factors: torch.Tensor, in_features: int) -> tuple[torch.Tensor
 
 
 def fused_available(x: torch.Tensor, rows_per_member: int) -> bool:
-    """True when :func:`perturbed_linear` can use the fused Triton epilogue for these rows."""
+    """True when :func:`project` and :func:`perturbed_linear` can use the Triton kernels."""
     if not triton_usable(x.device) or x.dtype not in _FUSED_DTYPES:
         return False
-    from .epilogue_kernel import block_rows
+    from .lowrank_kernels import block_rows
 
     return block_rows(rows_per_member) is not None
 
@@ -57,11 +57,10 @@ def _pairs_view(t: torch.Tensor, num_pairs: int) -> torch.Tensor:
 def project(x: torch.Tensor, b_t: torch.Tensor, *, rows_per_member: int, fused: bool = False) -> torch.Tensor:
     """``x @ B_p`` for every row: ``x`` ``(M, in)``, ``b_t`` ``(P, r, in)`` -> ``(M, r)`` float32."""
     if fused:
-        from .epilogue_kernel import launch_epilogue
+        from .lowrank_kernels import launch_projection
 
         out = torch.empty(x.shape[0], b_t.shape[1], dtype=torch.float32, device=x.device)
-        launch_epilogue(x, None, rows_per_member=rows_per_member, activation="identity",
-                        b_next_t=b_t, xb_next=out)
+        launch_projection(x, b_t, out, rows_per_member=rows_per_member)
         return out
     xb = torch.bmm(_pairs_view(x, b_t.shape[0]), b_t.transpose(1, 2))
     return xb.reshape(x.shape[0], -1).float()
@@ -105,14 +104,13 @@ def perturbed_linear(x: torch.Tensor, weight: torch.Tensor, a_t: torch.Tensor, x
     _check_layer(x, weight, a_t, xb, signs, rows_per_member)
     h = torch.mm(x, weight.T, out=out)
     if fused and bias is None:
-        from .epilogue_kernel import launch_epilogue
+        from .lowrank_kernels import launch_correction
 
-        m = x.shape[0]
-        xb_next = None if b_next_t is None else torch.empty(m, b_next_t.shape[1], dtype=torch.float32, device=x.device)
-        sums = torch.empty(m, dtype=torch.float32, device=x.device) if row_sums else None
+        sums = torch.empty(x.shape[0], dtype=torch.float32, device=x.device) if row_sums else None
         keep_y = not row_sums or b_next_t is not None
-        launch_epilogue(h, h if keep_y else None, rows_per_member=rows_per_member, activation=activation,
-                        xb=xb, signs=signs, a_scale=a_scale, a_t=a_t, b_next_t=b_next_t, xb_next=xb_next, rowsum=sums)
+        launch_correction(h, h if keep_y else None, xb, signs, a_scale, a_t, rows_per_member=rows_per_member,
+                          activation=activation, rowsum=sums)
+        xb_next = None if b_next_t is None else project(h, b_next_t, rows_per_member=rows_per_member, fused=True)
         return (h if keep_y else None), xb_next, sums
     members = x.shape[0] // rows_per_member
     signed = (xb.view(members, rows_per_member, -1) * signs[:, None, None]).to(x.dtype)
@@ -122,7 +120,7 @@ def perturbed_linear(x: torch.Tensor, weight: torch.Tensor, a_t: torch.Tensor, x
         h.view(members, rows_per_member, -1).add_(bias if bias.ndim == 1 else bias[:, None, :])
     y = _activate_(h, activation)
     xb_next = None if b_next_t is None else project(y, b_next_t, rows_per_member=rows_per_member)
-    sums = y.float().sum(1) if row_sums else None
+    sums = y.sum(1, dtype=torch.float32) if row_sums else None
     return y, xb_next, sums
 
 

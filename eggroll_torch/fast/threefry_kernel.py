@@ -78,23 +78,25 @@ def _member_key(key_ptr, layer, epoch_ptr, pair, NOISE_REUSE: tl.constexpr):
 @triton.jit
 def _normals_kernel(
     key_ptr, epoch_ptr, table_ptr, out_ptr,
-    rows, cols, row_blocks, stride_l, stride_p, stride_row, stride_col,
-    NOISE_REUSE: tl.constexpr, SHIFT: tl.constexpr, MASK: tl.constexpr, BLOCK: tl.constexpr,
+    cols, stride_l, stride_p, stride_row, stride_col,
+    NOISE_REUSE: tl.constexpr, SHIFT: tl.constexpr, MASK: tl.constexpr, ROWS: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     pair = tl.program_id(0)
+    col = tl.program_id(1)
     layer = tl.program_id(2)
+    # The member key costs two hashes; one program spends it on a whole column of the draw,
+    # whose stores are contiguous in the (.., cols, rows) layout the factors use.
     m0, m1 = _member_key(key_ptr, layer, epoch_ptr, pair, NOISE_REUSE)
-    # One program covers BLOCK rows of one column: no per-element division, and contiguous
-    # stores in the (.., cols, rows) layout the factors use.
-    col = tl.program_id(1) // row_blocks
-    row = (tl.program_id(1) % row_blocks) * BLOCK + tl.arange(0, BLOCK)
-    valid = row < rows
-    counter = (row * cols + col).to(tl.uint32, bitcast=True)
-    y0, y1 = threefry2x32(m0, m1, tl.zeros_like(counter), counter)
-    mantissa = ((y0 ^ y1) >> SHIFT) & MASK
-    value = tl.load(table_ptr + mantissa.to(tl.int32, bitcast=True), mask=valid)
     dest = out_ptr + layer.to(tl.int64) * stride_l + pair.to(tl.int64) * stride_p + col * stride_col
-    tl.store(dest + row * stride_row, value, mask=valid)
+    for r0 in range(0, ROWS, BLOCK):
+        row = r0 + tl.arange(0, BLOCK)
+        valid = row < ROWS
+        counter = (row * cols + col).to(tl.uint32, bitcast=True)
+        y0, y1 = threefry2x32(m0, m1, tl.zeros_like(counter), counter)
+        mantissa = ((y0 ^ y1) >> SHIFT) & MASK
+        value = tl.load(table_ptr + mantissa.to(tl.int32, bitcast=True), mask=valid)
+        tl.store(dest + row * stride_row, value, mask=valid)
 
 
 def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, table: torch.Tensor, out: torch.Tensor,
@@ -106,9 +108,8 @@ def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, table: torch.T
     table of ``out.dtype``; ``shift``/``mask`` pick the mantissa bits of a hashed word.
     """
     layers, pairs, rows, cols = out.shape
-    row_blocks = triton.cdiv(rows, _BLOCK)
-    _normals_kernel[(pairs, row_blocks * cols, layers)](
+    _normals_kernel[(pairs, cols, layers)](
         layer_keys.view(torch.int32), epoch, table, out,
-        rows, cols, row_blocks, out.stride(0), out.stride(1), out.stride(2), out.stride(3),
-        NOISE_REUSE=noise_reuse, SHIFT=shift, MASK=mask, BLOCK=_BLOCK,
+        cols, out.stride(0), out.stride(1), out.stride(2), out.stride(3),
+        NOISE_REUSE=noise_reuse, SHIFT=shift, MASK=mask, ROWS=rows, BLOCK=min(_BLOCK, triton.next_power_of_2(rows)),
     )

@@ -1,8 +1,11 @@
 """The noisers, mirroring upstream's ``hyperscalees.noiser`` module for module and name for name.
 
 ``all_noisers`` maps upstream's names to the classes ("reeggroll" is EGGROLL again, as upstream).
+``lora_sigma(sigma, rank, dtype, device)`` is the ``sigma / sqrt(rank)`` to hand a module's
+``get_lora_update_params`` to get exactly the factors its ``do_mm`` uses.
 """
 from . import alteggroll, base_noiser, eggroll, eggroll_baseline_subtraction, open_es, sparse
+from ._member import lora_sigma
 
 all_noisers = {
     "noop": base_noiser.Noiser,
@@ -23,4 +26,4 @@ def get_noiser(name: str) -> type[base_noiser.Noiser]:
 
 
 __all__ = ["all_noisers", "alteggroll", "base_noiser", "eggroll", "eggroll_baseline_subtraction", "get_noiser",
-           "open_es", "sparse"]
+           "lora_sigma", "open_es", "sparse"]

@@ -2,7 +2,8 @@
 
 A float32 normal is a function of the 23 mantissa bits of its draw (float16: 10, bfloat16: 7), so
 indexing a table with those bits is exact by construction. Tables are computed at first use by
-the operation-for-operation emulation in :mod:`xla_cpu_f32` (never loaded from JAX) and cached per
+the operation-for-operation emulation in :mod:`xla_cpu_f32` (variant ``"cpu"``) or
+:mod:`gpu_variant` (variant ``"gpu"``, XLA:GPU's values), never loaded from JAX, and cached per
 (dtype, variant, device). The float32 table has 2**23 entries (32 MiB) and takes a few seconds to
 build on one CPU core.
 """
@@ -12,11 +13,12 @@ import numpy as np
 import torch
 
 from .float_bits import FORMATS, one_to_two
+from .gpu_variant import erf_inv_gpu
 from .xla_cpu_f32 import SQRT2_F32, erf_inv_f32
 
 _CACHE: dict[tuple[torch.dtype, str, str], torch.Tensor] = {}
 _CHUNK = 1 << 20
-VARIANTS = ("cpu",)
+VARIANTS = ("cpu", "gpu")
 
 
 def _lowest_above_minus_one(dtype: torch.dtype) -> torch.Tensor:
@@ -36,33 +38,53 @@ def normal_inputs(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.maximum((unit * 2.0 + lo).to(dtype), lo.to(dtype))
 
 
-def _normal_from_inputs(u: torch.Tensor) -> torch.Tensor:
+def _erf_inv_gpu(u: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(erf_inv_gpu(u.numpy()))
+
+
+def _normal_from_inputs(u: torch.Tensor, variant: str) -> torch.Tensor:
     """``sqrt(2) * erf_inv(u)`` in u's dtype: erf_inv runs in float32, the product in ``dtype``."""
-    e = erf_inv_f32(u.float())
+    e = (erf_inv_f32 if variant == "cpu" else _erf_inv_gpu)(u.float())
     if u.dtype == torch.float32:
         return (e.double() * SQRT2_F32).float()
     sqrt2 = torch.tensor(np.sqrt(2.0), dtype=torch.float64).to(u.dtype).double()
     return (e.to(u.dtype).double() * sqrt2).to(u.dtype)
 
 
-def _build(dtype: torch.dtype) -> torch.Tensor:
-    size = 1 << FORMATS[dtype].mantissa
-    table = torch.empty(size, dtype=dtype)
-    for start in range(0, size, _CHUNK):
-        index = torch.arange(start, min(start + _CHUNK, size), dtype=torch.int32)
-        table[start:start + index.numel()] = _normal_from_inputs(normal_inputs(index, dtype))
-    return table
+def normal_values(index: torch.Tensor, dtype: torch.dtype, variant: str = "cpu") -> torch.Tensor:
+    """Normals of ``dtype`` for mantissa indices (any shape), computed without a table (CPU)."""
+    check_variant(variant)
+    flat = index.reshape(-1).cpu()
+    out = torch.empty(flat.shape, dtype=dtype)
+    for start in range(0, flat.numel(), _CHUNK):
+        part = flat[start:start + _CHUNK]
+        out[start:start + part.numel()] = _normal_from_inputs(normal_inputs(part, dtype), variant)
+    return out.reshape(index.shape)
+
+
+def check_variant(variant: str) -> None:
+    """ValueError unless ``variant`` names a known backend of JAX (``"cpu"`` or ``"gpu"``)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
+
+
+def table_is_cached(dtype: torch.dtype, variant: str) -> bool:
+    """Whether the table of (dtype, variant) has been built in this process."""
+    return (dtype, variant, "cpu") in _CACHE
 
 
 def normal_table(dtype: torch.dtype, device, variant: str = "cpu") -> torch.Tensor:
-    """The cached table mapping mantissa bits to normals of ``dtype`` (float32, float16, bfloat16)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
+    """The cached table mapping mantissa bits to normals of ``dtype`` (float32, float16, bfloat16).
+
+    ``variant="gpu"`` gives XLA:GPU's float32 values (see :mod:`gpu_variant` for what was verified
+    on an H100); its float16/bfloat16 tables apply the same erf_inv and are not verified.
+    """
+    check_variant(variant)
     device = torch.device(device)
     key = (dtype, variant, str(device))
     if key not in _CACHE:
         host_key = (dtype, variant, "cpu")
         if host_key not in _CACHE:
-            _CACHE[host_key] = _build(dtype)
+            _CACHE[host_key] = normal_values(torch.arange(1 << FORMATS[dtype].mantissa, dtype=torch.int32), dtype, variant)
         _CACHE[key] = _CACHE[host_key].to(device)
     return _CACHE[key]

@@ -82,9 +82,16 @@ def _log1p_small_f32(x: torch.Tensor) -> torch.Tensor:
 
 
 def log1p_f32(x: torch.Tensor) -> torch.Tensor:
-    """XLA:CPU ``log-plus-one`` for float32 x > -1 (finite)."""
+    """XLA:CPU ``log-plus-one`` for float32 x > -1 (finite).
+
+    The kernel evaluates both branches and selects; each element here runs only the branch it
+    keeps, which gives the same values at half the cost.
+    """
     small = x.abs() < _LOG1P_SMALL
-    return torch.where(small, _log1p_small_f32(x), _log_f32(_add(x, 1.0)))
+    out = torch.empty_like(x)
+    out[small] = _log1p_small_f32(x[small])
+    out[~small] = _log_f32(_add(x[~small], 1.0))
+    return out
 
 
 def erf_inv_f32(u: torch.Tensor) -> torch.Tensor:

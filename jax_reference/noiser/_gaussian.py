@@ -4,7 +4,7 @@ Shared by the EGGROLL, OpenES, alternating-EGGROLL and sparse noisers, which dra
 """
 import jax
 
-from ._member import antithetic_sigma, member_key
+from ._member import member_coordinates, member_key
 
 
 def get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
@@ -14,18 +14,18 @@ def get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, ke
     ``B = draw[:b]`` (``(b, rank)``) and ``A = draw[b:] * (+-base_sigma)`` (``(a, rank)``), the
     sign and scale living in ``A`` only. Callers pass ``base_sigma = sigma / sqrt(rank)``.
     """
+    true_epoch, pair, sigma = member_coordinates(frozen_noiser_params, base_sigma, iterinfo)
     a, b = param.shape
     draw = jax.random.normal(
-        member_key(frozen_noiser_params, iterinfo, key),
-        (a + b, frozen_noiser_params["rank"]),
-        dtype=param.dtype,
+        member_key(key, true_epoch, pair), (a + b, frozen_noiser_params["rank"]), dtype=param.dtype
     )
-    return draw[b:] * antithetic_sigma(base_sigma, iterinfo[1]), draw[:b]
+    B = draw[:b]
+    A = draw[b:]
+    return A * sigma, B
 
 
 def get_nonlora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
     """Full-rank noise of one member, ``normal(param.shape, param.dtype) * (+-base_sigma)``."""
-    draw = jax.random.normal(
-        member_key(frozen_noiser_params, iterinfo, key), param.shape, dtype=param.dtype
-    )
-    return draw * antithetic_sigma(base_sigma, iterinfo[1])
+    true_epoch, pair, sigma = member_coordinates(frozen_noiser_params, base_sigma, iterinfo)
+    draw = jax.random.normal(member_key(key, true_epoch, pair), param.shape, dtype=param.dtype)
+    return draw * sigma

@@ -16,13 +16,19 @@ def noise_epoch(noise_reuse, epoch):
     return 0 if noise_reuse == 0 else epoch // noise_reuse
 
 
-def member_key(frozen_noiser_params, iterinfo, key):
-    """Key of one member for a parameter whose key is ``key``: ``fold_in(fold_in(key, e), thread_id // 2)``."""
-    epoch, thread_id = iterinfo
-    epoch_key = jax.random.fold_in(key, noise_epoch(frozen_noiser_params["noise_reuse"], epoch))
-    return jax.random.fold_in(epoch_key, thread_id // 2)
-
-
 def antithetic_sigma(base_sigma, thread_id):
     """``+base_sigma`` for an even ``thread_id``, ``-base_sigma`` for an odd one (same dtype as ``base_sigma``)."""
     return jnp.where(thread_id % 2 == 0, base_sigma, -base_sigma)
+
+
+def member_coordinates(frozen_noiser_params, base_sigma, iterinfo):
+    """``(noise epoch, pair index thread_id // 2, signed sigma)`` of one member."""
+    epoch, thread_id = iterinfo
+    true_epoch = noise_epoch(frozen_noiser_params["noise_reuse"], epoch)
+    pair = thread_id // 2
+    return true_epoch, pair, antithetic_sigma(base_sigma, thread_id)
+
+
+def member_key(key, true_epoch, pair):
+    """The member's key for a parameter whose key is ``key``: ``fold_in(fold_in(key, true_epoch), pair)``."""
+    return jax.random.fold_in(jax.random.fold_in(key, true_epoch), pair)

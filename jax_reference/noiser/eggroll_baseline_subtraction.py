@@ -11,39 +11,49 @@ import jax.numpy as jnp
 import optax
 
 from . import _estimators, _forward, _update
-from ._member import antithetic_sigma, member_key
+from ._member import member_key
 from ._validate import check_count
 from .base_noiser import Noiser
 
 STD_EPS = 1e-8
 
 
-def _perturbed_mask(frozen_noiser_params, thread_id, dtype):
-    """1 for members perturbed in their group (``thread_id % G >= 2``), 0 for the two baseline members."""
-    group_size = jnp.asarray(frozen_noiser_params["group_size"])
-    return (jnp.mod(thread_id, group_size) >= 2).astype(dtype)
+def _member_coordinates(frozen_noiser_params, base_sigma, iterinfo, dtype):
+    """``(mask, noise epoch, pair index, signed sigma)`` of one member.
+
+    ``mask`` (in ``dtype``) is 1 for perturbed members (``thread_id % G >= 2``) and 0 for the
+    two baseline members of each group. Same values as ``_member.member_coordinates``, but
+    computed as upstream's baseline noiser does: the noise epoch through ``where`` and the sign
+    as a multiplication by ``+-1.0``.
+    """
+    epoch, thread_id = iterinfo
+    mask = (jnp.mod(thread_id, jnp.asarray(frozen_noiser_params["group_size"])) >= 2).astype(dtype)
+    noise_reuse = frozen_noiser_params["noise_reuse"]
+    # floor_divide, not //, so a Python-int epoch with noise_reuse=0 does not raise.
+    true_epoch = jnp.where(noise_reuse == 0, 0, jnp.floor_divide(epoch, noise_reuse))
+    pair = thread_id // 2
+    sigma = base_sigma * jnp.where((thread_id % 2) == 0, 1.0, -1.0)
+    return mask, true_epoch, pair, sigma
 
 
 def get_nonlora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
     """EGGROLL's full noise ``(param.shape)`` times the member's 0/1 baseline mask."""
-    draw = jax.random.normal(member_key(frozen_noiser_params, iterinfo, key), param.shape, dtype=param.dtype)
-    thread_id = iterinfo[1]
-    return draw * antithetic_sigma(base_sigma, thread_id) * _perturbed_mask(
-        frozen_noiser_params, thread_id, param.dtype
-    )
+    mask, true_epoch, pair, sigma = _member_coordinates(frozen_noiser_params, base_sigma, iterinfo, param.dtype)
+    draw = jax.random.normal(member_key(key, true_epoch, pair), param.shape, dtype=param.dtype)
+    return draw * sigma * mask
 
 
 def get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
     """EGGROLL's factors ``A`` ``(a, r)`` and ``B`` ``(b, r)``, both multiplied by the baseline mask."""
     a, b = param.shape
-    thread_id = iterinfo[1]
-    mask = _perturbed_mask(frozen_noiser_params, thread_id, param.dtype)
+    mask, true_epoch, pair, sigma = _member_coordinates(frozen_noiser_params, base_sigma, iterinfo, param.dtype)
     draw = jax.random.normal(
-        member_key(frozen_noiser_params, iterinfo, key),
-        (a + b, frozen_noiser_params["rank"]),
-        dtype=param.dtype,
+        member_key(key, true_epoch, pair), (a + b, frozen_noiser_params["rank"]), dtype=param.dtype
     )
-    return draw[b:] * mask * antithetic_sigma(base_sigma, thread_id), draw[:b] * mask
+    B = draw[:b]
+    A = draw[b:] * mask
+    B = B * mask
+    return A * sigma, B
 
 
 def _simple_full_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):

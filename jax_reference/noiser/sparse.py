@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from . import _estimators, _forward, _update
 from ._fitness import standardize_fitnesses
 from ._gaussian import get_lora_update_params, get_nonlora_update_params
-from ._member import antithetic_sigma, member_key
+from ._member import member_coordinates, member_key
 from ._validate import check_count
 from .base_noiser import Noiser
 
@@ -31,12 +31,15 @@ def get_sparse_update_params(frozen_noiser_params, base_sigma, iterinfo, param, 
     ``values`` has ``param.dtype`` (times the signed ``base_sigma``); ``rows = flat // b`` and
     ``cols = flat % b`` are int32. Repeated indices add up.
     """
+    true_epoch, pair, sigma = member_coordinates(frozen_noiser_params, base_sigma, iterinfo)
     a, b = param.shape
     k = max(a, b)
-    index_key, value_key = jax.random.split(member_key(frozen_noiser_params, iterinfo, key), 2)
+    index_key, value_key = jax.random.split(member_key(key, true_epoch, pair), 2)
     flat = jnp.floor(jax.random.uniform(index_key, (k,)) * (a * b)).astype(jnp.int32)
+    rows = flat // b
+    cols = flat % b
     values = jax.random.normal(value_key, shape=(k,), dtype=param.dtype)
-    return values * antithetic_sigma(base_sigma, iterinfo[1]), flat // b, flat % b
+    return values * sigma, rows, cols
 
 
 def _simple_full_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):

@@ -1,7 +1,8 @@
 """Start gloo process groups of a few CPU ranks from a test, bounded by a deadline.
 
-Ranks are forked from a forkserver that imported torch and the rank programs once
-(:mod:`dist_workers`), so a launch costs milliseconds instead of one torch import per rank.
+Ranks are forked from a forkserver that imported torch and the rank programs and built the
+PRNG tables once (:mod:`dist_forkserver_preload`), so a launch costs milliseconds instead of
+one torch import and table build per rank.
 Each rank runs ``dist_workers.run_rank``, which writes its result to ``<out>/rank<r>.pt``.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import dist_workers
 
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["dist_workers"])
+_CONTEXT.set_forkserver_preload(["dist_forkserver_preload"])
 
 
 def free_port() -> int:

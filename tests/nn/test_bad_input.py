@@ -8,7 +8,7 @@ from torch import nn
 from eggroll_torch import random as es_random
 from eggroll_torch.nn import EggrollTrainer
 
-from .conftest import assert_same_state, small_net, snapshot
+from nn_support import assert_same_state, small_net, snapshot
 
 N = 6
 
@@ -75,7 +75,7 @@ def test_bad_fitness_rejected_and_state_untouched(fitness, error, match):
         ({"seed": 1, "es_key": es_random.key(1)}, ValueError, r"give seed or es_key, not both"),
         ({"seed": None, "es_key": torch.zeros(2, dtype=torch.int64)}, TypeError, r"es_key must be a torch.uint32"),
         ({"seed": None, "es_key": es_random.split(es_random.key(0), 3)}, ValueError, r"es_key must be one key of shape \(2,\)"),
-        ({"es_classes": {"0.wieght": 1}}, ValueError, r"es_classes names '0.wieght'.*did you mean \['0.weight'\]"),
+        ({"es_classes": {"0.wieght": 1}}, ValueError, r"es_classes names '0.wieght'.*did you mean \['0.weight'"),
         ({"es_classes": {"0.bias": 1}}, ValueError, r"es_classes\['0.bias'\] = MM_PARAM needs a 2-D"),
         ({"es_classes": {"0.bias": 7}}, ValueError, r"es_classes\['0.bias'\] = 7 is not an ES class"),
         ({"es_classes": ["0.bias"]}, TypeError, r"es_classes must be a mapping"),

@@ -16,7 +16,7 @@ from eggroll_torch.nn import EggrollTrainer
 from eggroll_torch.noiser import all_noisers
 from eggroll_torch.optim import resolve_solver
 
-from .conftest import DEVICES
+from nn_support import DEVICES
 
 N = 8
 # nn.Sequential(Linear, ReLU, Linear, ReLU, Linear) names its Linear layers 0, 2, 4; the

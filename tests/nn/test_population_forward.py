@@ -9,7 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from conformance.tolerances import assert_parity
 from eggroll_torch.nn import PARAM, EggrollTrainer
 
-from .conftest import DEVICES, explicit_member, small_net
+from nn_support import DEVICES, explicit_member, small_net
 
 N = 6
 

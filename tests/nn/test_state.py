@@ -8,7 +8,7 @@ from torch import nn
 
 from eggroll_torch.nn import EggrollTrainer
 
-from .conftest import assert_same_state, small_net, snapshot
+from nn_support import assert_same_state, small_net, snapshot
 
 N = 8
 

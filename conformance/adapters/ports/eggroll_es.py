@@ -59,7 +59,7 @@ class EggrollEsAdapter(base.Adapter):
     def info(self) -> base.BackendInfo:
         return base.BackendInfo(
             self.name, metadata.version(PACKAGE), "cpu", {"torch": torch.__version__},
-            "own RNG (one generator seeded once, members drawn in call order): noise not injectable; "
+            "one torch.Generator seeded once, members drawn in call order, so no draw can be routed; "
             "perturbations are (A * B).sum(-1), not A @ B.T")
 
     def convert_fitnesses(self, config, raw):
@@ -74,7 +74,9 @@ class EggrollEsAdapter(base.Adapter):
         targets = [p for p, c in classes.items() if c == MM_PARAM or (c == PARAM and not config.freeze_nonlora)]
         values = dict(trees.items(params))
         current = {torch_name(p): to_torch(values[p]) for p in targets}
-        members = [{torch_name(p): _member_noise(noise[p], n) for p in targets} for n in range(population.size)]
+        # The port holds noise in the parameter's dtype (golden vectors may carry it wider).
+        members = [{torch_name(p): _member_noise(noise[p], n).to(current[torch_name(p)].dtype) for p in targets}
+                   for n in range(population.size)]
         updated = _core().evolve_step(current, members, to_torch(fitnesses), port_config)
         return trees.map_leaves_with_path(
             lambda path, leaf: to_numpy(updated[torch_name(path)]) if path in targets else np.asarray(leaf), params)

@@ -84,8 +84,8 @@ class EggrollTrainerAdapter(base.Adapter):
     def info(self) -> base.BackendInfo:
         return base.BackendInfo(
             self.name, metadata.version(PACKAGE), "cpu", {"torch": torch.__version__},
-            "own RNG (one torch.Generator seeded with true_epoch * 1e6 + true_thread, the same seed for "
-            "every parameter); the reference's normal draws are routed into it")
+            "one torch.Generator reseeded with true_epoch * 1e6 + true_thread for each draw, the same seed "
+            "for every parameter; the reference's normal draws are routed into it")
 
     def convert_fitnesses(self, config, raw):
         raw_t = to_torch(raw)
@@ -164,15 +164,16 @@ class EggrollTrainerAdapter(base.Adapter):
         trainer = _trainer(config, module, population.size, lambda _model: next(scores))
         by_param = {id(named[torch_name(path)]): leaf for path, leaf in noise.items()}
 
+        # The port holds noise in the parameter's dtype (golden vectors may carry it wider).
         def lora(param, thread_id, epoch):
             a, b = by_param[id(param)].arrays
-            return to_torch(a[thread_id]), to_torch(b[thread_id])
+            return to_torch(a[thread_id]).to(param.dtype), to_torch(b[thread_id]).to(param.dtype)
 
         def full(param, thread_id, epoch):
             leaf = by_param[id(param)]
             if leaf.kind == "none":
                 return torch.zeros_like(param)
-            return to_torch(leaf.arrays[0][thread_id])
+            return to_torch(leaf.arrays[0][thread_id]).to(param.dtype)
 
         trainer._get_lora_params = lora
         trainer._get_full_rank_params = full

@@ -28,10 +28,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _how(row) -> str:
-    how = HOW.get(row.result.mode, row.result.mode)
+    if row.result.status == "skip":
+        return "not run"
     if row.laws is not None:
-        how = f"values on routed draws; laws on own RNG: {row.laws.status}"
-    return how
+        return f"values on routed draws; own-RNG laws: {row.laws.status}"
+    return HOW.get(row.result.mode, row.result.mode)
 
 
 def _reference_text(reference) -> str:
@@ -50,7 +51,7 @@ def _install_text(cert, spec) -> str:
     if not cert.install.command:
         return f"`{cert.install.requirement}` {cert.install.detail}"
     flags = f" ({spec.flags_reason})" if spec is not None and spec.flags_reason else ""
-    return f"`{' '.join(cert.install.command[1:])}`{flags}"
+    return f"`python {' '.join(cert.install.command[1:])}`{flags}"
 
 
 def build(cert, spec) -> dict:
@@ -94,7 +95,8 @@ def render(cert, spec) -> str:
     lines += _table(["Component", "Status", "Impact", "Backends", "Cases", "Max abs error", "Max ULP"],
                     component_rows(SimpleNamespace(results=results, baseline={})))
     lines += ["", "## What differs from upstream", ""]
-    lines += [f"- `{f.check_id}` ({f.status}): {f.summary}. {_first_symptom(f)}" for f in cert.findings]
+    lines += [f"- `{f.check_id}` ({f.status}{_values_only(f)}): {f.summary}. {_first_symptom(f)}"
+              for f in cert.findings]
     lines += ["" if cert.findings else "Nothing: every check that ran passes.", ""]
     lines += ["## Failing checks, each with its smallest reproducing case", ""]
     for finding in cert.findings:
@@ -112,6 +114,14 @@ def render(cert, spec) -> str:
     return "\n".join(lines)
 
 
+def _values_only(finding) -> str:
+    if finding.laws_verdict == "pass":
+        return "; values only, this check's own laws hold"
+    if finding.outputs and all(o.get("rounding_only") for o in finding.outputs) and not finding.laws:
+        return "; rounding only"
+    return ""
+
+
 def _first_symptom(finding) -> str:
     if finding.error:
         return f"The port raises `{finding.error}`."
@@ -126,7 +136,7 @@ def _first_symptom(finding) -> str:
 
 def _note(row) -> str:
     if row.result.status == "skip":
-        return row.result.note
+        return next((m for c in row.result.cases for m in c.messages), row.result.note)
     skipped = sorted({m for c in row.result.cases if c.status == "skip" for m in c.messages})
     return "; ".join(["some cases not run: " + s for s in skipped][:2])
 

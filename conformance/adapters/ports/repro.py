@@ -38,7 +38,7 @@ class Repro:
     diagnosis: list = field(default_factory=list)
     error: str = ""
     command: str = ""
-    own_rng_laws: str = ""
+    laws_verdict: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,11 +61,16 @@ def _size(value) -> int:
     return 0
 
 
-def smallest_failing(check, result, profile: str):
-    """The failing or crashing fixed case of ``result`` with the fewest input elements, or ``None``."""
+def smallest_failing(check, result, profile: str, prefer: set | None = None):
+    """The failing or crashing fixed case of ``result`` with the fewest input elements, or ``None``.
+
+    Cases in ``prefer`` (those that also break the check's own laws, which name the bug more
+    directly than a value difference) win over smaller ones outside it.
+    """
     bad = {c.case_id for c in result.cases if c.status in ("fail", "error")}
     cases = [c for c in check.cases(profile) if c.case_id in bad]
-    return min(cases, key=case_size, default=None)
+    preferred = [c for c in cases if c.case_id in (prefer or set())]
+    return min(preferred or cases, key=case_size, default=None)
 
 
 def render(value, limit: int = JSON_ARRAY_LIMIT):
@@ -191,9 +196,9 @@ def markdown(repro: Repro) -> list[str]:
                          f"array's largest value, within the {row['kind']} tolerance; the port sums in another order")
     lines += [f"- Law broken: {m}" for m in repro.laws]
     lines += [f"- Diagnosis: {m}" for m in repro.diagnosis]
-    if repro.own_rng_laws == "pass":
-        lines.append("- This check's own laws hold on the port's own RNG: the values differ because of another "
-                     "finding (see the diagnosis).")
+    if repro.laws_verdict == "pass":
+        lines.append("- This check's own laws hold (on the port's own RNG where it draws noise): the values "
+                     "differ because of another finding.")
     lines.append("")
     return lines
 

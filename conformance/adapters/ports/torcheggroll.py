@@ -102,8 +102,8 @@ class TorchEggrollAdapter(base.Adapter):
     def info(self) -> base.BackendInfo:
         return base.BackendInfo(
             self.name, metadata.version(PACKAGE), "cpu", {"torch": torch.__version__},
-            "own RNG (torch.Generator seeded with hash((epoch, pair, param index))); the reference's "
-            "normal draws are routed into it, so every other noise behaviour is the port's own")
+            "a torch.Generator per member pair and parameter, seeded with hash((epoch, pair, param index)); "
+            "the reference's normal draws are routed into it, so every other noise behaviour is the port's own")
 
     # ---- fitness shaping -----------------------------------------------------------------
     def convert_fitnesses(self, config, raw):
@@ -242,7 +242,9 @@ class TorchEggrollAdapter(base.Adapter):
         es = _port().TorchEggrollES(module, pop_size=n, sigma=config.sigma, lr=config.lr, rank=config.rank,
                                     param_filter=lambda p, name: name in evolved, normalize_fitness=False,
                                     antithetic=False)
-        injected = {torch_name(path): _full_noise(leaf) for path, leaf in noise.items()
+        dtypes = {name: p.dtype for name, p in module.named_parameters()}
+        # The port holds noise in the parameter's dtype (golden vectors may carry it wider).
+        injected = {torch_name(path): _full_noise(leaf).to(dtypes[torch_name(path)]) for path, leaf in noise.items()
                     if torch_name(path) in evolved}
         es._generate_all_noise = lambda: injected
         es.prepare_population()

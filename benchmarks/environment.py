@@ -1,0 +1,65 @@
+"""What a benchmark result depends on: library versions, hardware, precision settings."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+
+import torch
+
+_PACKAGES = ("torch", "jax", "jaxlib", "optax", "numpy", "triton")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def describe(device: str, f32_matmul: str) -> dict:
+    """A JSON-ready description of this process's environment for ``device``."""
+    info = {
+        "versions": {p: _version(p) for p in _PACKAGES},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "float32_matmul": f32_matmul,
+        "commit": _commit(),
+    }
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        info["cuda"] = torch.version.cuda
+    try:
+        import jax
+
+        info["jax_backend"] = jax.default_backend()
+        info["jax_devices"] = [str(d) for d in jax.devices()]
+    except Exception as error:  # noqa: BLE001 - a broken JAX install is reported, not fatal
+        info["jax_backend"] = f"unavailable: {error!r}"
+    return info

@@ -1,0 +1,97 @@
+"""Timing and peak-memory measurement that works the same for torch and JAX, CPU and CUDA."""
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def cuda_sync(_result=None) -> None:
+    """Wait for all queued CUDA work (the argument is ignored)."""
+    torch.cuda.synchronize()
+
+
+def no_sync(_result=None) -> None:
+    """CPU torch returns when the work is done: nothing to wait for."""
+
+
+def jax_sync(result) -> None:
+    """Wait until a JAX result (any pytree) has been computed."""
+    import jax
+
+    jax.block_until_ready(result)
+
+
+def time_call(fn: Callable[[], object], sync: Callable[[object], None], *, target_s: float,
+              min_reps: int = 3, max_reps: int = 2000, warmup: int = 1) -> dict:
+    """Median seconds per call of ``fn`` after ``warmup`` calls.
+
+    Each call is timed on its own, ``sync`` applied to its result; calls repeat until
+    ``target_s`` seconds have passed (at least ``min_reps``, at most ``max_reps``).
+    """
+    for _ in range(warmup):
+        sync(fn())
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < target_s and len(times) < max_reps):
+        t0 = time.perf_counter()
+        sync(fn())
+        times.append(time.perf_counter() - t0)
+    return {"time_s": statistics.median(times), "min_s": min(times), "reps": len(times)}
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory while the ``with`` block runs, above what was in use when it started.
+
+    CUDA: torch's allocator statistics (``max_memory_allocated``). CPU: the process's resident
+    set sampled every millisecond (approximate; includes every framework's allocations).
+    ``jax_device``: a JAX device whose allocator reports ``peak_bytes_in_use``; its peak is
+    process-wide and cannot be reset, so it is reported as is.
+    """
+
+    def __init__(self, device: str, jax_device=None):
+        self.device = device
+        self.jax_device = jax_device if device == "cuda" else None
+        self.peak_bytes: int | None = None
+        self._stop = threading.Event()
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, _rss_bytes())
+            time.sleep(0.001)
+
+    def __enter__(self):
+        if self.jax_device is not None:
+            return self
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+        else:
+            self._base = self._peak = _rss_bytes()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.jax_device is not None:
+            stats = self.jax_device.memory_stats() or {}
+            self.peak_bytes = stats.get("peak_bytes_in_use")
+            return False
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.peak_bytes = torch.cuda.max_memory_allocated() - self._base
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = self._peak - self._base
+        return False

@@ -1,0 +1,101 @@
+"""The benchmark workloads, per device, and their population-size sweeps.
+
+A stack workload is L square linear layers of width d without biases, tanh between them, run by
+N members on T tokens each; a member's fitness is the mean of its outputs. EGGROLL perturbs every
+layer with rank-r noise redrawn each generation (``noise_reuse=1``, the regime where noise
+generation costs the most) and takes an SGD step. The CPU also runs upstream's end-to-end MLP
+example (``tests/end_to_end_test.py`` upstream; :mod:`jax_reference.examples.mlp_e2e` here).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class StackWorkload:
+    """L square layers of width ``width`` (tanh between), ``members`` x ``tokens`` rows."""
+
+    name: str
+    width: int
+    members: int
+    tokens: int
+    rank: int
+    dtype: str
+    layers: int = 4
+    sigma: float = 0.01
+    lr: float = 1e-3
+    # Upstream's own ratios on an H100 (issue 6), shown next to ours in the report.
+    upstream: dict = field(default_factory=dict)
+
+    kind = "stack"
+
+    def config(self) -> dict:
+        """The JSON description of the workload."""
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class MLPExampleWorkload:
+    """Upstream's end-to-end example: MLP ``3 -> 16 -> 16 -> 1`` (relu, biases), 64 members,
+    rank 8, sigma 0.2, ``adamw(0.03, b1=0.9, b2=0.999)``, ``noise_reuse=0``, fitness ``-(y - 2)**2``."""
+
+    name: str = "mlp_example"
+    members: int = 64
+    in_dim: int = 3
+    hidden: tuple = (16, 16)
+    rank: int = 8
+    sigma: float = 0.2
+    lr: float = 0.03
+    dtype: str = "float32"
+
+    kind = "mlp_example"
+
+    def config(self) -> dict:
+        """The JSON description of the workload."""
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Generation throughput against population size for one workload shape."""
+
+    base: StackWorkload
+    members: tuple
+
+    def points(self) -> list[StackWorkload]:
+        """The base workload at each population size."""
+        return [replace(self.base, name=f"{self.base.name}_n{n}", members=n) for n in self.members]
+
+
+CUDA_WORKLOADS = (
+    StackWorkload("d1024_n4096_t16_r16_f32", 1024, 4096, 16, 16, "float32",
+                  upstream={"forward_over_inference": 0.32, "generation_over_inference": 0.16}),
+    StackWorkload("d4096_n2048_t64_r16_bf16", 4096, 2048, 64, 16, "bfloat16",
+                  upstream={"forward_over_inference": 0.75, "generation_over_inference": 0.58}),
+    StackWorkload("d4096_n8192_t16_r4_bf16", 4096, 8192, 16, 4, "bfloat16",
+                  upstream={"forward_over_inference": 0.74, "generation_over_inference": 0.59}),
+)
+CUDA_SWEEP = Sweep(StackWorkload("sweep_d4096_t16_r4_bf16", 4096, 0, 16, 4, "bfloat16"),
+                   (256, 512, 1024, 2048, 4096, 8192, 16384))
+
+CPU_WORKLOADS = (
+    MLPExampleWorkload(),
+    StackWorkload("d256_n512_t16_r4_f32", 256, 512, 16, 4, "float32"),
+)
+CPU_SWEEP = Sweep(StackWorkload("sweep_d64_t16_r4_f32", 64, 0, 16, 4, "float32"), (256, 1024, 4096, 16384))
+
+# --quick: seconds, for smoke tests; bfloat16 needs no 2**23-entry float32 normal table.
+QUICK_WORKLOADS = (
+    MLPExampleWorkload(dtype="bfloat16"),
+    StackWorkload("quick_d64_n64_t16_r4_bf16", 64, 64, 16, 4, "bfloat16"),
+)
+QUICK_SWEEP = Sweep(StackWorkload("quick_sweep_d32_t16_r4_bf16", 32, 0, 16, 4, "bfloat16"), (256, 1024))
+
+
+def plan(device: str, quick: bool) -> tuple[tuple, Sweep]:
+    """The workloads and the sweep to run on ``device`` (``"cpu"`` or ``"cuda"``)."""
+    if quick:
+        return QUICK_WORKLOADS, QUICK_SWEEP
+    if device == "cuda":
+        return CUDA_WORKLOADS, CUDA_SWEEP
+    return CPU_WORKLOADS, CPU_SWEEP

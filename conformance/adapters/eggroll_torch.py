@@ -1,0 +1,260 @@
+"""Backend ``eggroll_torch`` (and ``eggroll_torch-cuda``): our PyTorch port's functional layer.
+
+``eggroll_torch.noiser`` / ``eggroll_torch.models.common`` mirror upstream name for name and take
+a whole population at once (``iterinfo = (epochs, thread_ids)`` as 1-D tensors), so every
+operation is one call; nothing here imports JAX.
+
+Injected noise (``do_updates(noise=...)``): the noiser modules' ``get_lora_update_params`` /
+``get_nonlora_update_params`` are swapped, for the duration of the call, for functions that
+return the given arrays of the leaf whose key they are asked about. The port's own update
+algebra (fitness weighting, einsum, 1/N, sqrt(N), solver) then runs on the reference's noise.
+Deliberately broken variants (``tests/conformance/broken``) use this to change one behaviour.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+
+import numpy as np
+
+from .. import trees
+from ..spec import NOISERS, LeafNoise
+from . import base
+
+_NOISER_MODULES = ("eggroll", "alteggroll", "eggroll_baseline_subtraction", "open_es", "sparse")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def torch_dtype(name: str):
+    torch = _torch()
+    return {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
+            "float16": torch.float16}[name]
+
+
+class EggrollTorchAdapter(base.Adapter):
+    """The functional torch layer on ``device`` (``"cpu"`` or ``"cuda"``)."""
+
+    capabilities = frozenset(
+        {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD, base.TREE_KEYS,
+         base.SCAN_MAP, base.UPDATES, base.INJECT_NOISE, base.BATCHED_UPDATE, base.OPTIMIZER, base.TRAJECTORY}
+        | {base.noiser_capability(n) for n in NOISERS}
+        | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
+    )
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        self.name = "eggroll_torch" if device == "cpu" else f"eggroll_torch-{device}"
+
+    def info(self) -> base.BackendInfo:
+        torch = _torch()
+        import eggroll_torch
+
+        version = getattr(eggroll_torch, "__version__", "0.1.0")
+        device = (torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu")
+        return base.BackendInfo(self.name, f"eggroll_torch {version}", f"{self.device}:{device}",
+                                {"torch": torch.__version__, "numpy": np.__version__})
+
+    # ---- conversions ---------------------------------------------------------------------
+    def tensor(self, array, dtype: str | None = None):
+        """numpy (bfloat16 via float32) -> torch on this adapter's device."""
+        torch = _torch()
+        arr = np.asarray(array)
+        name = dtype or ("bfloat16" if arr.dtype.name == "bfloat16" else None)
+        if arr.dtype.name == "bfloat16":
+            arr = arr.astype(np.float32)
+        t = torch.as_tensor(np.ascontiguousarray(arr), device=self.device)
+        return t.to(torch_dtype(name)) if name else t
+
+    def key(self, words):
+        from eggroll_torch import random
+
+        return random.wrap_key_data(np.asarray(words, dtype=np.uint32), device=self.device)
+
+    def population(self, population):
+        torch = _torch()
+        return (torch.as_tensor(population.epochs, device=self.device),
+                torch.as_tensor(population.thread_ids, device=self.device))
+
+    @staticmethod
+    def out(value) -> np.ndarray:
+        torch = _torch()
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu()
+            if t.dtype == torch.bfloat16:
+                t = t.float()
+            elif t.dtype == torch.uint32:
+                return t.to(torch.int64).numpy().astype(np.uint32)
+            return t.numpy()
+        return np.asarray(value)
+
+    # ---- helpers -------------------------------------------------------------------------
+    def noiser_cls(self, config):
+        from eggroll_torch.noiser import all_noisers
+
+        return all_noisers[config.noiser]
+
+    def solver(self, spec):
+        from eggroll_torch import optim
+
+        if spec is None:
+            return {}
+        return {"solver": getattr(optim, spec.name), "solver_kwargs": spec.kwargs_dict}
+
+    def init(self, config, params):
+        return self.noiser_cls(config).init_noiser(params, config.sigma, config.lr, **self.solver(config.solver),
+                                                   **config.init_kwargs())
+
+    def member_fn(self, config, name: str):
+        fn = getattr(sys.modules[self.noiser_cls(config).__module__], name, None)
+        if fn is None:
+            raise base.Unsupported(f"noiser {config.noiser!r} has no {name}")
+        return fn
+
+    # ---- operations ----------------------------------------------------------------------
+    def convert_fitnesses(self, config, raw):
+        frozen, nparams = self.init(config, {})
+        return self.out(self.noiser_cls(config).convert_fitnesses(frozen, nparams, self.tensor(raw)))
+
+    def lora_factors(self, config, key, shape, dtype, population):
+        from eggroll_torch.noiser._member import lora_sigma
+
+        if config.noiser in ("open_es", "sparse", "noop"):
+            raise base.Unsupported(f"noiser {config.noiser!r} has no low-rank factors")
+        param = _torch().zeros(shape, dtype=torch_dtype(dtype), device=self.device)
+        frozen, nparams = self.init(config, param)
+        sigma = lora_sigma(nparams["sigma"], frozen["rank"], param.dtype, param.device)
+        a, b = self.member_fn(config, "get_lora_update_params")(frozen, sigma, self.population(population), param,
+                                                                self.key(key))
+        return self.out(a), self.out(b)
+
+    def full_noise(self, config, key, shape, dtype, population):
+        if config.noiser == "noop":
+            raise base.Unsupported("noiser 'noop' draws no noise")
+        param = _torch().zeros(shape, dtype=torch_dtype(dtype), device=self.device)
+        frozen, nparams = self.init(config, param)
+        fn = self.member_fn(config, "get_nonlora_update_params")
+        return self.out(fn(frozen, nparams["sigma"], self.population(population), param, self.key(key)))
+
+    def sparse_noise(self, config, key, shape, dtype, population):
+        if config.noiser != "sparse":
+            raise base.Unsupported("only the 'sparse' noiser draws sparse noise")
+        param = _torch().zeros(shape, dtype=torch_dtype(dtype), device=self.device)
+        frozen, nparams = self.init(config, param)
+        fn = self.member_fn(config, "get_sparse_update_params")
+        return tuple(self.out(v) for v in fn(frozen, nparams["sigma"], self.population(population), param,
+                                              self.key(key)))
+
+    def _forward(self, method, config, param, key, population, x):
+        p = self.tensor(param)
+        frozen, nparams = self.init(config, p)
+        it = None if population is None else self.population(population)
+        fn = getattr(self.noiser_cls(config), method)
+        return self.out(fn(frozen, nparams, p, self.key(key), it, self.tensor(x)))
+
+    def do_mm(self, config, param, key, population, x):
+        return self._forward("do_mm", config, param, key, population, x)
+
+    def do_Tmm(self, config, param, key, population, x):
+        return self._forward("do_Tmm", config, param, key, population, x)
+
+    def noisy_standard(self, config, param, key, population):
+        p = self.tensor(param)
+        frozen, nparams = self.init(config, p)
+        it = None if population is None else self.population(population)
+        out = self.out(self.noiser_cls(config).get_noisy_standard(frozen, nparams, p, self.key(key), it))
+        if population is not None and out.shape == tuple(param.shape):
+            # An unperturbed param comes back without the member axis; the protocol has one.
+            out = np.broadcast_to(out, (population.size, *out.shape)).copy()
+        return out
+
+    def tree_keys(self, params, base_key, scan_map):
+        from eggroll_torch.models import common
+
+        tparams = trees.map_leaves(self.tensor, params)
+        keys = common.simple_es_tree_key(tparams, self.key(base_key), trees.map_leaves(tuple, scan_map))
+        return trees.map_leaves(self.out, keys)
+
+    def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
+        tparams = trees.map_leaves(self.tensor, params)
+        tkeys = trees.map_leaves(self.key, keys)
+        emap = trees.map_leaves(int, es_map)
+        frozen, nparams = self.init(config, tparams)
+        cls = self.noiser_cls(config)
+        swap = contextlib.nullcontext() if noise is None else self.injected(noise, keys)
+        with swap:
+            _, new = cls.do_updates(frozen, nparams, tparams, tkeys, self.tensor(fitnesses), self.population(population),
+                                    emap)
+        return trees.map_leaves(self.out, new)
+
+    @contextlib.contextmanager
+    def injected(self, noise: dict[str, LeafNoise], keys: dict):
+        """Swap the noiser modules' noise functions for lookups of ``noise`` by leaf key."""
+        torch = _torch()
+        by_key = {}
+        for path, words in trees.items(keys):
+            leaf = noise.get(path)
+            if leaf is not None and leaf.kind != "none":
+                by_key[tuple(int(w) for w in np.asarray(words).ravel())] = leaf
+
+        def lookup(key, kind):
+            rows = key.reshape(-1, 2).tolist()
+            leaves = [by_key.get(tuple(r)) for r in rows]
+            if any(leaf is None or leaf.kind != kind for leaf in leaves):
+                raise base.Unsupported(f"no injected {kind} noise for key {rows}")
+            arrays = [tuple(self.tensor(a) for a in leaf.arrays) for leaf in leaves]
+            if key.ndim == 1:
+                return arrays[0]
+            return tuple(torch.stack([a[i] for a in arrays]) for i in range(len(arrays[0])))
+
+        def lora(frozen, base_sigma, iterinfo, param, key):
+            a, b = lookup(key, "lora")
+            return a.to(param.dtype), b.to(param.dtype)
+
+        def full(frozen, base_sigma, iterinfo, param, key):
+            return lookup(key, "full")[0].to(param.dtype)
+
+        modules = [importlib.import_module(f"eggroll_torch.noiser.{m}") for m in _NOISER_MODULES]
+        saved = [(m, n, getattr(m, n)) for m in modules for n in ("get_lora_update_params", "get_nonlora_update_params")
+                 if hasattr(m, n)]
+        try:
+            for m, n, _ in saved:
+                setattr(m, n, lora if n == "get_lora_update_params" else full)
+            yield
+        finally:
+            for m, n, fn in saved:
+                setattr(m, n, fn)
+
+    def optimizer_steps(self, solver, lr, params, grads):
+        from eggroll_torch import optim
+
+        opt = getattr(optim, solver.name)(lr, **solver.kwargs_dict)
+        p = trees.map_leaves(self.tensor, params)
+        state = opt.init(p)
+        out = []
+        for g in grads:
+            updates, state = opt.update(trees.map_leaves(self.tensor, g), state, p)
+            p = optim.apply_updates(p, updates)
+            out.append(trees.map_leaves(self.out, p))
+        return out
+
+    def mlp_trajectory(self, spec):
+        from eggroll_torch import optim
+        from eggroll_torch.examples.mlp_e2e import run_mlp_example
+        from eggroll_torch.noiser import all_noisers
+
+        from ..spec import Trajectory
+
+        run = run_mlp_example(all_noisers[spec.noiser], spec.num_epochs, sigma=spec.sigma, lr=spec.lr,
+                              num_envs=spec.num_envs, in_dim=spec.in_dim, hidden_dims=tuple(spec.hidden_dims),
+                              rank=spec.rank, solver=getattr(optim, spec.solver.name),
+                              solver_kwargs=spec.solver.kwargs_dict,
+                              noiser_kwargs={"rank": spec.rank, "noise_reuse": spec.noise_reuse}, seed=spec.seed,
+                              device=self.device)
+        params = [trees.map_leaves(self.out, p) for p in [run.initial_params, *run.params]]
+        return Trajectory(params=params, scores=np.stack([self.out(s) for s in run.raw_scores]))

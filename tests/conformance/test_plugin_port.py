@@ -1,0 +1,57 @@
+"""The plug-in path end to end: ``certify-ports --backend module:Adapter`` on a fake port.
+
+The fake port (``plugin_fake_port.Ddof1Port``) is eggroll_torch with the variance's ddof
+changed; nothing is installed. The certification must flag exactly the check that names the bug
+and put a reproducing case in the report whose numbers are the two formulas, derived here from
+the case's own inputs.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax", reason="the certification compares with the JAX reference (or its golden vectors)")
+
+from conformance import cli  # noqa: E402
+from conformance.checks import REGISTRY  # noqa: E402
+from plugin_fake_port import Ddof1Port  # noqa: E402
+
+NAMED = "normalization.population_variance"
+UNAFFECTED = "normalization.constant_fitness"
+
+
+def _zscore(raw: np.ndarray, ddof: int) -> np.ndarray:
+    r = raw.astype(np.float64)
+    return (r - r.mean()) / np.sqrt(r.var(ddof=ddof) + 1e-5)
+
+
+@pytest.fixture(scope="module")
+def certified(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ports")
+    spec = f"{Ddof1Port.__module__}:{Ddof1Port.__name__}"
+    code = cli.main(["certify-ports", "--backend", spec, "--check", NAMED, "--check", UNAFFECTED,
+                     "--out", str(out), "--quiet"])
+    assert code == 0
+    return json.loads((out / "fake-ddof1-port-0.0.1.json").read_text()), (out / "fake-ddof1-port-0.0.1.md").read_text()
+
+
+def test_normalization_population_variance_flagged_on_plugin_port(certified):
+    doc, _ = certified
+    status = {r["check_id"]: r["status"] for r in doc["results"]}
+    assert status == {NAMED: "fail", UNAFFECTED: "pass"}
+    assert [f["check_id"] for f in doc["findings"]] == [NAMED]
+
+
+def test_normalization_population_variance_report_has_reproducing_case(certified):
+    doc, markdown = certified
+    finding = doc["findings"][0]
+    raw = np.asarray(finding["inputs"]["raw"]["values"], np.float32)
+    assert raw.size == min(c["raw"].size for c in REGISTRY[NAMED].cases("ci")), "the smallest case is reported"
+    (row,) = finding["outputs"]
+    np.testing.assert_allclose(row["expected"]["values"], _zscore(raw, 0), rtol=1e-5)
+    np.testing.assert_allclose(row["got"]["values"], _zscore(raw, 1), rtol=1e-5)
+    assert finding["command"].endswith(f"--check {NAMED}")
+    assert f"### ❌ `{NAMED}`" in markdown
+    assert "expected (JAX reference)" in markdown and "got (port)" in markdown
