@@ -88,16 +88,26 @@ class MLPExample:
 
     def torch_generation(self):
         """Callable: one generation of :class:`eggroll_torch.fast.LowRankStack` with
-        ``eggroll_torch.optim.adamw``; the noise is drawn once (``noise_reuse=0``)."""
+        ``eggroll_torch.optim.adamw``; the noise is drawn once (``noise_reuse=0``).
+
+        All parameters live in one flat vector (the layers' weights and biases are views of it),
+        so the elementwise optimizer runs once over one tensor instead of once per leaf.
+        """
         params = self._torch_params()
         names = [str(i) for i in range(self.layers)]
+        leaves = [params[k][leaf] for k in names for leaf in ("weight", "bias")]
+        flat = torch.cat([leaf.reshape(-1) for leaf in leaves])
+        views, offset = [], 0
+        for leaf in leaves:
+            views.append(flat[offset:offset + leaf.numel()].view(leaf.shape))
+            offset += leaf.numel()
         es_key = es_random.wrap_key_data(np.asarray(jax.random.key_data(self.es_key)), device=self.device)
         weight_keys, bias_keys = layer_keys(es_key, self.layers, with_bias=True)
-        engine = LowRankStack([params[k]["weight"] for k in names], weight_keys, sigma=self.wl.sigma,
-                              rank=self.wl.rank, num_members=self.wl.members, activation="relu",
-                              biases=[params[k]["bias"] for k in names], bias_keys=bias_keys, noise_reuse=0)
+        engine = LowRankStack(views[0::2], weight_keys, sigma=self.wl.sigma, rank=self.wl.rank,
+                              num_members=self.wl.members, activation="relu", biases=views[1::2],
+                              bias_keys=bias_keys, noise_reuse=0)
         solver = optim.adamw(self.wl.lr, b1=0.9, b2=0.999)
-        state = {"params": params, "opt": solver.init(params)}
+        state = {"opt": solver.init(flat)}
         x = self._torch_inputs()[:, None, :]
 
         def step():
@@ -105,11 +115,9 @@ class MLPExample:
             out = engine.forward(x, noise)
             fitnesses = standardize(-((out[:, 0, 0] - 2) ** 2))
             weight_grads, bias_grads = engine.gradients(fitnesses, noise)
-            grads = {k: {"bias": bias_grads[i], "weight": weight_grads[i]} for i, k in enumerate(names)}
-            updates, state["opt"] = solver.update(grads, state["opt"], state["params"])
-            state["params"] = optim.apply_updates(state["params"], updates)
-            engine.weights = [state["params"][k]["weight"] for k in names]
-            engine.biases = [state["params"][k]["bias"] for k in names]
+            grads = torch.cat([g.reshape(-1) for pair in zip(weight_grads, bias_grads) for g in pair])
+            updates, state["opt"] = solver.update(grads, state["opt"], flat)
+            flat.copy_(optim.apply_updates(flat, updates))
             return fitnesses
 
         return step

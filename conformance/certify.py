@@ -33,7 +33,7 @@ from .adapters.ports.routed import compared_view, routes_reference_draws
 from .checks.base import Check
 from .golden import VectorStore
 from .reference import Reference
-from .results import combine
+from .results import CheckResult, combine
 from .runner import run_check
 
 REPORT_DIR = Path("reports") / "ports"
@@ -54,17 +54,19 @@ class Install:
 class Row:
     """One check on one port: its verdict, the own-RNG laws verdict it replaced, and the adapter used."""
 
-    check: object
-    result: object
-    laws: object = None
-    adapter: object = None
+    check: Check
+    result: CheckResult
+    laws: CheckResult | None = None
+    adapter: caps.Adapter | None = None
 
 
 @dataclass
 class Certification:
-    adapter: object
-    rows: list
-    findings: list
+    """Everything one port's report shows: its rows, the repro of each failing row, how it got installed."""
+
+    adapter: caps.Adapter
+    rows: list[Row]
+    findings: list[repro.Repro]
     install: Install | None
     profile: str
     reference: Reference
@@ -139,13 +141,13 @@ def _unsupported_is_skip(result):
     return result
 
 
-def _reproduce_command(adapter_spec: str, check_id: str) -> str:
-    return f"python -m conformance certify-ports --backend {adapter_spec} --check {check_id}"
-
-
-def certify(adapter, adapter_spec: str, checks: list, reference: Reference, profile: str = "ci",
+def certify(adapter, selector: str, checks: list, reference: Reference, profile: str = "ci",
             install: Install | None = None, progress=None) -> Certification:
-    """Every check on ``adapter`` (plus value comparisons on routed draws), with repro cases."""
+    """Every check on ``adapter`` (plus value comparisons on routed draws), with repro cases.
+
+    ``selector`` is the ``certify-ports`` argument that picks this port again (``--port NAME`` or
+    ``--backend module:Class``); each repro's command is built from it.
+    """
     view = compared_view(adapter) if routes_reference_draws(adapter) else None
     rows = []
     for check in checks:
@@ -164,7 +166,7 @@ def certify(adapter, adapter_spec: str, checks: list, reference: Reference, prof
         if row.result.status not in ("fail", "error"):
             continue
         case = repro.smallest_failing(row.check, row.result, profile, _law_breaking_cases(row))
-        command = _reproduce_command(adapter_spec, row.check.id)
+        command = f"python -m conformance certify-ports {selector} --check {row.check.id}"
         if case is None:
             findings.append(repro.Repro(row.check.id, row.check.summary, row.result.status, "hypothesis",
                                         "hypothesis", {}, laws=row.result.messages[:4], command=command))
@@ -193,19 +195,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="append", metavar="GLOB", help="only checks whose id matches (repeatable)")
     parser.add_argument("--profile", choices=("ci", "deep"), default="ci")
     parser.add_argument("--out", default=str(REPORT_DIR), help=f"report directory (default: {REPORT_DIR})")
-    parser.add_argument("--vectors", metavar="DIR", help="golden vectors directory (default: the current version)")
+    parser.add_argument("--vectors", metavar="DIR",
+                        help="golden vectors directory, the reference when JAX is not installed (default: current)")
     parser.add_argument("--no-install", action="store_true",
                         help="use catalog ports as they are importable now; never run pip")
     parser.add_argument("--quiet", action="store_true")
 
 
-def _targets(args) -> list[tuple[str, catalog.PortSpec | None]]:
+def _targets(args) -> list[tuple[str, str, catalog.PortSpec | None]]:
+    """``(adapter spec, selector, catalog entry or None)`` of every port to certify."""
     if args.backend:
         if args.port:
             raise SystemExit("--port and --backend cannot be combined")
-        return [(b, None) for b in args.backend]
+        return [(b, f"--backend {b}", None) for b in args.backend]
     specs = [catalog.find(p) for p in args.port] if args.port else list(catalog.PORTS)
-    return [(s.adapter, s) for s in specs]
+    return [(s.adapter, f"--port {s.distribution}", s) for s in specs]
 
 
 def main(args) -> int:
@@ -215,7 +219,7 @@ def main(args) -> int:
     reference = reference_for_ports(args.vectors)
     out_dir = Path(args.out)
     failed_installs = []
-    for adapter_spec, spec in _targets(args):
+    for adapter_spec, selector, spec in _targets(args):
         install = None
         if spec is not None and not args.no_install:
             install = ensure_installed(spec)
@@ -237,7 +241,7 @@ def main(args) -> int:
             continue
         if not args.quiet:
             print(f"certifying {info.name} {info.version} ({len(checks)} checks)", flush=True)
-        cert = certify(adapter, adapter_spec, checks, reference, args.profile, install,
+        cert = certify(adapter, selector, checks, reference, args.profile, install,
                        None if args.quiet else _print_row(info.name))
         paths = write_port_report(cert, spec, out_dir)
         bad = sum(r.result.status in ("fail", "error") for r in cert.rows)
@@ -246,9 +250,3 @@ def main(args) -> int:
 
 
 __all__ = ["Certification", "Install", "Row", "add_arguments", "certify", "ensure_installed", "main"]
-
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m conformance.certify", description=__doc__.splitlines()[0])
-    add_arguments(_parser)
-    sys.exit(main(_parser.parse_args()))

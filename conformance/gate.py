@@ -115,9 +115,12 @@ def _judge_one(backend: str, expected: dict, got: dict[str, CheckResult]) -> tup
     return violations, notes
 
 
-def evaluate(results: list[CheckResult], baseline: dict, aliases: dict[str, str] | None = None) -> GateReport:
+def evaluate(results: list[CheckResult], baseline: dict, aliases: dict[str, str] | None = None,
+             only: set[str] | None = None) -> GateReport:
     """Judge ``results`` against ``baseline``; ``aliases`` maps a backend name to the baseline
-    entry it must meet (e.g. a deliberately broken wrapper of ``eggroll_torch``)."""
+    entry it must meet (e.g. a deliberately broken wrapper of ``eggroll_torch``); ``only``
+    restricts the judgement to those check ids (a run of selected checks does not make the
+    others "disappear")."""
     by_backend: dict[str, dict[str, CheckResult]] = {}
     for r in results:
         by_backend.setdefault(r.backend, {})[r.check_id] = r
@@ -125,6 +128,8 @@ def evaluate(results: list[CheckResult], baseline: dict, aliases: dict[str, str]
     for backend, got in by_backend.items():
         key = (aliases or {}).get(backend, backend)
         expected = baseline.get("backends", {}).get(key, {})
+        if only is not None:
+            expected = {k: v for k, v in expected.items() if k in only}
         if not expected:
             report.notes.append(f"{backend}: no baseline; every check must pass or be skipped")
         v, n = _judge_one(backend, expected, got)

@@ -29,8 +29,9 @@ def settings_for(profile: str):
                     suppress_health_check=list(HealthCheck))
 
 
-def float32_vectors(min_size: int, max_size: int, magnitude: float = 1e6):
-    """float32 score vectors mixing scales, ties and repeated values (no NaN/inf: scores are finite)."""
+def float32_vectors(sizes, magnitude: float = 1e6):
+    """float32 score vectors of one of ``sizes`` mixing scales, ties and repeated values (no
+    NaN/inf: scores are finite). Few distinct sizes keep the reference's compilations few."""
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 
@@ -39,7 +40,7 @@ def float32_vectors(min_size: int, max_size: int, magnitude: float = 1e6):
         st.sampled_from([0.0, 1.0, -1.0, 3.25]),
         st.floats(-_MILLI, _MILLI, width=32),
     )
-    return st.integers(min_size, max_size).flatmap(
+    return st.sampled_from(tuple(sizes)).flatmap(
         lambda n: hnp.arrays(np.float32, n, elements=elements)).filter(well_conditioned)
 
 
@@ -51,9 +52,10 @@ def well_conditioned(raw: np.ndarray) -> bool:
     return bool(np.all(r == r[0]) and r[0] == 0.0) or r.std() >= 1e-3 * np.abs(r).max()
 
 
-def thread_id_arrays(max_size: int = 12):
+def thread_id_arrays(sizes=(1, 4, 7, 8)):
     """int32 thread ids: distinct, in any order, possibly odd in count and with broken pairs."""
     from hypothesis import strategies as st
 
-    return st.lists(st.integers(0, 4 * max_size), min_size=1, max_size=max_size, unique=True).map(
+    return st.sampled_from(tuple(sizes)).flatmap(
+        lambda n: st.lists(st.integers(0, 64), min_size=n, max_size=n, unique=True)).map(
         lambda t: np.asarray(t, np.int32))

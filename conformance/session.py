@@ -130,11 +130,15 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
         vectors_dir=_rel(store.directory) if store.exists() else None,
         live_info=live.info().to_json() | {"capabilities": sorted(live.capabilities)} if live else None,
         backend_infos=[backend_info(a) for a in resolved.adapters], unavailable=resolved.unavailable,
-        checks=checks, results=results, gate=gate_mod.evaluate(results, baseline, aliases), baseline=baseline)
+        checks=checks, results=results, baseline=baseline,
+        gate=gate_mod.evaluate(results, baseline, aliases, {c.id for c in checks} if check_patterns else None))
     outcome.claims = claims_mod.evaluate(reference, results)
     outcome.series = plot.divergence_series(results)
     if report_dir is not None and any(c.id == "trajectory.mlp_e2e" for c in checks):
-        outcome.series.update(scenario_series(reference, resolved.adapters))
+        try:
+            outcome.series.update(scenario_series(reference, resolved.adapters))
+        except Exception as e:  # the picture is optional; a broken backend must not lose the reports
+            outcome.gate.notes.append(f"scenario curves not drawn: {type(e).__name__}: {e}")
     outcome.duration_s = time.perf_counter() - start
     if report_dir is not None:
         write_reports(outcome, Path(report_dir))

@@ -120,7 +120,7 @@ def check_fitnesses(fitnesses, population_size: int | None = None, device=None, 
             f"{population_size} members; pass one fitness per member"
         )
     if device is not None and fitnesses.device != torch.device(device):
-        raise ValueError(f"{name} is on {fitnesses.device} but the params are on {device}; move it with .to({str(device)!r})")
+        raise ValueError(f"{name} is on {fitnesses.device} but the params are on device {device}; move it with .to({str(device)!r})")
     if not bool(torch.isfinite(fitnesses).all()):
         bad = fitnesses[~torch.isfinite(fitnesses)][0].item()
         raise ValueError(f"{name} must be finite; found {bad}. Replace NaN/inf scores (e.g. with torch.nan_to_num) before the update")

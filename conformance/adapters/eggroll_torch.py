@@ -194,41 +194,38 @@ class EggrollTorchAdapter(base.Adapter):
 
     @contextlib.contextmanager
     def injected(self, noise: dict[str, LeafNoise], keys: dict):
-        """Swap the noiser modules' noise functions for lookups of ``noise`` by leaf key."""
-        torch = _torch()
+        """Swap the noiser modules' noise functions for lookups of ``noise`` by leaf key.
+
+        A leaf without injected noise (or a stacked leaf, whose key has several rows) keeps the
+        module's own draw.
+        """
         by_key = {}
         for path, words in trees.items(keys):
             leaf = noise.get(path)
             if leaf is not None and leaf.kind != "none":
                 by_key[tuple(int(w) for w in np.asarray(words).ravel())] = leaf
 
-        def lookup(key, kind):
-            rows = key.reshape(-1, 2).tolist()
-            leaves = [by_key.get(tuple(r)) for r in rows]
-            if any(leaf is None or leaf.kind != kind for leaf in leaves):
-                raise base.Unsupported(f"no injected {kind} noise for key {rows}")
-            arrays = [tuple(self.tensor(a) for a in leaf.arrays) for leaf in leaves]
-            if key.ndim == 1:
-                return arrays[0]
-            return tuple(torch.stack([a[i] for a in arrays]) for i in range(len(arrays[0])))
-
-        def lora(frozen, base_sigma, iterinfo, param, key):
-            a, b = lookup(key, "lora")
-            return a.to(param.dtype), b.to(param.dtype)
-
-        def full(frozen, base_sigma, iterinfo, param, key):
-            return lookup(key, "full")[0].to(param.dtype)
+        def swapped(original, kind):
+            def fn(frozen, base_sigma, iterinfo, param, key):
+                leaf = by_key.get(tuple(key.reshape(-1).tolist())) if key.ndim == 1 else None
+                if leaf is None:
+                    return original(frozen, base_sigma, iterinfo, param, key)
+                if leaf.kind != kind:
+                    raise base.Unsupported(f"injected {leaf.kind} noise where the noiser draws {kind} noise")
+                arrays = tuple(self.tensor(a).to(param.dtype) for a in leaf.arrays)
+                return arrays if kind == "lora" else arrays[0]
+            return fn
 
         modules = [importlib.import_module(f"eggroll_torch.noiser.{m}") for m in _NOISER_MODULES]
-        saved = [(m, n, getattr(m, n)) for m in modules for n in ("get_lora_update_params", "get_nonlora_update_params")
-                 if hasattr(m, n)]
+        names = {"get_lora_update_params": "lora", "get_nonlora_update_params": "full"}
+        saved = [(m, n, getattr(m, n)) for m in modules for n in names if hasattr(m, n)]
         try:
-            for m, n, _ in saved:
-                setattr(m, n, lora if n == "get_lora_update_params" else full)
+            for m, n, original in saved:
+                setattr(m, n, swapped(original, names[n]))
             yield
         finally:
-            for m, n, fn in saved:
-                setattr(m, n, fn)
+            for m, n, original in saved:
+                setattr(m, n, original)
 
     def optimizer_steps(self, solver, lr, params, grads):
         from eggroll_torch import optim

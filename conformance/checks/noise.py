@@ -121,7 +121,7 @@ class LoraFactors(NoiseCheck):
                               Population.of(ids, epoch), shape, (shape[0],))
 
         return st.builds(make, st.sampled_from(((4, 3), (3, 5), (1, 7), (6, 6))), st.sampled_from((1, 2, 4)),
-                         st.sampled_from((0.01, 0.1, 1.0)), thread_id_arrays(8), st.integers(0, 50),
+                         st.sampled_from((0.01, 0.1, 1.0)), thread_id_arrays(), st.integers(0, 50),
                          st.sampled_from((0, 1, 3)))
 
 

@@ -59,7 +59,7 @@ class ZScore(_Convert):
 
         from ..hypothesis_support import float32_vectors
 
-        return st.builds(lambda raw: _case("hypothesis", raw, 0), float32_vectors(min_size=2, max_size=96))
+        return st.builds(lambda raw: _case("hypothesis", raw, 0), float32_vectors((2, 3, 8, 17, 64)))
 
 
 @register
@@ -144,9 +144,9 @@ class Group(_Convert):
         from ..hypothesis_support import float32_vectors
 
         def make(group, groups, data):
-            return _case("hypothesis", data.draw(float32_vectors(min_size=group * groups, max_size=group * groups)), group)
+            return _case("hypothesis", data.draw(float32_vectors((group * groups,))), group)
 
-        return st.builds(make, st.sampled_from((2, 4, 8)), st.integers(1, 8), st.data())
+        return st.builds(make, st.sampled_from((2, 4, 8)), st.sampled_from((1, 3, 8)), st.data())
 
 
 @register

@@ -60,9 +60,10 @@ def gather_fitness(
     """The full raw fitness vector ``(N,)``, identical on every rank, from each rank's
     ``outcome``: its validated scores for ``ranges[rank]``, or the exception its evaluation raised.
 
-    A rank whose ``outcome`` is an exception re-raises it after the exchange; every other rank
-    then raises :class:`RankFailureError` naming the failed ranks. Ranks that returned
-    different dtypes all raise ``TypeError``.
+    A rank whose ``outcome`` is an exception re-raises it after the exchange (also when the
+    exchange itself failed: its own error is the root cause); every other rank then raises
+    :class:`RankFailureError` naming the failed ranks. Ranks that returned different dtypes all
+    raise ``TypeError``.
     """
     width = _HEADER + max(len(r) for r in ranges)
     row = torch.zeros(width, dtype=torch.float64, device=comm_device)
@@ -71,7 +72,12 @@ def gather_fitness(
     else:
         row[1] = FITNESS_DTYPES.index(outcome.dtype)
         row[_HEADER:_HEADER + outcome.numel()] = outcome.detach().to(device=comm_device, dtype=torch.float64)
-    rows = all_gather_rows(row, group=group, what=f"the fitness exchange {when}")
+    try:
+        rows = all_gather_rows(row, group=group, what=f"the fitness exchange {when}")
+    except RankFailureError:
+        if isinstance(outcome, Exception):
+            raise outcome from None
+        raise
     header = rows[:, :_HEADER].tolist()
     failed = [rank for rank, (status, _) in enumerate(header) if status == _FAILED]
     if isinstance(outcome, Exception):

@@ -10,7 +10,9 @@ Every rank holds the full model and the same trainer state. One generation:
    inputs and reduction order as a single-process run, so parameters and optimizer state stay
    bit-identical across ranks without sending any weights, and equal the single-process run's
    for any world size (as long as ``fitness_fn`` scores a member the same whichever rank and
-   batch it runs in).
+   batch it runs in). With ``update="sharded"`` the per-parameter gradient estimates inside
+   that update are split over the ranks and their bytes all-gathered (:mod:`.sharded_update`):
+   the same values, a fraction of the work.
 
 Nothing in the trainer state depends on the world size, so a checkpoint (the plain
 ``EggrollTrainer.state_dict()``) resumes on any number of ranks, or in a single process.
@@ -36,7 +38,10 @@ from . import checksum
 from .collectives import agree, group_device
 from .fitness_exchange import check_local_fitness, gather_fitness
 from .partition import member_ranges
+from .sharded_update import ShardedUpdates, sharding_problem
 from .watchdog import Watchdog
+
+UPDATES = ("auto", "sharded", "replicated")
 
 FitnessFn = Callable[[Population, range], torch.Tensor]
 
@@ -55,6 +60,10 @@ class DistributedTrainer:
         timeout_s: the watchdog deadline of this rank's ``fitness_fn``; ``None`` disables it.
             Use the process group's timeout, so that a stuck rank and its waiting peers fail
             at about the same time.
+        update: ``"replicated"``: every rank computes the whole update. ``"sharded"``: each
+            parameter's gradient estimate is computed by one rank and sent to the others
+            (needs an ES noiser without ``use_batched_update``). ``"auto"`` (default): sharded
+            when possible. Both give the single-process result bit for bit.
 
     Construction, :meth:`step`, :meth:`check_in_sync`, :meth:`load_state_dict`,
     :meth:`save_checkpoint` and :meth:`load_checkpoint` are collective: every rank calls them
@@ -68,6 +77,7 @@ class DistributedTrainer:
         group=None,
         check_every: int = 10,
         timeout_s: float | None = 600.0,
+        update: str = "auto",
     ):
         if not isinstance(trainer, EggrollTrainer):
             raise TypeError(f"trainer must be an eggroll_torch.nn.EggrollTrainer, got {type(trainer).__name__}")
@@ -79,6 +89,8 @@ class DistributedTrainer:
         self.check_every = checks.count("check_every", check_every, 0)
         if timeout_s is not None:
             timeout_s = checks.positive_float("timeout_s", timeout_s)
+        if update not in UPDATES:
+            raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
         comm_device = group_device(group)
         if comm_device.type != trainer.device.type or (comm_device.type == "cuda" and comm_device != trainer.device):
             raise ValueError(
@@ -93,6 +105,14 @@ class DistributedTrainer:
         self.group = group
         self._comm_device = comm_device
         self._watchdog = None if timeout_s is None else Watchdog(timeout_s)
+        if update == "auto":
+            update = "replicated" if self.world_size == 1 or sharding_problem(trainer) else "sharded"
+        self.update_mode = update
+        self._sharded = (
+            ShardedUpdates(trainer, rank=self.rank, world_size=self.world_size, group=group, comm_device=comm_device)
+            if update == "sharded"
+            else None
+        )
         self.check_in_sync(when="when the DistributedTrainer was built")
 
     @property
@@ -131,7 +151,8 @@ class DistributedTrainer:
             outcome, self.ranges, comm_device=self._comm_device, out_device=self.trainer.device,
             group=self.group, when=when,
         )
-        metrics = self.trainer.update(raw)
+        with contextlib.nullcontext() if self._sharded is None else self._sharded.installed(self.trainer):
+            metrics = self.trainer.update(raw)
         if self.check_every and self.trainer.epoch % self.check_every == 0:
             self.check_in_sync(when=f"after epoch {metrics['epoch']}")
         return metrics

@@ -21,8 +21,10 @@ def standardize(raw: torch.Tensor, group_size: int = 0) -> torch.Tensor:
             f"raw has {raw.shape[0]} entries, not a multiple of group_size={group_size}; use group_size=0 "
             "or a population that is a whole number of groups"
         )
-    scale = torch.sqrt(torch.var(raw, correction=0) + VARIANCE_EPS)
+    # Not torch.var: on CPU it reads its result back through a host scalar.
+    mean = raw.mean()
+    scale = torch.sqrt((raw - mean).square().mean() + VARIANCE_EPS)
     if group_size == 0:
-        return (raw - raw.mean()) / scale
+        return (raw - mean) / scale
     groups = raw.view(-1, group_size)
     return ((groups - groups.mean(dim=1, keepdim=True)) / scale).reshape(-1)

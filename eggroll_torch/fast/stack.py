@@ -10,7 +10,7 @@ n // 2)`` for every parameter, as upstream's examples do with ``iterinfo = (full
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -39,10 +39,21 @@ def layer_keys(es_key: torch.Tensor, num_layers: int, with_bias: bool) -> tuple[
 @dataclass
 class StackNoise:
     """One epoch's draws: ``factors[l]`` ``(P, r, in + out)`` and ``bias_noise[l]`` ``(P, out)``
-    (None without biases), as unit normals before sign and sigma."""
+    (None without biases), as unit normals before sign and sigma.
+
+    ``derived`` caches values computed from the draws (scaled factors, per-member bias noise),
+    which live as long as the draws are reused (``noise_reuse``).
+    """
 
     factors: list
     bias_noise: list | None
+    derived: dict = field(default_factory=dict)
+
+    def cached(self, key, compute):
+        """``compute()``, computed once per draw."""
+        if key not in self.derived:
+            self.derived[key] = compute()
+        return self.derived[key]
 
 
 class LowRankStack:
@@ -86,6 +97,7 @@ class LowRankStack:
             self._bias_bufs = {size: torch.empty(len(ids), pairs, size, 1, dtype=dtype, device=device)
                                for size, ids in self._bias_groups.items()}
         self._drawn_for = None
+        self._noise = None
 
     def draw(self, epoch) -> StackNoise:
         """The noise of ``epoch`` (an int, or a one-element integer tensor for graph capture).
@@ -94,15 +106,16 @@ class LowRankStack:
         one's is reused rather than recomputed.
         """
         cached = None if torch.is_tensor(epoch) else true_epoch(epoch, self.noise_reuse)
-        if cached is None or cached != self._drawn_for:
-            for rows, ids in self._groups.items():
-                draw_pair_normals(self.weight_keys[ids], epoch, self._factor_bufs[rows].transpose(2, 3),
+        if cached is not None and cached == self._drawn_for:
+            return self._noise
+        for rows, ids in self._groups.items():
+            draw_pair_normals(self.weight_keys[ids], epoch, self._factor_bufs[rows].transpose(2, 3),
+                              noise_reuse=self.noise_reuse, variant=self.variant)
+        if self.biases is not None:
+            for size, ids in self._bias_groups.items():
+                draw_pair_normals(self.bias_keys[ids], epoch, self._bias_bufs[size],
                                   noise_reuse=self.noise_reuse, variant=self.variant)
-            if self.biases is not None:
-                for size, ids in self._bias_groups.items():
-                    draw_pair_normals(self.bias_keys[ids], epoch, self._bias_bufs[size],
-                                      noise_reuse=self.noise_reuse, variant=self.variant)
-            self._drawn_for = cached
+        self._drawn_for = cached
         factors = [None] * len(self.weights)
         for rows, ids in self._groups.items():
             for slot, layer in enumerate(ids):
@@ -113,11 +126,15 @@ class LowRankStack:
             for size, ids in self._bias_groups.items():
                 for slot, layer in enumerate(ids):
                     bias_noise[layer] = self._bias_bufs[size][slot, :, :, 0]
-        return StackNoise(factors, bias_noise)
+        self._noise = StackNoise(factors, bias_noise)
+        return self._noise
 
     def _member_biases(self, layer: int, noise: StackNoise) -> torch.Tensor:
-        z = noise.bias_noise[layer].repeat_interleave(2, dim=0)
-        return self.biases[layer] + z * (self.signs * self.sigma).to(z.dtype)[:, None]
+        def offsets():
+            z = noise.bias_noise[layer].repeat_interleave(2, dim=0)
+            return z * (self.signs * self.sigma).to(z.dtype)[:, None]
+
+        return self.biases[layer] + noise.cached(("bias", layer), offsets)
 
     def forward(self, x: torch.Tensor, noise: StackNoise, *, reduce: str | None = None) -> torch.Tensor:
         """Every member's output: ``x`` ``(N, T, in)`` (member ``n`` reads ``x[n]``) ->
@@ -135,11 +152,14 @@ class LowRankStack:
         xb = project(h, split_factors(noise.factors[0], h.shape[1])[0], rows_per_member=rows, fused=fused)
         last = len(self.weights) - 1
         for layer, weight in enumerate(self.weights):
-            a_t = split_factors(noise.factors[layer], weight.shape[1])[1]
+            a_t, a_scale = split_factors(noise.factors[layer], weight.shape[1])[1], self._a_scale
+            if not fused:
+                a_t = noise.cached(("a", layer), lambda a_t=a_t: a_t * a_scale)
+                a_scale = 1.0
             b_next = None if layer == last else split_factors(noise.factors[layer + 1], weight.shape[0])[0]
             bias = None if self.biases is None else self._member_biases(layer, noise)
             h, xb, sums = perturbed_linear(
-                h, weight, a_t, xb, self.signs, self._a_scale, rows_per_member=rows,
+                h, weight, a_t, xb, self.signs, a_scale, rows_per_member=rows,
                 activation="identity" if layer == last else self.activation, bias=bias, b_next_t=b_next,
                 row_sums=reduce == "mean" and layer == last, fused=fused,
             )

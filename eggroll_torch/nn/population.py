@@ -23,7 +23,14 @@ member instead, each ``nn.Linear`` on an ``MM_PARAM`` weight calling the noiser'
 with ``iterinfo = (epoch, thread_id)``: upstream's semantics, at N forwards' cost.
 
 A population is valid until the trainer's parameters change (next update or
-``load_state_dict``); calling it afterwards raises ``RuntimeError``.
+``load_state_dict``); calling it afterwards raises ``RuntimeError``. Modules that update buffers
+in their forward (``BatchNorm`` in training mode) must be in eval mode: members share buffers.
+
+Performance notes: calling a population reads no tensor values back to the host and creates
+only tensors whose shapes depend on the input shapes and N (candidates for CUDA-graph capture,
+not yet tried); the noise is drawn once per epoch and reused by every call (e.g. every step of
+a rollout). Replacing the vmap by explicit batched kernels
+changes only summation order inside the matmuls, i.e. stays within the "reduction" tolerance.
 """
 from __future__ import annotations
 

@@ -68,13 +68,22 @@ def check_packed(current, packed) -> list:
 
 
 def unpack(current, ready: list):
-    """The state tree of ``current`` with leaves from :func:`check_packed`; optimizers are
-    loaded in place (their identity is part of the wrapped solver's state)."""
+    """The state tree of ``current`` with leaves from :func:`check_packed`.
+
+    A wrapped ``torch.optim`` optimizer keeps its identity: it loads its saved state dict, and
+    the tensors it steps are overwritten in place (a new tensor would not be the one it steps).
+    """
     live, treedef = tree.flatten(current)
+    optimizers = [leaf for leaf in live if isinstance(leaf, torch.optim.Optimizer)]
+    stepped = {id(p) for opt in optimizers for group in opt.param_groups for p in group["params"]}
     leaves = []
     for mine, saved in zip(live, ready):
         if isinstance(mine, torch.optim.Optimizer):
             mine.load_state_dict(saved)
+            leaves.append(mine)
+        elif isinstance(mine, torch.Tensor) and id(mine) in stepped:
+            with torch.no_grad():
+                mine.copy_(saved)
             leaves.append(mine)
         else:
             leaves.append(saved)

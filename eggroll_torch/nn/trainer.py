@@ -99,20 +99,27 @@ class EggrollTrainer:
         classes = resolve_es_classes(module, es_classes)
         _check_parameters(module, device)
 
-        if device is not None:
-            module.to(device)
-        self.module = module
+        # Everything is built on copies on the target device first, so that a failing
+        # init_noiser (e.g. a solver_kwargs typo) leaves the module where it was.
         params = _read_params(module)
+        if device is not None:
+            params = {path: p.to(device) for path, p in params.items()}
         self.device = next(iter(params.values())).device
-        self.es_classes = classes
-        self.es_key = es_key.to(self.device)
-        self._keys = assign_keys(params, self.es_key)
-        self._frozen, self._noiser_params = self.noiser.init_noiser(
+        es_key = es_key.to(self.device)
+        keys = assign_keys(params, es_key)
+        frozen, noiser_params = self.noiser.init_noiser(
             nest(params), sigma, lr,
             solver=solver_fn, solver_kwargs=dict(solver_kwargs or {}),
             group_size=group_size, freeze_nonlora=freeze_nonlora, noise_reuse=noise_reuse, rank=rank,
             **dict(noiser_kwargs or {}),
         )
+        if device is not None:
+            module.to(self.device)
+        self.module = module
+        self.es_classes = classes
+        self.es_key = es_key
+        self._keys = keys
+        self._frozen, self._noiser_params = frozen, noiser_params
         self._signature = {path: (p.shape, p.dtype) for path, p in params.items()}
         self.epoch = 0
         self._generation = 0

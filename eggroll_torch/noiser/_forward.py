@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ._member import as_members, lora_sigma, scalar
+from ._member import as_members, lora_sigma
 
 
 def matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,3 @@ def noisy_standard(noise_fn, frozen_noiser_params, noiser_params, param, base_ke
         return param
     return param + noise_fn(frozen_noiser_params, noiser_params["sigma"], iterinfo, param, base_key)
 
-
-def plain_sigma(noiser_params, param) -> torch.Tensor:
-    """``noiser_params["sigma"]`` as the float32 (float64) scalar upstream computes with."""
-    return scalar(noiser_params["sigma"], param.dtype, param.device)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from ..optim.numerics import divide_by_broadcast, sqrt, weak_scalar
 from . import _estimators, _forward, _update
 from ._es_noiser import ESNoiser
 from ._gaussian import get_lora_update_params, get_nonlora_update_params
 from ._member import broadcast_members, lora_sigma, scalar
-from ..optim.numerics import divide_by_broadcast, sqrt, weak_scalar
 
 __all__ = ["EggRoll", "get_lora_update_params", "get_nonlora_update_params"]
 

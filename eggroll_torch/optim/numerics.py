@@ -72,7 +72,7 @@ def sqrt(x: torch.Tensor) -> torch.Tensor:
     if x.device.type != "cpu":
         return torch.sqrt(x)
     if x.dtype == torch.float64:
-        return torch.from_numpy(numpy.sqrt(x.detach().numpy()))
+        return torch.from_numpy(numpy.asarray(numpy.sqrt(x.detach().numpy())))
     if x.dtype in (torch.bfloat16, torch.float16):
         return torch.sqrt(x.to(torch.float64)).to(torch.float32).to(x.dtype)
     return torch.sqrt(x.to(torch.float64)).to(x.dtype)

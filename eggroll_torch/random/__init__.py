@@ -5,7 +5,7 @@ returns); every function maps over the leading batch and returns ``batch + shape
 device. Results equal jax 0.10.2's on x86-64 XLA:CPU, on torch CPU and CUDA alike.
 """
 from .bits import bits
-from .config import set_enable_x64, set_threefry_partitionable
+from .config import set_backend, set_enable_x64, set_threefry_partitionable
 from .keys import PRNGKey, fold_in, key, key_data, split, wrap_key_data
 from .normal import normal
 from .uniform import uniform
@@ -17,6 +17,7 @@ __all__ = [
     "key",
     "key_data",
     "normal",
+    "set_backend",
     "set_enable_x64",
     "set_threefry_partitionable",
     "split",

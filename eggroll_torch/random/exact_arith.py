@@ -1,14 +1,14 @@
-"""Correctly rounded float32 arithmetic emulated in float64, including a fused multiply-add.
+"""Fused multiply-adds with one rounding for torch tensors on any device (used by ``uniform``).
 
 XLA:CPU contracts multiply-adds into FMA instructions; torch has no FMA operator, so
 ``fma_f32`` computes ``a * b + c`` with one rounding. The product of two float32 values is exact in
 float64, the float64 sum is then rounded to odd (its error is recovered exactly by TwoSum) so
 that the final rounding to float32 cannot round twice. Plain ``+ - * /`` of float32 values
 computed in float64 and rounded once are already correctly rounded (53 >= 2 * 24 + 2).
+:mod:`exact_numpy` is the host-side twin used to build the normal tables.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
@@ -33,16 +33,6 @@ def fma_f32(a, b, c) -> torch.Tensor:
     b64 = torch.as_tensor(b, dtype=torch.float64)
     c64 = torch.as_tensor(c, dtype=torch.float64)
     return round_to_odd_sum(a64 * b64, c64).to(torch.float32)
-
-
-def sqrt_exact(x: torch.Tensor) -> torch.Tensor:
-    """Correctly rounded square root of a float32 or float64 tensor.
-
-    torch's CPU ``sqrt`` is off by one ulp for about 1% of float64 and 18% of float32 inputs;
-    numpy's uses the IEEE square-root instruction, so the work is done there (on a host copy).
-    """
-    values = np.sqrt(x.detach().cpu().numpy())
-    return torch.from_numpy(values).to(x.device)
 
 
 def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,16 +3,22 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from .float_bits import mantissa_index, one_to_two
+from .float_bits import mantissa_index
 from .xla_cpu_f64 import erf_inv_f64
 
 _LOWEST = -(1.0 - 2.0**-53)
 
 
 def normal_f64_from_words(words: torch.Tensor) -> torch.Tensor:
-    """``sqrt(2) * erf_inv(u)`` with u uniform in ``(nextafter(-1, 0), 1)`` from 64-bit words."""
-    unit = one_to_two(mantissa_index(words, torch.float64), torch.float64) - 1.0
-    u = torch.clamp_min(unit * 2.0 + _LOWEST, _LOWEST)
-    return erf_inv_f64(u) * math.sqrt(2.0)
+    """``sqrt(2) * erf_inv(u)`` with u uniform in ``(nextafter(-1, 0), 1)``, from int64 words.
+
+    Computed on the host (the emulation calls the C library's ``log``), returned on words' device.
+    """
+    index = mantissa_index(words, torch.float64).cpu().numpy().ravel()
+    unit = (index | np.int64(0x3FF0000000000000)).view(np.float64) - 1.0
+    u = np.maximum(unit * 2.0 + _LOWEST, _LOWEST)
+    out = erf_inv_f64(u) * math.sqrt(2.0)
+    return torch.from_numpy(out).reshape(words.shape).to(words.device)

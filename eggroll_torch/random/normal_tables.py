@@ -21,32 +21,22 @@ _CHUNK = 1 << 20
 VARIANTS = ("cpu", "gpu")
 
 
-def _lowest_above_minus_one(dtype: torch.dtype) -> torch.Tensor:
-    """``nextafter(-1, 0)`` in ``dtype``: the lower end JAX gives ``uniform`` for normals."""
-    mantissa = FORMATS[dtype].mantissa
-    return torch.tensor(-(1.0 - 2.0 ** -(mantissa + 1)), dtype=dtype)
-
-
 def normal_inputs(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The uniform ``u`` in ``(-1, 1)`` that ``normal`` feeds to ``erf_inv`` for mantissa ``index``.
 
-    ``u = max(lo, (f - 1) * 2 + lo)`` in ``dtype`` arithmetic, ``lo = nextafter(-1, 0)``; the
+    ``u = max(lo, (f - 1) * 2 + lo)`` in ``dtype`` arithmetic with ``lo = nextafter(-1, 0)``; the
     doubling is exact, so only the final addition rounds.
     """
-    lo = _lowest_above_minus_one(dtype).double()
+    lo = -(1.0 - 2.0 ** -(FORMATS[dtype].mantissa + 1))
     unit = one_to_two(index, dtype).double() - 1.0
-    return torch.maximum((unit * 2.0 + lo).to(dtype), lo.to(dtype))
-
-
-def _erf_inv_gpu(u: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(erf_inv_gpu(u.numpy()))
+    return torch.clamp_min(unit * 2.0 + lo, lo).to(dtype)
 
 
 def _normal_from_inputs(u: torch.Tensor, variant: str) -> torch.Tensor:
     """``sqrt(2) * erf_inv(u)`` in u's dtype: erf_inv runs in float32, the product in ``dtype``."""
-    e = (erf_inv_f32 if variant == "cpu" else _erf_inv_gpu)(u.float())
+    e = torch.from_numpy((erf_inv_f32 if variant == "cpu" else erf_inv_gpu)(u.float().numpy()))
     if u.dtype == torch.float32:
-        return (e.double() * SQRT2_F32).float()
+        return (e.double() * float(SQRT2_F32)).float()
     sqrt2 = torch.tensor(np.sqrt(2.0), dtype=torch.float64).to(u.dtype).double()
     return (e.to(u.dtype).double() * sqrt2).to(u.dtype)
 

@@ -3,16 +3,16 @@
 Read from jaxlib 0.10.2's optimized x86-64 kernel for ``jax.random.normal(..., float64)``. The
 ``log1p`` of an argument of magnitude at least ``sqrt(2) - 1`` is ``log(1 + x)`` by a call into the
 host C library; it is evaluated here with Python's ``math.log``, which calls the same libm
-function, so float64 results are exact on the same host C library (glibc on x86-64).
+function, so float64 results are exact on the same host C library (glibc on x86-64). Works on numpy
+float64 arrays.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import torch
 
-from .exact_arith import fma_f64, sqrt_exact
+from .exact_numpy import fma64
 
 _LOG1P_SMALL = 0.41421356237309503
 _LOG1P_P = (4.52700008624452e-05, 0.49854102823193375, 6.578732594206104, 29.911919328553072,
@@ -48,49 +48,43 @@ _ERFINV_BELOW_6_25 = (-0.000740702534166267, -0.0060336708714301491, 0.240158182
                       1.6536545626831027)
 
 
-def _host_log(y: torch.Tensor) -> torch.Tensor:
-    values = y.detach().cpu().numpy().ravel()
-    logs = np.fromiter(map(math.log, values.tolist()), dtype=np.float64, count=values.size)
-    return torch.from_numpy(logs).reshape(y.shape).to(y.device)
+def _host_log(y: np.ndarray) -> np.ndarray:
+    return np.fromiter(map(math.log, y.tolist()), dtype=np.float64, count=y.size)
 
 
-def log1p_f64(x: torch.Tensor) -> torch.Tensor:
-    """XLA:CPU ``log-plus-one`` for float64 x > -1."""
-    small = x.abs() < _LOG1P_SMALL
-    num = torch.full_like(x, _LOG1P_P[0])
-    den = torch.full_like(x, _LOG1P_Q[0])
+def log1p_f64(x: np.ndarray) -> np.ndarray:
+    """XLA:CPU ``log-plus-one`` for float64 x > -1 (1-D)."""
+    small = np.abs(x) < _LOG1P_SMALL
+    out = np.empty_like(x)
+    xs = x[small]
+    num = np.full_like(xs, _LOG1P_P[0])
+    den = np.full_like(xs, _LOG1P_Q[0])
     for p, q in zip(_LOG1P_P[1:], _LOG1P_Q[1:]):
-        num = fma_f64(x, num, p)
-        den = fma_f64(x, den, q)
-    x2 = x * x
-    series = x + fma_f64(x2, -0.5, (x * x2) * (num / den))
-    out = series.clone()
-    large = ~small
-    if large.any():
-        out[large] = _host_log(x[large] + 1.0)
+        num = fma64(xs, num, p)
+        den = fma64(xs, den, q)
+    x2 = xs * xs
+    out[small] = xs + fma64(x2, -0.5, (xs * x2) * (num / den))
+    out[~small] = _host_log(x[~small] + 1.0)
     return out
 
 
-def erf_inv_f64(u: torch.Tensor) -> torch.Tensor:
-    """XLA:CPU ``erf_inv`` for float64 u in (-1, 1); +-inf at +-1."""
-
-    def const(value: float) -> torch.Tensor:
-        return torch.tensor(value, dtype=torch.float64, device=u.device)
-
+def erf_inv_f64(u: np.ndarray) -> np.ndarray:
+    """XLA:CPU ``erf_inv`` for float64 u in (-1, 1) (1-D); +-inf at +-1."""
+    u = np.asarray(u, np.float64)
     w = -log1p_f64(u * -u)
     first = w < 6.25
     second = w < 16.0
-    t = torch.where(first, w - 3.125, sqrt_exact(w) - torch.where(second, const(3.25), const(5.0)))
+    t = np.where(first, w - 3.125, np.sqrt(w) - np.where(second, 3.25, 5.0))
 
     def pick(triple):
-        return torch.where(first, const(triple[0]), torch.where(second, const(triple[1]), const(triple[2])))
+        return np.where(first, triple[0], np.where(second, triple[1], triple[2]))
 
     p = pick(_ERFINV_SHARED[0])
     for triple in _ERFINV_SHARED[1:]:
-        p = fma_f64(p, t, pick(triple))
+        p = fma64(p, t, pick(triple))
     for a, b in _ERFINV_BELOW_16:
-        p = torch.where(second, fma_f64(p, t, torch.where(first, const(a), const(b))), p)
+        p = np.where(second, fma64(p, t, np.where(first, a, b)), p)
     for a in _ERFINV_BELOW_6_25:
-        p = torch.where(first, fma_f64(p, t, a), p)
-    p = torch.where(u.abs() == 1.0, torch.full_like(p, float("inf")), p)
+        p = np.where(first, fma64(p, t, a), p)
+    p = np.where(np.abs(u) == 1.0, np.inf, p)
     return u * p

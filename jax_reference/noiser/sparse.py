@@ -42,6 +42,16 @@ def get_sparse_update_params(frozen_noiser_params, base_sigma, iterinfo, param, 
     return values * sigma, rows, cols
 
 
+def _scatter_add(target, index, updates):
+    """``target.at[index].add(updates)`` accumulated at the promoted dtype, returned in ``target``'s.
+
+    The same arithmetic as letting ``.at[].add`` promote implicitly (which upstream does, and
+    which JAX deprecates when ``updates`` is wider than ``target``).
+    """
+    wide = jnp.result_type(target, updates)
+    return target.astype(wide).at[index].add(updates).astype(target.dtype)
+
+
 def _simple_full_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
     """Fitness-weighted mean of full noise for a ``PARAM`` leaf (zeros if ``freeze_nonlora``)."""
     return _estimators.nonlora_gradient(
@@ -52,8 +62,10 @@ def _simple_full_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_
 def _simple_sparse_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
     """``mean_n(f_n * S_n) * k / (a * b)`` for a matrix ``(a, b)``, ``S_n`` the member's sparse matrix.
 
-    The weighted values ``(N, k)`` are scatter-added into an ``(N, a, b)`` array of
-    ``param.dtype`` (so they are rounded to it first), then averaged over members.
+    The weighted values ``(N, k)`` are scatter-added (repeated indices accumulate) into an
+    ``(N, a, b)`` zero array at their promoted dtype (float32 for half-precision params, as
+    JAX's implicit scatter promotion does upstream), rounded once to ``param.dtype``, then
+    averaged over members.
     """
     values, rows, cols = _estimators.draw_population(
         get_sparse_update_params, frozen_noiser_params, base_sigma, iterinfo, param, key
@@ -61,7 +73,7 @@ def _simple_sparse_update(base_sigma, param, key, scores, iterinfo, frozen_noise
     a, b = param.shape
     N, k = values.shape
     weighted = jnp.reshape(scores, (N, 1)) * values
-    dense = jnp.zeros((N, a, b), dtype=param.dtype).at[jnp.arange(N)[:, None], rows, cols].add(weighted)
+    dense = _scatter_add(jnp.zeros((N, a, b), dtype=param.dtype), (jnp.arange(N)[:, None], rows, cols), weighted)
     return jnp.mean(dense, axis=0) * (k / (a * b))
 
 
@@ -97,7 +109,7 @@ class Sparse(Noiser):
             return base_ans
         values, rows, cols = get_sparse_update_params(frozen_noiser_params, noiser_params["sigma"], iterinfo,
                                                       param, base_key)
-        return base_ans.at[rows].add(x[cols] * values)
+        return _scatter_add(base_ans, rows, x[cols] * values)
 
     @classmethod
     def do_Tmm(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
@@ -112,7 +124,7 @@ class Sparse(Noiser):
             return base_ans
         values, rows, cols = get_sparse_update_params(frozen_noiser_params, noiser_params["sigma"], iterinfo,
                                                       param, base_key)
-        return base_ans.at[rows].add(x[cols] * values)
+        return _scatter_add(base_ans, rows, x[cols] * values)
 
     @classmethod
     def do_emb(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):

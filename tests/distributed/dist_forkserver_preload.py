@@ -11,5 +11,5 @@ torch.set_num_threads(1)
 
 import dist_workers  # noqa: E402  (after the thread setting, which must come first)
 
-dist_workers.make_trainer().population()
-dist_workers.make_trainer("open_es").population()
+for config in dist_workers.CONFIGS:
+    dist_workers.make_trainer(config).population()

@@ -8,6 +8,8 @@ Each rank runs ``dist_workers.run_rank``, which writes its result to ``<out>/ran
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
+import os
 import socket
 import time
 from pathlib import Path
@@ -18,6 +20,23 @@ import dist_workers
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["dist_forkserver_preload"])
+_HERE = Path(__file__).resolve().parent
+_REPOSITORY = _HERE.parent.parent
+
+
+def _ensure_forkserver() -> None:
+    """Start the forkserver with this directory and the repository importable: before Python
+    3.12 it does not inherit ``sys.path``, only the environment, and skips preload modules it
+    cannot import without a word."""
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(_HERE), str(_REPOSITORY)] + ([previous] if previous else []))
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
 
 
 def free_port() -> int:
@@ -32,6 +51,7 @@ def launch(scenario: str, world_size: int, out: Path, *, deadline_s: float, **op
     Returns ``{"exitcodes": [...], "results": [rank result dict or None, ...]}``. Ranks still
     alive after ``deadline_s`` are killed and reported with exit code ``None``.
     """
+    _ensure_forkserver()
     port = free_port()
     processes = [
         _CONTEXT.Process(

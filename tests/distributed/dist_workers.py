@@ -16,18 +16,27 @@ import torch.distributed as dist
 from torch import nn
 
 from eggroll_torch.distributed import DistributedTrainer, DivergenceError, RankFailureError, init_distributed
-from eggroll_torch.nn import EggrollTrainer
+from eggroll_torch.nn import EXCLUDED, EggrollTrainer
 
 POPULATION = 18
 ROWS = 5
 
 
-def make_trainer(noiser: str = "eggroll", solver: str = "adam") -> EggrollTrainer:
-    """A 2-layer MLP with biases (MM_PARAM weights, PARAM biases) and Adam state."""
+CONFIGS = {
+    "eggroll": {},
+    "open_es": {"noiser": "open_es"},
+    "excluded_adamw": {"solver": "adamw", "es_classes": {"0.bias": EXCLUDED}},
+}
+
+
+def make_trainer(config: str = "eggroll") -> EggrollTrainer:
+    """A 2-layer MLP with biases (MM_PARAM weights, PARAM biases) and Adam state, or one of the
+    variations in ``CONFIGS``."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 3))
-    return EggrollTrainer(model, sigma=0.05, lr=0.02, population_size=POPULATION, rank=2, noiser=noiser,
-                          solver=solver, noise_reuse=1, seed=7)
+    options = {"noiser": "eggroll", "solver": "adam", **CONFIGS[config]}
+    return EggrollTrainer(model, sigma=0.05, lr=0.02, population_size=POPULATION, rank=2, noise_reuse=1,
+                          seed=7, **options)
 
 
 def member_inputs(members: range) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,9 +51,9 @@ def fitness(population, members: range) -> torch.Tensor:
     return -((population(x) - y) ** 2).mean(dim=(1, 2))
 
 
-def reference_states(epochs: int, noiser: str = "eggroll") -> list[dict]:
+def reference_states(epochs: int, config: str = "eggroll") -> list[dict]:
     """Single-process ``state_dict()`` after every epoch ``0 .. epochs`` (index = epoch)."""
-    trainer = make_trainer(noiser)
+    trainer = make_trainer(config)
     states = [trainer.state_dict()]
     for _ in range(epochs):
         trainer.step(lambda population: fitness(population, range(POPULATION)))
@@ -59,8 +68,9 @@ def _error(error: BaseException, started: float) -> dict:
 
 def _conformance(distributed: DistributedTrainer, out: str, options: dict) -> dict:
     """Fresh run with a checkpoint at epoch 2, a resume from the single-process checkpoint, an
-    OpenES run (member-by-member forward), a failing fitness_fn and a tampered rank."""
-    result = {"members": distributed.members}
+    OpenES run (member-by-member forward), a run with the other update mode, a failing
+    fitness_fn and a tampered rank."""
+    result = {"members": distributed.members, "update_mode": distributed.update_mode}
     for _ in range(2):
         distributed.step(fitness)
     distributed.save_checkpoint(os.path.join(out, "distributed_epoch2.pt"))
@@ -73,10 +83,11 @@ def _conformance(distributed: DistributedTrainer, out: str, options: dict) -> di
         distributed.step(fitness)
     result["resumed_from_single"] = distributed.state_dict()
 
-    open_es = DistributedTrainer(make_trainer("open_es"), check_every=1, timeout_s=20)
-    for _ in range(2):
-        open_es.step(fitness)
-    result["open_es"] = open_es.state_dict()
+    for config, update in (("open_es", "auto"), ("excluded_adamw", "sharded"), ("excluded_adamw", "replicated")):
+        other = DistributedTrainer(make_trainer(config), check_every=1, timeout_s=20, update=update)
+        for _ in range(2):
+            other.step(fitness)
+        result[config, update] = other.state_dict()
 
     def failing(population, members):
         if distributed.rank == 1:

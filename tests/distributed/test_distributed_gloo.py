@@ -32,8 +32,9 @@ def assert_states_equal(got: dict, want: dict, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def reference():
-    """Single-process states after epochs 0..4 (EGGROLL) and 0..2 (OpenES)."""
-    return {"eggroll": dist_workers.reference_states(4), "open_es": dist_workers.reference_states(2, "open_es")}
+    """Single-process states after epochs 0..4 (EGGROLL) and 0..2 (the other configurations)."""
+    return {config: dist_workers.reference_states(4 if config == "eggroll" else 2, config)
+            for config in dist_workers.CONFIGS}
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +61,23 @@ def _results(run):
     return run["results"]
 
 
-@pytest.mark.parametrize("world_size", [1, 2])
+WORLD_SIZES = [1, 2, pytest.param(4, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("world_size", WORLD_SIZES)
 def test_distributed_bit_identity_with_single_process(world_size, reference, conformance_run):
     run, _ = conformance_run(world_size)
     for rank, result in enumerate(_results(run)):
         who = f"rank {rank} of {world_size}"
+        assert result["update_mode"] == ("replicated" if world_size == 1 else "sharded")
         assert_states_equal(result["final"], reference["eggroll"][4], f"{who}: 4 epochs vs single process")
-        assert_states_equal(result["open_es"], reference["open_es"][2], f"{who}: OpenES vs single process")
+        assert_states_equal(result["open_es", "auto"], reference["open_es"][2], f"{who}: OpenES")
+        for update in ("sharded", "replicated"):
+            assert_states_equal(result["excluded_adamw", update], reference["excluded_adamw"][2],
+                                f"{who}: EXCLUDED bias, AdamW, update={update}")
 
 
-@pytest.mark.parametrize("world_size", [1, 2])
+@pytest.mark.parametrize("world_size", WORLD_SIZES)
 def test_distributed_checkpoint_resumes_across_world_sizes(world_size, reference, conformance_run):
     run, out = conformance_run(world_size)
     for rank, result in enumerate(_results(run)):

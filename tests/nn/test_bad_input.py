@@ -154,3 +154,14 @@ def test_bad_thread_ids(members, error, match):
     trainer = _trainer()
     with pytest.raises(error, match=match):
         trainer.population(members)
+
+
+def test_bad_solver_kwargs_leave_the_module_untouched():
+    module = small_net()
+    before = {path: p.detach().clone() for path, p in module.named_parameters()}
+    with pytest.raises(TypeError, match="betas"):
+        EggrollTrainer(
+            module, 0.2, 0.05, population_size=N, solver="adamw", solver_kwargs={"betas": (0.9, 0.99)}, device="meta",
+        )
+    for path, p in module.named_parameters():
+        assert p.device.type == "cpu" and torch.equal(p, before[path])

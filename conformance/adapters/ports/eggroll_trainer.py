@@ -35,8 +35,8 @@ from ... import trees
 from ...spec import EMB_PARAM, EXCLUDED, NoiserConfig, Population
 from .. import base
 from ._reference_draws import ReferenceDraws, routed_draws
-from ._torch_trees import module_from_tree, one_param_module, to_numpy, to_torch, torch_dtype, torch_name, \
-    tree_from_module
+from ._torch_trees import (module_from_tree, one_param_module, to_numpy, to_torch, torch_dtype, torch_name,
+                           tree_from_module)
 
 PACKAGE = "eggroll-trainer"
 _EPOCH_STRIDE = 1_000_000

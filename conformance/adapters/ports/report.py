@@ -13,7 +13,9 @@ from types import SimpleNamespace
 from ...report import environment
 from ...report.markdown import component_rows
 from ...report.terminal import fmt_ulp
+from .. import base as caps
 from . import repro
+from .routed import routes_reference_draws
 
 FORMAT = "eggroll-port-certification"
 HOW = {"reference": "values vs reference", "injected": "reference noise injected", "relations": "laws only",
@@ -33,6 +35,21 @@ def _how(row) -> str:
     if row.laws is not None:
         return f"values on routed draws; own-RNG laws: {row.laws.status}"
     return HOW.get(row.result.mode, row.result.mode)
+
+
+def _injection_text(adapter) -> str:
+    parts = []
+    if adapter.supports(caps.INJECT_NOISE):
+        parts.append("injected into the update checks")
+    if routes_reference_draws(adapter):
+        parts.append("its normal draws routed into the port's generator, so the noise checks compare values")
+    elif adapter.supports(caps.JAX_RNG):
+        parts.append("not needed: the port reproduces JAX's PRNG")
+    elif adapter.supports(caps.NOISE):
+        parts.append("not injectable into the port's draws, so the noise checks verify laws only")
+    else:
+        parts.append("the port's noise cannot be reached by the adapter, so no noise check ran (see its notes)")
+    return "; ".join(parts)
 
 
 def _reference_text(reference) -> str:
@@ -84,6 +101,7 @@ def render(cert, spec) -> str:
         "",
         f"- Port: `{info.name}` {info.version} on {info.device}; install: {_install_text(cert, spec)}",
         f"- Its RNG: {info.notes or 'not described by the adapter'}",
+        f"- Reference noise: {_injection_text(cert.adapter)}",
         f"- Versions: python {v['python']}, torch {v['torch']}, jax {v['jax']}, jaxlib {v['jaxlib']}, "
         f"optax {v['optax']}, numpy {v['numpy']}",
         f"- Reference: {_reference_text(cert.reference)}; tolerances `conformance/tolerances.py`",

@@ -75,7 +75,7 @@ def smallest_failing(check, result, profile: str, prefer: set | None = None):
 
 def render(value, limit: int = JSON_ARRAY_LIMIT):
     """A JSON-able description of an input or output; arrays over ``limit`` keep shape and dtype only."""
-    if isinstance(value, np.ndarray) or hasattr(value, "__array__") and not isinstance(value, (dict, list)):
+    if isinstance(value, np.ndarray) or (hasattr(value, "__array__") and not isinstance(value, (dict, list))):
         arr = np.asarray(to_numpy(value))
         out = {"dtype": str(np.asarray(value).dtype), "shape": list(arr.shape)}
         if arr.size <= limit:

@@ -119,9 +119,9 @@ class TorchEggrollAdapter(base.Adapter):
 
     # ---- noise through the port's own generator, reference draws routed in ----------------
     def _member_params(self, config, module: nn.Module, leaf_keys: dict, population: Population,
-                       param_filter=None) -> dict:
-        """``{name: (N, *shape)}``: each member's parameters as ``prepare_population`` builds them,
-        plus the factor records of every low-rank draw (under ``"__records__"``)."""
+                       param_filter=None) -> tuple[dict, list]:
+        """``{name: (N, *shape)}``, each member's parameters as ``prepare_population`` builds them,
+        and the records of every low-rank draw (slices, scale and scaled product) in draw order."""
         _check_config(config)
         port = _port()
         size = _port_size(population)
@@ -146,18 +146,18 @@ class TorchEggrollAdapter(base.Adapter):
             for n in np.nonzero(population.epochs == epoch)[0]:
                 for name in rows:
                     rows[name][n] = stacked[name][int(population.thread_ids[n])]
-        out = {name: torch.stack(v) for name, v in rows.items()}
-        out["__records__"] = records
-        return out
+        return {name: torch.stack(v) for name, v in rows.items()}, records
 
     @staticmethod
     def _seed_table(epoch: int, pairs: int, n_params: int) -> dict:
+        """``{seed: (epoch, pair, param index)}`` for every seed the port makes at ``epoch``."""
         table = {}
         for idx in range(n_params):
             for i in range(pairs):
                 seed = hash((epoch, i, idx)) & _SEED_MASK
                 if seed in table:
-                    raise RuntimeError(f"two torcheggroll seeds collide at epoch {epoch}; cannot tell their draws apart")
+                    raise RuntimeError(f"two torcheggroll seeds collide at epoch {epoch}; "
+                                       "their draws cannot be told apart")
                 table[seed] = (epoch, i, idx)
         return table
 
@@ -165,10 +165,10 @@ class TorchEggrollAdapter(base.Adapter):
         if len(shape) != 2:
             raise ValueError(f"lora_factors needs a 2-D shape, got {shape}")
         module = one_param_module(torch.zeros(shape, dtype=torch_dtype(dtype)))
-        got = self._member_params(config, module, {"w": key}, population)
-        outs = [r for r in got["__records__"] if "out" in r]
+        params, records = self._member_params(config, module, {"w": key}, population)
+        outs = [r for r in records if "out" in r]
         a_rows, b_rows = [], []
-        for noise in got["w"]:
+        for noise in params["w"]:
             sign, rec = self._match(noise, outs)
             # The port scales a param-dtype tensor, so its scale enters in that dtype.
             a_rows.append(rec["left"] * torch.tensor(sign * rec["scale"], dtype=rec["left"].dtype))
@@ -190,7 +190,7 @@ class TorchEggrollAdapter(base.Adapter):
             raise base.Unsupported("torcheggroll perturbs every 2-D parameter with low-rank noise; "
                                    "it has no full-rank noise for a 2-D leaf")
         module = one_param_module(torch.zeros(shape, dtype=torch_dtype(dtype)))
-        return to_numpy(self._member_params(config, module, {"w": key}, population)["w"])
+        return to_numpy(self._member_params(config, module, {"w": key}, population)[0]["w"])
 
     def do_mm(self, config, param, key, population, x):
         _check_config(config)
@@ -202,7 +202,7 @@ class TorchEggrollAdapter(base.Adapter):
         if population is None:
             with torch.no_grad():
                 return to_numpy(linear(xs))
-        weights = self._member_params(config, linear, {"weight": key}, population)["weight"]
+        weights = self._member_params(config, linear, {"weight": key}, population)[0]["weight"]
         with torch.no_grad():
             ys = [torch.func.functional_call(linear, {"weight": w}, (xn,)) for w, xn in zip(weights, xs)]
         return to_numpy(torch.stack(ys))
@@ -227,7 +227,7 @@ class TorchEggrollAdapter(base.Adapter):
             module.register_parameter("m", nn.Parameter(torch.zeros(2, 2, dtype=p.dtype)))
             keys["m"] = np.zeros(2, np.uint32)
             param_filter = _matrices_only
-        return to_numpy(self._member_params(config, module, keys, population, param_filter)["b"])
+        return to_numpy(self._member_params(config, module, keys, population, param_filter)[0]["b"])
 
     # ---- the update, on the reference's noise ---------------------------------------------
     def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):

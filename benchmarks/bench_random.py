@@ -1,0 +1,114 @@
+"""Population noise generation: eggroll_torch.random.normal against jax.random.normal and torch.randn.
+
+    python -m benchmarks.bench_random --device cpu [--scale 0.125] [--backend compiled]
+
+The workload is one EGGROLL layer's factors for a whole population: keys ``(N, 2)`` ->
+``normal(keys, (a + b, r))`` of shape ``(N, a + b, r)`` float32, by default N = 4096 threads and
+(2048 + 2048, 16), i.e. 2**28 values (1 GiB). JAX runs ``jit(vmap(normal))`` on the same keys in
+the same process (on the GPU when ``--device cuda`` and JAX has one); ``torch.randn`` of the same
+shape is the no-parity floor. ``--scale`` shrinks N for slow hosts. The first eggroll call
+(table build, kernel compilation) is reported separately from the steady-state median.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+
+def _median_time(fn, repeats: int, sync) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(device: str, population: int = 4096, rows: int = 4096, rank: int = 16, repeats: int = 3,
+         backend: str = "compiled", check: bool = True) -> dict:
+    """Time the three generators on ``device``; print a table and return the numbers (seconds)."""
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
+    if device == "cpu":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+
+    import eggroll_torch.random as jr
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    jr.set_backend(backend)
+    shape = (rows, rank)
+    jax_keys = jax.random.split(jax.random.key(0), population)
+    keys = jr.wrap_key_data(np.asarray(jax.random.key_data(jax_keys)), device=device)
+
+    start = time.perf_counter()
+    ours = jr.normal(keys, shape)
+    sync()
+    first_call = time.perf_counter() - start
+    ours_s = _median_time(lambda: jr.normal(keys, shape), repeats, sync)
+
+    jax_draw = jax.jit(jax.vmap(lambda k: jax.random.normal(k, shape, jnp.float32)))
+    reference = jax_draw(jax_keys).block_until_ready()
+    jax_s = _median_time(lambda: jax_draw(jax_keys).block_until_ready(), repeats, lambda: None)
+
+    randn_s = _median_time(lambda: torch.randn((population,) + shape, device=device), repeats, sync)
+
+    identical = None
+    if check and jax.default_backend() == "cpu":
+        identical = bool(np.array_equal(ours.cpu().numpy().view(np.uint32),
+                                        np.asarray(reference).view(np.uint32)))
+    values = population * rows * rank
+    result = {
+        "device": device,
+        "torch_device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "jax_backend": jax.default_backend(),
+        "backend": backend,
+        "population": population,
+        "shape": list(shape),
+        "values": values,
+        "threads": torch.get_num_threads(),
+        "eggroll_first_call_s": first_call,
+        "eggroll_s": ours_s,
+        "jax_s": jax_s,
+        "randn_s": randn_s,
+        "speedup_vs_jax": jax_s / ours_s,
+        "slowdown_vs_randn": ours_s / randn_s,
+        "bit_identical_to_jax": identical,
+    }
+    print(f"normal {population} x {shape} float32 = {values / 2**20:.0f} Mi values on {device} "
+          f"(torch threads {result['threads']}, backend {backend}, jax on {result['jax_backend']})")
+    print(f"  {'generator':<28}{'median s':>10}{'ns/value':>10}")
+    for label, secs in (("eggroll_torch.random.normal", ours_s), ("jax.random.normal (jit+vmap)", jax_s),
+                        ("torch.randn", randn_s)):
+        print(f"  {label:<28}{secs:>10.3f}{secs / values * 1e9:>10.2f}")
+    print(f"  first eggroll call (table/compile): {first_call:.1f} s")
+    print(f"  speed vs JAX: {result['speedup_vs_jax']:.2f}x   time vs torch.randn: "
+          f"{result['slowdown_vs_randn']:.2f}x   bit-identical to JAX: {identical}")
+    return result
+
+
+def _cli(argv=None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_random", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 4096-member population")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backend", choices=("auto", "eager", "compiled"), default="compiled")
+    parser.add_argument("--no-check", action="store_true", help="skip the bit comparison with JAX")
+    args = parser.parse_args(argv)
+    if not 0 < args.scale <= 1:
+        parser.error(f"--scale must be in (0, 1]; got {args.scale}")
+    return main(args.device, population=max(1, round(4096 * args.scale)), repeats=args.repeats,
+                backend=args.backend, check=not args.no_check)
+
+
+if __name__ == "__main__":
+    _cli()

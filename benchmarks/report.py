@@ -1,0 +1,216 @@
+"""``reports/PERFORMANCE.md`` and ``reports/throughput_<device>.png`` from results JSONs."""
+from __future__ import annotations
+
+import json
+import os
+
+GOALS = {  # issue 6: (device, metric) -> minimum, and which workloads it applies to
+    ("cuda", "generation_over_inference"): (0.90, "bf16"),
+    ("cuda", "torch_over_jax"): (1.5, ""),
+    ("cpu", "torch_over_jax"): (1.0, ""),
+}
+_TIMES = (("inference", "inference"), ("forward", "forward"), ("generation", "generation"),
+          ("generation_torch_ops", "gen. (torch ops)"), ("nn_trainer", "nn trainer"),
+          ("jax_inference", "JAX inference"), ("jax_forward", "JAX forward"), ("jax_generation", "JAX generation"))
+_RATIOS = (("forward_over_inference", "fwd / inf"), ("generation_over_inference", "gen / inf"),
+           ("update_bound", "gen / inf bound"), ("torch_over_jax", "torch / JAX"),
+           ("nn_trainer_over_jax", "nn trainer / JAX"), ("jax_forward_over_jax_inference", "JAX fwd / inf"),
+           ("jax_generation_over_jax_inference", "JAX gen / inf"))
+
+
+def _fmt(value, digits=2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _ms(record) -> str:
+    if not record:
+        return "–"
+    if "error" in record:
+        return "OOM" if record["error"].startswith("out of memory") else ("skipped" if "skipped" in record["error"] else "error")
+    return f"{record['time_s'] * 1e3:.3g}"
+
+
+def _goal_cell(device, name, ratios) -> str:
+    marks = []
+    for (goal_device, metric), (minimum, tag) in GOALS.items():
+        value = ratios.get(metric)
+        if goal_device != device or tag not in name or value is None:
+            continue
+        marks.append(f"{metric.split('_')[0]} {'yes' if value >= minimum else 'no'} (>= {minimum})")
+    return "; ".join(marks) or "–"
+
+
+def _load(paths) -> dict:
+    by_device = {}
+    for path in paths:
+        with open(path) as f:
+            results = json.load(f)
+        by_device[results["device"]] = (path, results)
+    return by_device
+
+
+def _plot(results: dict, path: str) -> bool:
+    sweep = results.get("sweep") or {}
+    points = [p for p in sweep.get("points", []) if "error" not in p]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label, style in (("inference", "torch inference (no noise)", "k--"),
+                              ("generation", "torch EGGROLL generation", "C0o-"),
+                              ("jax_generation", "jax_reference generation (jit)", "C1s-")):
+        xs = [p["members"] for p in points if "time_s" in p.get(key, {})]
+        ys = [p["members"] * p["tokens"] / p[key]["time_s"] for p in points if "time_s" in p.get(key, {})]
+        if xs:
+            ax.plot(xs, ys, style, label=label)
+    cfg = sweep["config"]
+    where = results["environment"].get("gpu") or results["environment"].get("cpu")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("population size N")
+    ax.set_ylabel("member-tokens per second")
+    ax.set_title(f"d={cfg['width']}, L={cfg['layers']}, T={cfg['tokens']}, rank {cfg['rank']}, {cfg['dtype']}\n{where}",
+                 fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _device_section(device: str, source: str, results: dict, plot_name: str | None) -> list[str]:
+    env = results["environment"]
+    v = env["versions"]
+    where = env.get("gpu") or env.get("cpu")
+    lines = [f"## {device.upper()}: {where}", ""]
+    lines.append(
+        f"torch {v.get('torch')}, jax {v.get('jax')} (backend {env.get('jax_backend')}), jaxlib {v.get('jaxlib')}, "
+        f"triton {v.get('triton') or 'not installed'}, {env.get('cpu_count')} CPUs ({env.get('torch_threads')} torch "
+        f"threads), float32 matmul '{env.get('float32_matmul')}', commit {env.get('commit')}, run {results['started']}"
+        f"{' (quick)' if results.get('quick') else ''}, {results.get('elapsed_s')} s. Source: `{source}`."
+    )
+    lines += ["", "Milliseconds per call (median):", ""]
+    lines.append("| workload | " + " | ".join(label for _, label in _TIMES) + " |")
+    lines.append("|---" * (len(_TIMES) + 1) + "|")
+    for w in results["workloads"]:
+        m = w.get("measurements", {})
+        lines.append(f"| {w['name']} | " + " | ".join(_ms(m.get(k)) for k, _ in _TIMES) + " |")
+    lines += ["", "Throughput ratios (higher is better for torch):", ""]
+    lines.append("| workload | " + " | ".join(label for _, label in _RATIOS) + " | issue-6 goal met |")
+    lines.append("|---" * (len(_RATIOS) + 2) + "|")
+    for w in results["workloads"]:
+        r = w.get("ratios", {})
+        lines.append(f"| {w['name']} | " + " | ".join(_fmt(r.get(k)) for k, _ in _RATIOS)
+                     + f" | {_goal_cell(device, w['name'], r)} |")
+    upstream = [w for w in results["workloads"] if w.get("config", {}).get("upstream")]
+    if upstream:
+        lines += ["", "Upstream JAX on an H100 (issue 6): "
+                  + "; ".join(f"{w['name']}: fwd / inf {w['config']['upstream']['forward_over_inference']}, "
+                              f"gen / inf {w['config']['upstream']['generation_over_inference']}" for w in upstream) + "."]
+    noise = [(w["name"], w["ratios"]) for w in results["workloads"] if w.get("ratios", {}).get("noise_normals_per_s")]
+    if noise:
+        lines += ["", "Normals per second: bit-exact EGGROLL noise (one draw per antithetic pair) against "
+                  "`torch.randn` (no JAX bits):", "", "| workload | eggroll_torch.fast | torch.randn |", "|---|---|---|"]
+        for name, r in noise:
+            lines.append(f"| {name} | {r['noise_normals_per_s']:.3g} | {_fmt(r.get('randn_normals_per_s'), 3) if r.get('randn_normals_per_s') is None else format(r['randn_normals_per_s'], '.3g')} |")
+    lines += ["", "Peak memory above the model and inputs (MiB; JAX: process-wide peak on the GPU):", ""]
+    lines.append("| workload | " + " | ".join(label for _, label in _TIMES) + " |")
+    lines.append("|---" * (len(_TIMES) + 1) + "|")
+    for w in results["workloads"]:
+        m = w.get("measurements", {})
+        cells = []
+        for key, _ in _TIMES:
+            peak = (m.get(key) or {}).get("peak_bytes")
+            cells.append("–" if peak is None else f"{peak / 2**20:,.0f}")
+        lines.append(f"| {w['name']} | " + " | ".join(cells) + " |")
+    sweep = results.get("sweep")
+    if sweep:
+        cfg = sweep["config"]
+        lines += ["", f"Population sweep (d={cfg['width']}, L={cfg['layers']}, T={cfg['tokens']}, rank {cfg['rank']}, "
+                  f"{cfg['dtype']}), member-tokens per second:", "",
+                  "| N | torch inference | torch EGGROLL | jax_reference | gen / inf | torch / JAX |", "|---|---|---|---|---|---|"]
+        for p in sweep["points"]:
+            def rate(key, p=p):
+                rec = p.get(key) or {}
+                return p["members"] * p["tokens"] / rec["time_s"] if "time_s" in rec else None
+            inf, gen, jx = rate("inference"), rate("generation"), rate("jax_generation")
+            lines.append(f"| {p['members']} | {_fmt(inf, 0) if inf is None else format(inf, '.3g')} | "
+                         f"{'–' if gen is None else format(gen, '.3g')} | {'–' if jx is None else format(jx, '.3g')} | "
+                         f"{_fmt(gen / inf if gen and inf else None)} | {_fmt(gen / jx if gen and jx else None)} |")
+        if plot_name:
+            lines += ["", f"![throughput against population size on {device}]({plot_name})"]
+    errors = [(w["name"], k, rec["error"]) for w in results["workloads"]
+              for k, rec in w.get("measurements", {}).items() if isinstance(rec, dict) and "error" in rec]
+    errors += [(w["name"], "(model)", w["error"]) for w in results["workloads"] if "error" in w]
+    if errors:
+        lines += ["", "Not measured:", ""] + [f"- {name} / {k}: {e.splitlines()[0][:200]}" for name, k, e in errors]
+    if results.get("random"):
+        lines += ["", "PRNG benchmark (`benchmarks/bench_random.py`):", "", "```",
+                  json.dumps(results["random"], indent=1)[:3000], "```"]
+    return lines
+
+
+_INTRO = """# Performance
+
+Generated by `python -m benchmarks report` from the results JSONs of `python -m benchmarks run`;
+do not edit by hand. Reproduce: `make bench` (CPU) and
+`python -m benchmarks run --device cuda --out reports/bench_cuda.json` (GPU), then
+`python -m benchmarks report`.
+
+What is measured, in one process per device:
+
+- **inference**: the same model without noise, batched over all members' tokens (torch).
+- **forward**: EGGROLL's perturbed population forward with the fitness, noise drawn inside
+  (`eggroll_torch.fast`, noise bit for bit `eggroll_torch.random`'s); **generation**: forward,
+  fitness shaping and the update. CUDA: replayed as CUDA graphs; **gen. (torch ops)**: the same
+  without the Triton kernels; **nn trainer**: `eggroll_torch.nn.EggrollTrainer.step`, the general
+  trainer over the parity layer.
+- **JAX**: `jax_reference` jitted, upstream's structure (per-member forward vmapped, then
+  `convert_fitnesses` and `do_updates`), same device, same weights.
+
+Stack workloads: L square layers, tanh between, T tokens per member, fitness = mean output,
+noise redrawn every generation (`noise_reuse=1`), SGD. Members `2p` and `2p + 1` share their
+noise with opposite signs, so the torch path draws one sample per pair and its update is one
+matmul per layer of inner size `N*r/2`, against inference's `N*T`: a generation can reach at
+most `1 / (1 + r / (2T))` of inference throughput (column "gen / inf bound"), and less by the
+cost of the noise and of the memory-bound passes around the matmuls.
+"""
+
+
+def write_report(paths, reports_dir: str = "reports", extra=()) -> list[str]:
+    """Write ``PERFORMANCE.md`` (and plots) into ``reports_dir``; returns the written paths."""
+    if paths is None:
+        paths = [p for p in (os.path.join(reports_dir, "bench_cpu.json"), os.path.join(reports_dir, "bench_cuda.json"))
+                 if os.path.exists(p)]
+    by_device = _load([*paths, *extra])
+    os.makedirs(reports_dir, exist_ok=True)
+    written = []
+    lines = [_INTRO]
+    for device in ("cuda", "cpu"):
+        if device not in by_device:
+            lines += [f"## {device.upper()}", "", f"No results yet (`reports/bench_{device}.json` is missing).", ""]
+            continue
+        source, results = by_device[device]
+        plot_name = f"throughput_{device}.png"
+        plotted = _plot(results, os.path.join(reports_dir, plot_name))
+        if plotted:
+            written.append(os.path.join(reports_dir, plot_name))
+        lines += _device_section(device, os.path.relpath(source), results, plot_name if plotted else None) + [""]
+    path = os.path.join(reports_dir, "PERFORMANCE.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    written.append(path)
+    return written
+
+
+def print_summary(results: dict) -> None:
+    """The ratios of every workload, one line each."""
+    print(f"\n== {results['device']}: {results['environment'].get('gpu') or results['environment'].get('cpu')}")
+    for w in results["workloads"]:
+        r = w.get("ratios", {})
+        print(f"{w['name']:32s} " + "  ".join(f"{label} {_fmt(r.get(k))}" for k, label in _RATIOS if k in r))

@@ -1,0 +1,267 @@
+"""Runs the plan of one device: every workload's variants, the sweep, and the PRNG benchmark.
+
+Each measurement is isolated: an out-of-memory or any other error is recorded in the results
+(and printed) and the run moves on. The results JSON is rewritten after every workload, so an
+interrupted run still leaves its partial results. A time budget skips what would not fit.
+"""
+from __future__ import annotations
+
+import datetime
+import gc
+import importlib.util
+import json
+import os
+import time
+import traceback
+
+import torch
+
+from . import ratios as ratio_defs
+from .environment import describe
+from .measure import PeakMemory, cuda_sync, jax_sync, no_sync, time_call
+from .workloads import plan
+
+SCHEMA = 1
+
+
+def _is_oom(error: BaseException) -> bool:
+    text = f"{type(error).__name__}: {error}"
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower() \
+        or "RESOURCE_EXHAUSTED" in text
+
+
+def _free(device: str) -> None:
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+class Runner:
+    """Holds the results being built, the clock and the per-device settings."""
+
+    def __init__(self, device: str, *, quick: bool, out: str, budget_s: float, f32_matmul: str):
+        self.device = device
+        self.quick = quick
+        self.out = out
+        self.budget_s = budget_s
+        self.f32_matmul = f32_matmul
+        self.start = time.perf_counter()
+        self.target_s = 0.2 if quick else (1.0 if device == "cuda" else 1.5)
+        self.results = {
+            "schema": SCHEMA,
+            "device": device,
+            "quick": quick,
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "environment": describe(device, f32_matmul),
+            "workloads": [],
+            "sweep": None,
+            "random": None,
+        }
+        self._jax_device = None
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def left(self) -> float:
+        return self.budget_s - self.elapsed()
+
+    def save(self) -> None:
+        self.results["elapsed_s"] = round(self.elapsed(), 1)
+        os.makedirs(os.path.dirname(os.path.abspath(self.out)), exist_ok=True)
+        with open(self.out + ".tmp", "w") as f:
+            json.dump(self.results, f, indent=1)
+        os.replace(self.out + ".tmp", self.out)
+
+    def _log(self, workload: str, variant: str, record: dict) -> None:
+        if "error" in record:
+            detail = record["error"]
+        else:
+            peak = record.get("peak_bytes")
+            peak_text = "" if peak is None else f", peak {peak / 2**20:,.0f} MiB"
+            detail = f"{record['time_s'] * 1e3:10.3f} ms  ({record['reps']} reps, built in {record['build_s']:.1f} s{peak_text})"
+        print(f"[{self.device} {self.elapsed():6.0f}s] {workload:32s} {variant:22s} {detail}", flush=True)
+
+    def jax_device(self):
+        if self._jax_device is None:
+            import jax
+
+            self._jax_device = jax.devices()[0]
+        return self._jax_device
+
+    # -- one measurement -----------------------------------------------------------------------
+    def measure(self, workload: str, variant: str, build, *, framework: str = "torch", min_reps: int = 3,
+                target_s: float | None = None, min_left_s: float = 0.0) -> dict:
+        """Build a callable with ``build()`` and time it; never raises."""
+        if self.left() < min_left_s:
+            record = {"error": f"skipped: {self.left():.0f} s of the time budget left"}
+            self._log(workload, variant, record)
+            return record
+        if framework == "jax":
+            sync = jax_sync
+        else:
+            sync = cuda_sync if self.device == "cuda" else no_sync
+        fn = None
+        try:
+            with PeakMemory(self.device, self.jax_device() if framework == "jax" else None) as memory:
+                t0 = time.perf_counter()
+                fn = build()
+                build_s = time.perf_counter() - t0
+                timing = time_call(fn, sync, target_s=self.target_s if target_s is None else target_s,
+                                   min_reps=min_reps)
+            record = {**timing, "build_s": build_s, "peak_bytes": memory.peak_bytes}
+            if getattr(fn, "graphed", False):
+                record["cuda_graph"] = True
+        except Exception as error:  # noqa: BLE001 - every failure is a result to report
+            kind = "out of memory" if _is_oom(error) else "error"
+            record = {"error": f"{kind}: {type(error).__name__}: {str(error)[:400]}"}
+            if kind == "error":
+                record["traceback"] = traceback.format_exc(limit=6)[-2000:]
+        finally:
+            del fn
+            _free(self.device)
+        self._log(workload, variant, record)
+        return record
+
+    # -- workloads -----------------------------------------------------------------------------
+    def run_stack(self, wl) -> dict:
+        from .torch_stack import TorchStack
+
+        entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
+        m = entry["measurements"]
+        try:
+            side = TorchStack(wl, self.device)
+        except Exception as error:  # noqa: BLE001
+            entry["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
+            print(f"[{self.device}] {wl.name}: could not build the model: {entry['error']}", flush=True)
+            _free(self.device)
+            return entry
+        m["inference"] = self.measure(wl.name, "inference", side.inference)
+        m["randn"] = self.measure(wl.name, "randn", side.randn)
+        m["noise"] = self.measure(wl.name, "noise", side.noise)
+        m["forward"] = self.measure(wl.name, "forward", side.forward)
+        m["generation"] = self.measure(wl.name, "generation", side.generation)
+        if self.device == "cuda":
+            m["generation_torch_ops"] = self.measure(wl.name, "generation_torch_ops",
+                                                     lambda: side.generation(fused=False))
+        m["nn_trainer"] = self.measure(wl.name, "nn_trainer", side.nn_trainer, min_reps=2, target_s=0.0,
+                                       min_left_s=90.0)
+        weights = side.weights_numpy()
+        del side
+        _free(self.device)
+        self._run_jax_stack(wl, weights, m)
+        entry["ratios"] = ratio_defs.stack_ratios(wl, m)
+        return entry
+
+    def _run_jax_stack(self, wl, weights, m) -> None:
+        from .jax_stack import JaxStack
+
+        holder = {}
+
+        def side():
+            if "side" not in holder:
+                holder["side"] = JaxStack(wl, weights, self.f32_matmul)
+            return holder["side"]
+
+        for variant in ("inference", "forward", "generation"):
+            m[f"jax_{variant}"] = self.measure(wl.name, f"jax_{variant}", lambda v=variant: getattr(side(), v)(),
+                                               framework="jax")
+        holder.clear()
+        _free(self.device)
+
+    def run_mlp_example(self, wl) -> dict:
+        from .mlp_example import MLPExample
+
+        entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
+        m = entry["measurements"]
+        example = MLPExample(wl, self.device)
+        # A few microseconds of work per op: one thread, because OpenMP's fork and join for a
+        # second one costs more than the op itself.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        entry["torch_threads"] = 1
+        try:
+            m["inference"] = self.measure(wl.name, "inference", example.torch_inference)
+            m["generation"] = self.measure(wl.name, "generation", example.torch_generation)
+            m["nn_trainer"] = self.measure(wl.name, "nn_trainer", example.nn_trainer)
+        finally:
+            torch.set_num_threads(threads)
+        m["jax_inference"] = self.measure(wl.name, "jax_inference", example.jax_inference, framework="jax")
+        m["jax_generation"] = self.measure(wl.name, "jax_generation", example.jax_generation, framework="jax")
+        entry["ratios"] = ratio_defs.mlp_ratios(m)
+        return entry
+
+    def run_sweep(self, sweep) -> dict:
+        from .jax_stack import JaxStack
+        from .torch_stack import TorchStack
+
+        result = {"config": sweep.base.config(), "points": []}
+        for wl in sweep.points():
+            point = {"members": wl.members, "tokens": wl.tokens}
+            if self.left() < 20:
+                point["error"] = "skipped: time budget"
+                print(f"[{self.device}] sweep N={wl.members}: skipped (time budget)", flush=True)
+                result["points"].append(point)
+                continue
+            try:
+                side = TorchStack(wl, self.device)
+                point["inference"] = self.measure(wl.name, "inference", side.inference)
+                point["generation"] = self.measure(wl.name, "generation", side.generation)
+                weights = side.weights_numpy()
+                del side
+                _free(self.device)
+                point["jax_generation"] = self.measure(
+                    wl.name, "jax_generation", lambda: JaxStack(wl, weights, self.f32_matmul).generation(),
+                    framework="jax", min_left_s=10.0)
+            except Exception as error:  # noqa: BLE001
+                point["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
+                _free(self.device)
+            result["points"].append(point)
+            self.results["sweep"] = result
+            self.save()
+        return result
+
+    def run_random_benchmark(self) -> None:
+        if importlib.util.find_spec("benchmarks.bench_random") is None:
+            return
+        if self.left() < 30:
+            self.results["random"] = {"error": "skipped: time budget"}
+            return
+        try:
+            from . import bench_random
+
+            outcome = bench_random.main(self.device)
+            json.dumps(outcome)
+            self.results["random"] = outcome
+        except Exception as error:  # noqa: BLE001
+            self.results["random"] = {"error": f"{type(error).__name__}: {str(error)[:400]}"}
+            print(f"[{self.device}] bench_random failed: {error!r}", flush=True)
+
+    def build_normal_tables(self, workloads) -> None:
+        """Build ``eggroll_torch.random``'s normal tables up front, outside every measurement."""
+        from eggroll_torch.random.normal_tables import normal_table
+
+        built = {}
+        for dtype in sorted({wl.dtype for wl in workloads}):
+            t0 = time.perf_counter()
+            normal_table(getattr(torch, dtype), self.device)
+            built[dtype] = round(time.perf_counter() - t0, 2)
+            print(f"[{self.device} {self.elapsed():6.0f}s] normal table {dtype}: built in {built[dtype]} s", flush=True)
+        self.results["normal_table_build_s"] = built
+
+    def run(self) -> dict:
+        workloads, sweep = plan(self.device, self.quick)
+        self.build_normal_tables([*workloads, sweep.base])
+        for wl in workloads:
+            if self.left() < 30:
+                self.results["workloads"].append({"name": wl.name, "config": wl.config(),
+                                                  "error": "skipped: time budget"})
+                continue
+            entry = self.run_mlp_example(wl) if wl.kind == "mlp_example" else self.run_stack(wl)
+            self.results["workloads"].append(entry)
+            self.save()
+        self.run_sweep(sweep)
+        self.run_random_benchmark()
+        self.save()
+        return self.results

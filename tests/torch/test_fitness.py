@@ -1,0 +1,64 @@
+"""normalization.*: ``convert_fitnesses`` against jax_reference (kind ``reduction``) and the
+facts of UPSTREAM.md checked independently (numpy formulas)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import jax_reference.noiser as jnoiser
+from conformance.tolerances import assert_parity
+from eggroll_torch import noiser as tnoiser
+from parity_support import random_tensor, to_jax
+
+GAUSSIAN = ["eggroll", "open_es", "alteggroll", "sparse"]
+
+
+def _convert(name, raw, **options):
+    jf, jn = jnoiser.all_noisers[name].init_noiser({}, 0.1, 0.1, **options)
+    tf, tn = tnoiser.all_noisers[name].init_noiser({}, 0.1, 0.1, **options)
+    expected = np.asarray(jnoiser.all_noisers[name].convert_fitnesses(jf, jn, to_jax(raw)))
+    return tnoiser.all_noisers[name].convert_fitnesses(tf, tn, raw), expected
+
+
+@pytest.mark.parametrize("name", GAUSSIAN)
+@pytest.mark.parametrize("group_size", [0, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_normalization_zscore(name, group_size, dtype):
+    raw = random_tensor(0, (24,), dtype, scale=3.0) + 1
+    got, expected = _convert(name, raw, group_size=group_size)
+    assert_parity(got, expected, "reduction", what="shaped fitnesses")
+
+
+def test_normalization_population_variance():
+    """ddof=0 variance and the 1e-5 inside the root, derived with numpy in float64."""
+    raw = random_tensor(1, (16,), torch.float32)
+    got, _ = _convert("eggroll", raw)
+    r = raw.double().numpy()
+    np.testing.assert_allclose(got.numpy(), (r - r.mean()) / np.sqrt(r.var() + 1e-5), rtol=2e-6, atol=1e-6)
+
+
+def test_normalization_groups_use_global_std():
+    raw = random_tensor(2, (12,), torch.float32)
+    got, _ = _convert("eggroll", raw, group_size=3)
+    r = raw.double().numpy()
+    groups = r.reshape(-1, 3)
+    expected = ((groups - groups.mean(1, keepdims=True)) / np.sqrt(r.var() + 1e-5)).ravel()
+    np.testing.assert_allclose(got.numpy(), expected, rtol=2e-6, atol=1e-6)
+
+
+def test_normalization_constant_fitness_is_zero():
+    got, _ = _convert("eggroll", torch.full((8,), 3.5))
+    assert torch.equal(got, torch.zeros(8))
+
+
+@pytest.mark.parametrize("shape", [(12,), (3, 4)])
+def test_normalization_baseline_subtraction(shape):
+    raw = random_tensor(3, shape, torch.float32)
+    got, expected = _convert("eggrollbs", raw, group_size=4)
+    assert got.shape == (4,)
+    assert_parity(got, expected, "reduction")
+    rows = raw.double().numpy().reshape(-1, 4)
+    z = (rows - rows[:, :1]) / (rows.std(1, keepdims=True) + 1e-8)
+    z[:, :2] = 0
+    np.testing.assert_allclose(got.numpy(), z.mean(0), rtol=2e-6, atol=1e-6)
