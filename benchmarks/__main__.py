@@ -34,6 +34,9 @@ def _prepare_frameworks(device: str, f32_matmul: str) -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if device == "cpu":
         os.environ["JAX_PLATFORMS"] = "cpu"
+        # torch's OpenMP threads otherwise spin while waiting, which on a shared machine stalls
+        # every parallel op behind descheduled spinners; read when torch is first imported.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():

@@ -7,7 +7,9 @@ Run under torchrun, one process per GPU::
 The workload defaults to the performance issue's large bfloat16 one: L=4 square ``nn.Linear``
 layers of d=4096 (no bias) with tanh between, N=2048 members, each scoring its own T=64 tokens,
 EGGROLL rank 16. A generation is the full ``DistributedTrainer.step``: this rank's perturbed
-forward, the fitness exchange, and the update.
+forward, the fitness exchange, and the update. Members are evaluated 256 per forward call
+(``--members-per-call``), so every call has the same shape on any number of GPUs and the final
+state is bit-identical across GPU counts by construction.
 
 With ``--baseline`` (default), rank 0 first trains the same model with the plain single-process
 ``EggrollTrainer`` on its GPU, for the same number of generations from the same start (the
@@ -28,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from eggroll_torch.distributed import DistributedTrainer, init_distributed, state_digest
+from eggroll_torch.distributed import DistributedTrainer, blocks_of, init_distributed, state_digest
 from eggroll_torch.nn import EggrollTrainer
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -46,6 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--generations", type=int, default=5, help="timed generations")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the single-process trainer on rank 0's device")
+    parser.add_argument("--members-per-call", type=int, default=256,
+                        help="members per forward call (0: all of a rank's members in one call)")
+    parser.add_argument("--update", choices=("auto", "sharded", "replicated"), default="auto",
+                        help="how the ranks split the update (DistributedTrainer's update=)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads per process (CPU runs)")
     parser.add_argument("--timeout-s", type=float, default=900.0)
     parser.add_argument("--json", help="write the result object to this file (rank 0)")
     parser.add_argument("--digest-dir", help="write rank<r>.json with the final state digest here")
@@ -93,35 +100,50 @@ def timed(run_generation, count: int, device) -> float:
 
 def main(argv=None) -> dict | None:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = init_distributed(timeout_s=args.timeout_s)
     rank, world_size = dist.get_rank(), dist.get_world_size()
     tokens = member_tokens(args, device)
     result = {
         "workload": {k: getattr(args, k) for k in ("dim", "layers", "population", "tokens", "rank", "dtype")},
         "generations": args.generations, "warmup": args.warmup, "world_size": world_size,
+        "threads_per_process": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "backend": dist.get_backend(), "torch": torch.__version__, "cuda": torch.version.cuda,
     }
 
+    block = args.members_per_call or None
     baseline_digest = None
     if args.baseline and rank == 0:
         single = build_trainer(args, device)
+
+        def single_generation():
+            if block is None:
+                single.step(lambda pop: score(pop, tokens))
+            else:
+                blocks = blocks_of(range(args.population), block)
+                single.update(torch.cat([score(single.population(r), tokens[r.start:r.stop]) for r in blocks]))
+
         for _ in range(args.warmup):
-            single.step(lambda pop: score(pop, tokens))
-        seconds = timed(lambda: single.step(lambda pop: score(pop, tokens)), args.generations, device)
+            single_generation()
+        seconds = timed(single_generation, args.generations, device)
         result["single_gen_per_s"] = args.generations / seconds
         baseline_digest = state_digest(single.state_dict())
         del single
     if args.baseline:
         dist.barrier()
 
-    distributed = DistributedTrainer(build_trainer(args, device), check_every=0, timeout_s=args.timeout_s)
-    members = distributed.members
-    local_tokens = tokens[members.start:members.stop].clone()
+    distributed = DistributedTrainer(build_trainer(args, device), check_every=0, timeout_s=args.timeout_s,
+                                     members_per_call=block, update=args.update)
+    result["update"] = distributed.update_mode
+    result["members_per_call"] = block
+    first = distributed.members.start
+    local_tokens = tokens[first:distributed.members.stop].clone()
     del tokens
 
     def generation():
-        distributed.step(lambda pop, _: score(pop, local_tokens))
+        distributed.step(lambda pop, members: score(pop, local_tokens[members.start - first:members.stop - first]))
 
     for _ in range(args.warmup):
         generation()

@@ -48,6 +48,8 @@ def describe(device: str, f32_matmul: str) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "float32_matmul": f32_matmul,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "commit": _commit(),
     }
     if device == "cuda":

@@ -31,17 +31,21 @@ def time_call(fn: Callable[[], object], sync: Callable[[object], None], *, targe
     """Median seconds per call of ``fn`` after ``warmup`` calls.
 
     Each call is timed on its own, ``sync`` applied to its result; calls repeat until
-    ``target_s`` seconds have passed (at least ``min_reps``, at most ``max_reps``).
+    ``target_s`` seconds have passed (at least ``min_reps``, at most ``max_reps``). ``cpu_s`` is
+    the median CPU time of the process per call (all threads), which a busy machine distorts
+    less than wall time.
     """
     for _ in range(warmup):
         sync(fn())
-    times = []
+    times, cpu_times = [], []
     start = time.perf_counter()
     while len(times) < min_reps or (time.perf_counter() - start < target_s and len(times) < max_reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sync(fn())
         times.append(time.perf_counter() - t0)
-    return {"time_s": statistics.median(times), "min_s": min(times), "reps": len(times)}
+        cpu_times.append(time.process_time() - c0)
+    return {"time_s": statistics.median(times), "min_s": min(times), "cpu_s": statistics.median(cpu_times),
+            "reps": len(times)}
 
 
 def _rss_bytes() -> int:

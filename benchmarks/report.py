@@ -14,6 +14,7 @@ _TIMES = (("inference", "inference"), ("forward", "forward"), ("generation", "ge
           ("jax_inference", "JAX inference"), ("jax_forward", "JAX forward"), ("jax_generation", "JAX generation"))
 _RATIOS = (("forward_over_inference", "fwd / inf"), ("generation_over_inference", "gen / inf"),
            ("update_bound", "gen / inf bound"), ("torch_over_jax", "torch / JAX"),
+           ("torch_over_jax_cpu_time", "torch / JAX (CPU time)"),
            ("nn_trainer_over_jax", "nn trainer / JAX"), ("jax_forward_over_jax_inference", "JAX fwd / inf"),
            ("jax_generation_over_jax_inference", "JAX gen / inf"))
 

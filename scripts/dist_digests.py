@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     summary = compare(args.directories)
     for record in summary["records"]:
         who = "single process" if record["world_size"] == 0 else f"world {record['world_size']} rank {record['rank']}"
-        print(f"{who:>22}  epoch {record['epoch']}  {record['digest'][:16]}")
+        print(f"{who:>22}  {record.get('update', ''):>10}  epoch {record['epoch']}  {record['digest'][:16]}")
     verdict = "bit-identical" if summary["bit_identical"] else f"{summary['distinct_digests']} DIFFERENT states"
     print(f"{len(summary['records'])} runs/ranks: {verdict}")
     if args.json:

@@ -42,6 +42,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="directory for the digest file")
     parser.add_argument("--generations", type=int, default=6)
     parser.add_argument("--single", action="store_true", help="plain EggrollTrainer, no torch.distributed")
+    parser.add_argument("--update", choices=("auto", "sharded", "replicated"), default="auto",
+                        help="DistributedTrainer's update= (ignored with --single)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
@@ -53,11 +55,12 @@ def main(argv=None) -> None:
         name = "single.json"
     else:
         init_distributed("gloo", timeout_s=120)
-        distributed = DistributedTrainer(build_trainer(), check_every=2, timeout_s=120)
+        distributed = DistributedTrainer(build_trainer(), check_every=2, timeout_s=120, update=args.update)
         for _ in range(args.generations):
             distributed.step(fitness)
         record = {"world_size": distributed.world_size, "rank": distributed.rank, "members": [
-            distributed.members.start, distributed.members.stop], "epoch": distributed.trainer.epoch,
+            distributed.members.start, distributed.members.stop], "update": distributed.update_mode,
+            "epoch": distributed.trainer.epoch,
             "digest": state_digest(distributed.state_dict())}
         name = f"rank{distributed.rank}.json"
         dist.destroy_process_group()

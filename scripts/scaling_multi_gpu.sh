@@ -3,8 +3,11 @@
 # generation throughput per GPU count against 1 GPU, and bit-identity of the final parameters
 # and optimizer state across every run and rank. One command:
 #   scripts/scaling_multi_gpu.sh [OUT_DIR]                     (default reports/scaling)
-# Environment: GPUS="1 2 4 8", POPULATION=2048, GENERATIONS=5, WARMUP=2, PYTHON=python,
-# BENCH_ARGS="--tokens 64 --rank 16 --dim 4096 --layers 4 --dtype bfloat16" (the defaults).
+# Environment: GPUS="1 2 4 8", POPULATION=2048 (raise it to the largest that fits: members are
+# evaluated 256 per forward call, so memory grows with the update's noise, not the forward),
+# GENERATIONS=5, WARMUP=2, PYTHON=python, BENCH_ARGS: extra benchmarks/bench_distributed.py
+# arguments (its defaults are the large workload: --dim 4096 --layers 4 --tokens 64 --rank 16
+# --dtype bfloat16 --members-per-call 256).
 # Writes OUT_DIR/w<G>.json (benchmark), OUT_DIR/digests/w<G>/rank<r>.json (state digests),
 # OUT_DIR/scaling.json (+ scaling.png) and prints a Markdown table; exits 1 if any final state
 # differs. GPU counts above what the host has are skipped and listed as not run.

@@ -68,6 +68,16 @@ def pair_laws(outputs, thread_ids) -> list[str]:
     return msgs[:4]
 
 
+def std_tolerance(samples: int) -> float:
+    """Allowed relative error of a sample std from ``samples`` independent normals (4 sigma)."""
+    return max(0.1, 4.0 / np.sqrt(2.0 * samples))
+
+
+def independent(population: Population) -> int:
+    """Members with distinct noise: one per (epoch, thread // 2)."""
+    return len(set(zip(population.epochs.tolist(), (population.thread_ids // 2).tolist())))
+
+
 def same_noise(outputs, m0: int, m1: int) -> bool:
     return all(np.array_equal(outputs[k][m0], outputs[k][m1]) for k in ("A", "B", "noise") if k in outputs)
 
@@ -151,7 +161,9 @@ class RankScaling(NoiseCheck):
         c = case["config"]
         want = c.sigma / np.sqrt(c.rank)
         got = float(np.std(outputs["A"]) / np.std(outputs["B"]))
-        return law(abs(got / want - 1) < 0.35, f"std(A)/std(B) = {got:.4g}, sigma/sqrt(rank) = {want:.4g}")
+        samples = independent(case["population"]) * outputs["A"].shape[-2] * c.rank
+        return law(abs(got / want - 1) < std_tolerance(samples),
+                   f"std(A)/std(B) = {got:.4g}, sigma/sqrt(rank) = {want:.4g}")
 
 
 @register
@@ -212,16 +224,18 @@ class FullRank(NoiseCheck):
     summary = "non-matrix params get normal(shape) * (+-sigma), without 1/sqrt(rank)"
 
     def cases(self, profile):
-        out = [noise_case(f"{'x'.join(map(str, s))}-f32", NoiserConfig(rank=4, sigma=0.5), inputs.population("full", 6),
+        out = [noise_case(f"{'x'.join(map(str, s))}-f32", NoiserConfig(rank=4, sigma=0.5), inputs.population("full", 32),
                           full_shape=s) for s in ((5,), (3, 4), (2, 3, 4))]
-        out.append(noise_case("3x4-bf16", NoiserConfig(rank=4, sigma=0.5), inputs.population("full", 6),
+        out.append(noise_case("3x4-bf16", NoiserConfig(rank=4, sigma=0.5), inputs.population("full", 32),
                               full_shape=(3, 4), dtype="bfloat16"))
         return out
 
     def relations(self, outputs, case):
         sigma = case["config"].sigma
-        got = float(np.std(np.asarray(outputs["noise"], np.float64)))
-        return law(abs(got / sigma - 1) < 0.35, f"std of full noise {got:.4g}, sigma {sigma}")
+        noise = np.asarray(outputs["noise"], np.float64)
+        got = float(np.std(noise))
+        samples = independent(case["population"]) * noise[0].size
+        return law(abs(got / sigma - 1) < std_tolerance(samples), f"std of full noise {got:.4g}, sigma {sigma}")
 
 
 @register

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
+from importlib import metadata
 import os
 import platform
 import subprocess
@@ -12,12 +12,15 @@ LIBRARIES = ("torch", "jax", "jaxlib", "optax", "numpy")
 
 
 def library_versions() -> dict:
-    """``{name: version or "not installed"}`` for the libraries the numbers depend on, plus python."""
+    """``{name: version or "not installed"}`` of the libraries the numbers depend on, plus python.
+
+    Read from the installed distributions' metadata, so reporting a version imports nothing.
+    """
     out = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
-            out[name] = importlib.import_module(name).__version__
-        except Exception:  # any import failure means the library is unusable here
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
 

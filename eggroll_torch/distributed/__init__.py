@@ -36,13 +36,14 @@ Resume with ``distributed.load_checkpoint("es.pt")`` (or ``trainer.load_state_di
 from .checksum import check_in_sync, state_checksum, state_digest
 from .errors import DivergenceError, RankFailureError
 from .launch import init_distributed
-from .partition import member_ranges
+from .partition import blocks_of, member_ranges
 from .trainer import DistributedTrainer
 
 __all__ = [
     "DistributedTrainer",
     "DivergenceError",
     "RankFailureError",
+    "blocks_of",
     "check_in_sync",
     "init_distributed",
     "member_ranges",

@@ -28,7 +28,7 @@ def _byte_sums(t: torch.Tensor) -> torch.Tensor:
     data = t.detach().contiguous().view(-1).view(torch.uint8).to(torch.int64)
     weight = torch.arange(data.numel(), dtype=torch.int64, device=data.device)
     weight = weight.remainder_(_BYTE_WEIGHT_PERIOD).add_(1)
-    return torch.stack((data.sum(), (data * weight).sum())).cpu()
+    return torch.stack((data.sum(), (data * weight).sum()))
 
 
 def state_checksum(state) -> int:
@@ -44,7 +44,7 @@ def state_checksum(state) -> int:
         else:
             values.append(zlib.crc32(repr(leaf).encode()))
     if sums:
-        values.extend(torch.stack(sums).flatten().tolist())
+        values.extend(torch.stack([pair.to(sums[0].device) for pair in sums]).flatten().tolist())
     folded = 0
     for value in values:
         folded = (folded * _FOLD_MULTIPLIER + value) % _FOLD_MODULUS

@@ -20,7 +20,8 @@ from .collectives import all_gather_rows
 from .errors import RankFailureError
 
 FITNESS_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_OK, _FAILED = 0.0, 1.0
+# Status word of a row: 0 (the zero-initialized row) when its scores are valid.
+_FAILED = 1.0
 _HEADER = 2
 
 
@@ -39,7 +40,7 @@ def check_local_fitness(value, members: range, device: torch.device) -> torch.Te
         )
     if value.shape != (len(members),):
         raise ValueError(
-            f"fitness_fn returned shape {tuple(value.shape)} but this rank evaluates {len(members)} "
+            f"fitness_fn returned shape {tuple(value.shape)} but it was given {len(members)} "
             f"members (thread ids {members.start}..{members.stop - 1}); return one score per member "
             f"of the population it was given, shape ({len(members)},)"
         )

@@ -37,7 +37,7 @@ from eggroll_torch.nn import checks
 from . import checksum
 from .collectives import agree, group_device
 from .fitness_exchange import check_local_fitness, gather_fitness
-from .partition import member_ranges
+from .partition import blocks_of, member_ranges
 from .sharded_update import ShardedUpdates, sharding_problem
 from .watchdog import Watchdog
 
@@ -51,7 +51,8 @@ class DistributedTrainer:
 
     Args:
         trainer: this rank's ``EggrollTrainer``, built identically on every rank (same module
-            initialization, seed and settings); this is verified on construction.
+            initialization, seed and settings); construction verifies this with a checksum of
+            the state and settings and raises :class:`DivergenceError` on every rank otherwise.
         group: the process group (``torch.distributed`` must be initialized, e.g. by
             :func:`init_distributed`); its backend's device must be the trainer's (NCCL: the
             rank's GPU; gloo: CPU).
@@ -60,6 +61,12 @@ class DistributedTrainer:
         timeout_s: the watchdog deadline of this rank's ``fitness_fn``; ``None`` disables it.
             Use the process group's timeout, so that a stuck rank and its waiting peers fail
             at about the same time.
+        members_per_call: ``None`` (default) calls ``fitness_fn`` once on all of this rank's
+            members. An even number ``c`` deals the population out in blocks of ``c`` members
+            and calls ``fitness_fn`` once per block, so every call has the same shape whatever
+            the world size (bit-identity where kernels choose their algorithm by shape, as
+            cuBLAS does) and memory is bounded by ``c`` members. The single-process equivalent
+            then evaluates the same blocks (see :meth:`step`).
         update: ``"replicated"``: every rank computes the whole update. ``"sharded"``: each
             parameter's gradient estimate is computed by one rank and sent to the others
             (needs an ES noiser without ``use_batched_update``). ``"auto"`` (default): sharded
@@ -77,6 +84,7 @@ class DistributedTrainer:
         group=None,
         check_every: int = 10,
         timeout_s: float | None = 600.0,
+        members_per_call: int | None = None,
         update: str = "auto",
     ):
         if not isinstance(trainer, EggrollTrainer):
@@ -89,6 +97,10 @@ class DistributedTrainer:
         self.check_every = checks.count("check_every", check_every, 0)
         if timeout_s is not None:
             timeout_s = checks.positive_float("timeout_s", timeout_s)
+        if members_per_call is not None and checks.count("members_per_call", members_per_call, 2) % 2:
+            raise ValueError(
+                f"members_per_call must be even so that antithetic pairs stay together, got {members_per_call}"
+            )
         if update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
         comm_device = group_device(group)
@@ -100,7 +112,8 @@ class DistributedTrainer:
             )
         self.rank = dist.get_rank(group)
         self.world_size = dist.get_world_size(group)
-        self.ranges = member_ranges(trainer.population_size, self.world_size)
+        self.members_per_call = members_per_call
+        self.ranges = member_ranges(trainer.population_size, self.world_size, members_per_call or 2)
         self.trainer = trainer
         self.group = group
         self._comm_device = comm_device
@@ -113,7 +126,19 @@ class DistributedTrainer:
             if update == "sharded"
             else None
         )
-        self.check_in_sync(when="when the DistributedTrainer was built")
+        checksum.check_in_sync(
+            {"settings": self._settings(), "state": trainer.state_dict()}, device=comm_device, group=group,
+            when="when the DistributedTrainer was built (trainer settings or initial state)",
+        )
+
+    def _settings(self) -> dict:
+        """What every rank's trainer must agree on besides its state: the population, the noiser
+        and its plain settings, the ES classes and the update mode."""
+        plain = (bool, int, float, str)
+        frozen = {k: v for k, v in self.trainer.frozen_noiser_params.items() if isinstance(v, plain)}
+        return {"population_size": self.trainer.population_size, "noiser": self.trainer.noiser.__name__,
+                "frozen": frozen, "es_classes": dict(self.trainer.es_classes), "update": self.update_mode,
+                "members_per_call": self.members_per_call}
 
     @property
     def members(self) -> range:
@@ -131,10 +156,11 @@ class DistributedTrainer:
         ids ``members`` (a ``range``; member ``j`` of the population is thread id
         ``members.start + j``) and returns their raw scores, shape ``(len(members),)``, on the
         trainer's device. The single-process equivalent is
-        ``trainer.step(lambda pop: fitness_fn(pop, range(N)))``.
+        ``trainer.step(lambda pop: fitness_fn(pop, range(N)))``; with ``members_per_call=c``
+        it is ``trainer.update(torch.cat([fitness_fn(trainer.population(r), r) for r in
+        blocks_of(range(N), c)]))``, ``fitness_fn`` being called once per block of ``c``.
         """
         when = f"in epoch {self.trainer.epoch}"
-        population = self.population()
         section = (
             contextlib.nullcontext()
             if self._watchdog is None
@@ -143,7 +169,7 @@ class DistributedTrainer:
         )
         try:
             with section:
-                scores = fitness_fn(population, self.members)
+                scores = self._evaluate(fitness_fn)
             outcome = check_local_fitness(scores, self.members, self.trainer.device)
         except Exception as error:  # every failure must reach the peers through the exchange
             outcome = error
@@ -156,6 +182,15 @@ class DistributedTrainer:
         if self.check_every and self.trainer.epoch % self.check_every == 0:
             self.check_in_sync(when=f"after epoch {metrics['epoch']}")
         return metrics
+
+    def _evaluate(self, fitness_fn: FitnessFn) -> torch.Tensor:
+        if self.members_per_call is None:
+            return fitness_fn(self.population(), self.members)
+        scores = []
+        for block in blocks_of(self.members, self.members_per_call):
+            scores.append(check_local_fitness(fitness_fn(self.trainer.population(block), block), block,
+                                              self.trainer.device))
+        return torch.cat(scores)
 
     def check_in_sync(self, *, when: str = "on request") -> int:
         """Compare the checksum of the trainer state across ranks; returns it, or raises

@@ -34,6 +34,11 @@ class Watchdog:
     def armed(self, description: str):
         """Run the ``with`` body under the deadline. Raises :class:`RankFailureError` naming
         ``description`` if the body was interrupted for outliving it."""
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(
+                "the watchdog interrupts the main thread, but this section runs in another thread; "
+                "run the training loop in the main thread or disable the watchdog (timeout_s=None)"
+            )
         with self._lock:
             self._start_thread()
             self._fired = False

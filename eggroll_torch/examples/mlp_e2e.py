@@ -4,7 +4,8 @@ Step for step what upstream's ``tests/end_to_end_test.py`` does, computing every
 input batch (with ``eggroll_torch.random``) and fitness itself: EGGROLL, MLP ``3 -> 16 -> 16 ->
 1`` with relu and biases, sigma 0.2, lr 0.03, 64 members, ``adamw(b1=0.9, b2=0.999)``, rank 8,
 ``model_key, es_key, data_key = fold_in(key(0), 0 | 1 | 2)``, and each epoch
-``data_key, batch_key = split(data_key)``, inputs ``normal(batch_key, (64, 3))``.
+``data_key, batch_key = split(data_key)``, inputs ``normal(batch_key, (64, 3))`` (float32, or
+float64 for a float64 model, as JAX draws them with x64 enabled).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 from .. import optim, random
 from ..models import common
 from ..noiser import eggroll
+from ..optim.numerics import default_float_dtype
 
 
 class MLPExampleRun(NamedTuple):
@@ -77,7 +79,7 @@ def run_mlp_example(noiser=eggroll.EggRoll, epochs: int = 10, *, sigma=0.2, lr=0
     run = MLPExampleRun(params, [], [], [], [], [], es_tree_key, es_map, frozen_noiser_params, None)
     for epoch in range(epochs):
         data_key, batch_key = random.split(data_key)
-        inputs = random.normal(batch_key, (num_envs, in_dim))
+        inputs = random.normal(batch_key, (num_envs, in_dim), dtype=default_float_dtype(common.as_dtype(dtype)))
         iterinfo = (torch.full((num_envs,), epoch, dtype=torch.int32, device=device),
                     torch.arange(num_envs, device=device))
         run.validation_scores.append(regression_fitness(forward(None, inputs)))

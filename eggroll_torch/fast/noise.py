@@ -5,8 +5,9 @@ EGGROLL's threads ``2p`` and ``2p + 1`` are an antithetic pair: both use the key
 needs ``P = ceil(N / 2)`` draws per parameter, one per pair, and this module draws them for all
 pairs and all parameters of a group at once. The values are those of
 :func:`eggroll_torch.random.normal` for the same member keys, bit for bit, whichever way they
-are computed: a fused Triton kernel on CUDA (:mod:`.threefry_kernel`) or the ``eggroll_torch.random``
-functions on other devices, a few thousand keys at a time so the work stays in cache.
+are computed: a fused Triton kernel on CUDA (:mod:`.threefry_kernel`), a compiled C loop on the
+CPU (:mod:`.threefry_cpu`), or else the ``eggroll_torch.random`` functions, a few thousand keys
+at a time so the work stays in cache.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from eggroll_torch import random as es_random
 from eggroll_torch.random import config as random_config
 from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.normal_tables import normal_table
+from . import threefry_cpu
 from ._triton import triton_usable
 
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -63,31 +65,43 @@ def _epoch_tensor(epoch, device) -> torch.Tensor:
     return torch.full((1,), int(epoch), dtype=torch.int32, device=device)
 
 
-def use_kernel(device, dtype: torch.dtype) -> bool:
-    """True when :func:`draw_pair_normals` runs the fused Triton kernel for this device and dtype."""
-    return dtype in _KERNEL_DTYPES and triton_usable(device) and random_config.threefry_partitionable()
+def use_kernel(device, dtype: torch.dtype) -> str | None:
+    """Which kernel :func:`draw_pair_normals` runs for this device and dtype: ``"triton"``,
+    ``"c"`` or None (torch ops)."""
+    if dtype not in _KERNEL_DTYPES or not random_config.threefry_partitionable():
+        return None
+    if triton_usable(device):
+        return "triton"
+    if torch.device(device).type == "cpu" and threefry_cpu.library() is not None:
+        return "c"
+    return None
 
 
 def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noise_reuse: int,
-                      variant: str = "cpu", kernel: bool | None = None) -> torch.Tensor:
+                      variant: str = "cpu", kernel: str | None = "auto") -> torch.Tensor:
     """Fill ``out`` ``(L, P, rows, cols)`` with ``normal(pair_keys[l, p], (rows, cols), out.dtype)``.
 
     ``out`` may have any strides (a ``(L, P, cols, rows)`` tensor transposed in its last two
     axes is the layout :mod:`.lowrank` uses). ``variant`` is passed to
-    ``eggroll_torch.random.normal``'s table. ``kernel=None`` uses the Triton kernel where
-    :func:`use_kernel` allows it. Returns ``out``.
+    ``eggroll_torch.random.normal``'s table. ``kernel``: ``"auto"`` (what :func:`use_kernel`
+    picks), ``"triton"``, ``"c"`` or None for torch ops. Returns ``out``.
     """
     _check(layer_keys, out, noise_reuse)
-    if kernel is None:
+    if kernel == "auto":
         kernel = use_kernel(out.device, out.dtype)
-    if kernel:
+    if kernel not in ("triton", "c", None):
+        raise ValueError(f"kernel must be 'auto', 'triton', 'c' or None; got {kernel!r}")
+    if kernel is not None:
+        fmt = FORMATS[out.dtype]
+        bits = {"shift": fmt.draw_width - fmt.mantissa, "mask": (1 << fmt.mantissa) - 1}
+        table = normal_table(out.dtype, out.device, variant)
+        if kernel == "c":
+            threefry_cpu.draw(layer_keys, int(true_epoch(int(epoch), noise_reuse)), table, out, **bits)
+            return out
         from .threefry_kernel import launch_normals
 
-        fmt = FORMATS[out.dtype]
-        launch_normals(
-            layer_keys.contiguous(), _epoch_tensor(epoch, out.device), normal_table(out.dtype, out.device, variant),
-            out, noise_reuse=noise_reuse, shift=fmt.draw_width - fmt.mantissa, mask=(1 << fmt.mantissa) - 1,
-        )
+        launch_normals(layer_keys.contiguous(), _epoch_tensor(epoch, out.device), table, out,
+                       noise_reuse=noise_reuse, **bits)
         return out
     layers, pairs, rows, cols = out.shape
     keys = pair_keys(layer_keys, epoch, pairs, noise_reuse)

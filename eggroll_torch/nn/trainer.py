@@ -217,8 +217,9 @@ class EggrollTrainer:
 
         Returns ``{"epoch": the epoch just evaluated, "fitness_mean", "fitness_max",
         "fitness_min": raw-score statistics, "update_norm": global L2 norm of the parameter
-        change}``, the statistics as 0-d tensors on the trainer's device (no host sync). Bad
-        fitness raises before anything changes.
+        change}``, the statistics as 0-d tensors on the trainer's device (read them with
+        ``.item()``). Bad fitness raises before anything changes (its NaN/inf check
+        synchronizes with the device).
         """
         raw = checks.raw_fitness(raw_fitness, self.population_size, self.device)
         fitnesses = self.noiser.convert_fitnesses(self._frozen, self._noiser_params, raw)

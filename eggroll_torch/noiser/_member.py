@@ -34,7 +34,8 @@ def as_members(iterinfo, device) -> Members:
     Values are range-checked here unless that would read a CUDA tensor back (``do_updates``
     checks them on every device before changing anything).
     """
-    on_host = all(not isinstance(v, torch.Tensor) or v.device.type == "cpu" for v in iterinfo)
+    parts = iterinfo if isinstance(iterinfo, (tuple, list)) else ()
+    on_host = all(not isinstance(v, torch.Tensor) or v.device.type == "cpu" for v in parts)
     epochs, threads, population = check_iterinfo(iterinfo, check_values=on_host)
     return Members(
         epochs.to(device=device, dtype=torch.int64),

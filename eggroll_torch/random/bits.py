@@ -15,8 +15,10 @@ def _as_dtype(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return words.view(torch.uint64)
     if dtype == torch.uint32:
         return words.contiguous().view(torch.uint32)
-    mask = (1 << _WIDTHS[dtype]) - 1
-    return (words & mask).to(dtype)
+    if dtype == torch.uint16:
+        # int32 -> uint16 conversion is missing on some devices; int16 wraps to the same bits.
+        return words.to(torch.int16).view(torch.uint16)
+    return (words & 0xFF).to(torch.uint8)
 
 
 def bits(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.uint32, *,

@@ -39,7 +39,7 @@ def check_float_dtype(dtype, name: str = "dtype") -> FloatFormat:
 def mantissa_index(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The mantissa bits JAX keeps from each draw, as a non-negative integer tensor.
 
-    ``words`` come from :func:`bits.random_words` with ``draw_width`` of ``dtype``.
+    ``words`` come from :func:`words.random_words` with ``draw_width`` of ``dtype``.
     """
     fmt = FORMATS[dtype]
     shift = fmt.draw_width - fmt.mantissa

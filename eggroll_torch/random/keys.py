@@ -67,7 +67,8 @@ def _seed_words(seed, x64: bool) -> tuple[int, int]:
 
 def _seed_key(seed, device, x64: bool | None) -> torch.Tensor:
     high, low = _seed_words(seed, config.enable_x64(x64))
-    return torch.tensor([high, low], dtype=torch.int64, device=device).to(torch.uint32)
+    words = torch.tensor([high, low], dtype=torch.int64).to(torch.uint32)
+    return words.to(device) if device is not None else words
 
 
 def key(seed, *, device=None, x64: bool | None = None) -> torch.Tensor:

@@ -23,9 +23,9 @@ _AUTO_COMPILE_MIN = 1 << 22
 
 def _use_compiled(keys: torch.Tensor, n: int, width: int, partitionable: bool | None) -> bool:
     choice = config.backend()
-    if choice == "eager" or width > 32 or n >= 2**31 or not config.threefry_partitionable(partitionable):
+    if choice == "eager" or n == 0 or keys[..., 0].numel() == 0 or width > 32 or n >= 2**31 or not config.threefry_partitionable(partitionable):
         return False
-    if choice == "auto" and (keys.device.type != "cuda" or n * max(1, keys[..., 0].numel()) < _AUTO_COMPILE_MIN):
+    if choice == "auto" and (keys.device.type != "cuda" or n * keys[..., 0].numel() < _AUTO_COMPILE_MIN):
         return False
     return compiled.available(keys.device)
 
@@ -38,7 +38,7 @@ def draw_mapped(keys: torch.Tensor, shape: tuple[int, ...], width: int, partitio
                 finish: Callable[[torch.Tensor], torch.Tensor], out_dtype: torch.dtype) -> torch.Tensor:
     """``finish(words)`` for the words of every key, computed in blocks; ``(*batch, *shape)``.
 
-    ``finish`` maps int words of :func:`bits.random_words` elementwise to ``out_dtype``.
+    ``finish`` maps int words of :func:`words.random_words` elementwise to ``out_dtype``.
     """
     batch = tuple(keys.shape[:-1])
     n = math.prod(shape)
@@ -69,7 +69,7 @@ def _partitionable_slice(k0: torch.Tensor, k1: torch.Tensor, start: int, stop: i
 
 def draw_words(keys: torch.Tensor, shape: tuple[int, ...], width: int,
                partitionable: bool | None) -> torch.Tensor:
-    """The int words of :func:`bits.random_words`, with blocks or a compiled kernel for big draws."""
+    """The int words of :func:`words.random_words`, with blocks or a compiled kernel for big draws."""
     n = math.prod(shape)
     batch = tuple(keys.shape[:-1])
     if _use_compiled(keys, n, width, partitionable):

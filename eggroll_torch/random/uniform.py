@@ -49,7 +49,7 @@ def _scale(floats: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Te
 
 
 def uniform_from_words(words: torch.Tensor, dtype: torch.dtype, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Uniform floats of ``dtype`` in ``[lo, hi)`` from :func:`bits.random_words` output."""
+    """Uniform floats of ``dtype`` in ``[lo, hi)`` from :func:`words.random_words` output."""
     floats = one_to_two(mantissa_index(words, dtype), dtype)
     # f - 1 is exact for every f in [1, 2).
     return _scale((floats.double() - 1.0).to(dtype), lo, hi)

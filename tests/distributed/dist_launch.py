@@ -4,6 +4,7 @@ Ranks are forked from a forkserver that imported torch and the rank programs and
 PRNG tables once (:mod:`dist_forkserver_preload`), so a launch costs milliseconds instead of
 one torch import and table build per rank.
 Each rank runs ``dist_workers.run_rank``, which writes its result to ``<out>/rank<r>.pt``.
+Also the assertions the tests share about those results.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 import dist_workers
+from eggroll_torch import tree
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["dist_forkserver_preload"])
@@ -46,10 +48,11 @@ def free_port() -> int:
 
 
 def launch(scenario: str, world_size: int, out: Path, *, deadline_s: float, **options) -> dict:
-    """Run ``dist_workers.SCENARIOS[scenario]`` on ``world_size`` gloo ranks.
+    """Run ``dist_workers.SCENARIOS[scenario]`` on ``world_size`` ranks (gloo unless
+    ``backend="nccl"`` is among ``options``).
 
-    Returns ``{"exitcodes": [...], "results": [rank result dict or None, ...]}``. Ranks still
-    alive after ``deadline_s`` are killed and reported with exit code ``None``.
+    Returns ``{"exitcodes": [...], "results": [rank result dict (tensors on the CPU) or None,
+    ...]}``. Ranks still alive after ``deadline_s`` are killed and reported with exit code ``None``.
     """
     _ensure_forkserver()
     port = free_port()
@@ -77,5 +80,30 @@ def launch(scenario: str, world_size: int, out: Path, *, deadline_s: float, **op
     results = []
     for rank in range(world_size):
         path = out / f"rank{rank}.pt"
-        results.append(torch.load(path, weights_only=False) if path.exists() else None)
+        results.append(torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None)
     return {"exitcodes": exitcodes, "results": results}
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().contiguous().view(-1).view(torch.uint8)
+
+
+def assert_states_equal(got: dict, want: dict, what: str) -> None:
+    """Bit-identical: every tensor leaf has the same dtype, shape and bytes; other leaves equal."""
+    got_leaves, got_def = tree.flatten(got)
+    want_leaves, want_def = tree.flatten(want)
+    assert got_def == want_def, f"{what}: the state's structure differs"
+    for index, (mine, theirs) in enumerate(zip(got_leaves, want_leaves)):
+        if isinstance(theirs, torch.Tensor):
+            assert mine.dtype == theirs.dtype and mine.shape == theirs.shape, f"{what}: leaf {index} dtype/shape"
+            assert torch.equal(_bits(mine), _bits(theirs)), f"{what}: leaf {index} differs"
+        else:
+            assert mine == theirs, f"{what}: leaf {index} differs ({mine!r} != {theirs!r})"
+
+
+def results_of(run: dict) -> list[dict]:
+    """The ranks' results of a launch in which every rank must have ended normally."""
+    assert all(code == 0 for code in run["exitcodes"]), f"ranks ended with {run['exitcodes']}"
+    for result in run["results"]:
+        assert "uncaught" not in result, result.get("uncaught", {}).get("traceback")
+    return run["results"]

@@ -15,11 +15,19 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from eggroll_torch.distributed import DistributedTrainer, DivergenceError, RankFailureError, init_distributed
+from eggroll_torch.distributed import (
+    DistributedTrainer,
+    DivergenceError,
+    RankFailureError,
+    blocks_of,
+    init_distributed,
+)
 from eggroll_torch.nn import EXCLUDED, EggrollTrainer
 
 POPULATION = 18
 ROWS = 5
+# members_per_call of the block-wise run: 18 members = 4 + 4 + 4 + 4 + 2.
+BLOCK = 4
 
 
 CONFIGS = {
@@ -29,34 +37,41 @@ CONFIGS = {
 }
 
 
-def make_trainer(config: str = "eggroll") -> EggrollTrainer:
+def make_trainer(config: str = "eggroll", device="cpu") -> EggrollTrainer:
     """A 2-layer MLP with biases (MM_PARAM weights, PARAM biases) and Adam state, or one of the
-    variations in ``CONFIGS``."""
+    variations in ``CONFIGS``, on ``device``."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 3))
     options = {"noiser": "eggroll", "solver": "adam", **CONFIGS[config]}
     return EggrollTrainer(model, sigma=0.05, lr=0.02, population_size=POPULATION, rank=2, noise_reuse=1,
-                          seed=7, **options)
+                          seed=7, device=device, **options)
 
 
-def member_inputs(members: range) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs ``(len(members), ROWS, 6)`` and targets ``(len(members), ROWS, 3)`` of the members."""
-    data = torch.randn(POPULATION, ROWS, 6, generator=torch.Generator().manual_seed(11))
-    x = data[members.start:members.stop]
-    return x, torch.sin(x[..., :3]) + x[..., 3:]
+def fitness_on(device):
+    """``fitness(population, members)`` for a model on ``device``: minus the mean squared error
+    of each member on inputs ``(len(members), ROWS, 6)`` that depend on its thread id only."""
+    data = torch.randn(POPULATION, ROWS, 6, generator=torch.Generator().manual_seed(11)).to(device)
+    targets = torch.sin(data[..., :3]) + data[..., 3:]
+
+    def fitness(population, members: range) -> torch.Tensor:
+        x, y = data[members.start:members.stop], targets[members.start:members.stop]
+        return -((population(x) - y) ** 2).mean(dim=(1, 2))
+
+    return fitness
 
 
-def fitness(population, members: range) -> torch.Tensor:
-    x, y = member_inputs(members)
-    return -((population(x) - y) ** 2).mean(dim=(1, 2))
-
-
-def reference_states(epochs: int, config: str = "eggroll") -> list[dict]:
-    """Single-process ``state_dict()`` after every epoch ``0 .. epochs`` (index = epoch)."""
-    trainer = make_trainer(config)
+def reference_states(epochs: int, config: str = "eggroll", device="cpu", block: int | None = None) -> list[dict]:
+    """Single-process ``state_dict()`` after every epoch ``0 .. epochs`` (index = epoch); with
+    ``block``, fitnesses are computed one block of members per call, as ``members_per_call`` does."""
+    trainer = make_trainer(config, device)
+    fitness = fitness_on(device)
     states = [trainer.state_dict()]
     for _ in range(epochs):
-        trainer.step(lambda population: fitness(population, range(POPULATION)))
+        if block is None:
+            trainer.step(lambda population: fitness(population, range(POPULATION)))
+        else:
+            blocks = blocks_of(range(POPULATION), block)
+            trainer.update(torch.cat([fitness(trainer.population(members), members) for members in blocks]))
         states.append(trainer.state_dict())
     return states
 
@@ -70,6 +85,8 @@ def _conformance(distributed: DistributedTrainer, out: str, options: dict) -> di
     """Fresh run with a checkpoint at epoch 2, a resume from the single-process checkpoint, an
     OpenES run (member-by-member forward), a run with the other update mode, a failing
     fitness_fn and a tampered rank."""
+    device = distributed.trainer.device
+    fitness = fitness_on(device)
     result = {"members": distributed.members, "update_mode": distributed.update_mode}
     for _ in range(2):
         distributed.step(fitness)
@@ -84,10 +101,15 @@ def _conformance(distributed: DistributedTrainer, out: str, options: dict) -> di
     result["resumed_from_single"] = distributed.state_dict()
 
     for config, update in (("open_es", "auto"), ("excluded_adamw", "sharded"), ("excluded_adamw", "replicated")):
-        other = DistributedTrainer(make_trainer(config), check_every=1, timeout_s=20, update=update)
+        other = DistributedTrainer(make_trainer(config, device), check_every=1, timeout_s=20, update=update)
         for _ in range(2):
             other.step(fitness)
         result[config, update] = other.state_dict()
+    in_blocks = DistributedTrainer(make_trainer(device=device), check_every=1, timeout_s=20,
+                                   members_per_call=BLOCK)
+    for _ in range(2):
+        in_blocks.step(fitness)
+    result["blocks"] = in_blocks.state_dict()
 
     def failing(population, members):
         if distributed.rank == 1:
@@ -114,6 +136,7 @@ def _conformance(distributed: DistributedTrainer, out: str, options: dict) -> di
 
 def _failure(distributed: DistributedTrainer, out: str, options: dict) -> dict:
     """Two good epochs with a checkpoint after the first, then rank 1 dies or hangs in epoch 2."""
+    fitness = fitness_on(distributed.trainer.device)
     distributed.step(fitness)
     distributed.save_checkpoint(os.path.join(out, "before_failure.pt"))
     distributed.step(fitness)
@@ -137,15 +160,16 @@ SCENARIOS = {"conformance": _conformance, "failure": _failure}
 
 
 def run_rank(scenario: str, rank: int, world_size: int, port: int, out: str, options: dict) -> None:
-    """One rank: join the gloo group, run the scenario, write ``<out>/rank<r>.pt``, exit."""
+    """One rank: join the process group (``options["backend"]``, default gloo), run the
+    scenario, write ``<out>/rank<r>.pt``, exit."""
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     started = time.monotonic()
     try:
-        init_distributed("gloo", timeout_s=options.get("pg_timeout_s", 20.0))
+        device = init_distributed(options.get("backend", "gloo"), timeout_s=options.get("pg_timeout_s", 20.0))
         timeout_s = options.get("watchdog_s", {}).get(rank, 20.0)
-        distributed = DistributedTrainer(make_trainer(), check_every=1, timeout_s=timeout_s)
+        distributed = DistributedTrainer(make_trainer(device=device), check_every=1, timeout_s=timeout_s)
         result = SCENARIOS[scenario](distributed, out, options)
     except BaseException as error:  # the test reports whatever ended the rank
         result = {"uncaught": _error(error, started)}

@@ -4,10 +4,7 @@ import pytest
 import torch
 
 import dist_workers
-from dist_launch import launch
-from test_distributed_gloo import assert_states_equal
-
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+from dist_launch import assert_states_equal, launch
 
 TIMEOUT_S = 3.0
 # Scheduling slack on a loaded 2-core machine; a hang would take the launch deadline instead.
@@ -33,8 +30,9 @@ def test_distributed_rank_failure_dead_rank_stops_peers_and_checkpoint_resumes(t
     trainer = dist_workers.make_trainer()
     trainer.load_state_dict(torch.load(tmp_path / "before_failure.pt"))
     assert trainer.epoch == 1
+    fitness = dist_workers.fitness_on("cpu")
     for _ in range(3):
-        trainer.step(lambda population: dist_workers.fitness(population, range(dist_workers.POPULATION)))
+        trainer.step(lambda population: fitness(population, range(dist_workers.POPULATION)))
     assert_states_equal(trainer.state_dict(), dist_workers.reference_states(4)[4], "resumed after the failure")
 
 

@@ -7,34 +7,16 @@ import pytest
 import torch
 
 import dist_workers
-from dist_launch import launch
-from eggroll_torch import tree
-
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
-
-
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().contiguous().view(-1).view(torch.uint8)
-
-
-def assert_states_equal(got: dict, want: dict, what: str) -> None:
-    """Bit-identical: every tensor leaf has the same dtype, shape and bytes; other leaves equal."""
-    got_leaves, got_def = tree.flatten(got)
-    want_leaves, want_def = tree.flatten(want)
-    assert got_def == want_def, f"{what}: the state's structure differs"
-    for index, (mine, theirs) in enumerate(zip(got_leaves, want_leaves)):
-        if isinstance(theirs, torch.Tensor):
-            assert mine.dtype == theirs.dtype and mine.shape == theirs.shape, f"{what}: leaf {index} dtype/shape"
-            assert torch.equal(_bits(mine), _bits(theirs)), f"{what}: leaf {index} differs"
-        else:
-            assert mine == theirs, f"{what}: leaf {index} differs ({mine!r} != {theirs!r})"
+from dist_launch import assert_states_equal, launch, results_of
 
 
 @pytest.fixture(scope="module")
 def reference():
     """Single-process states after epochs 0..4 (EGGROLL) and 0..2 (the other configurations)."""
-    return {config: dist_workers.reference_states(4 if config == "eggroll" else 2, config)
-            for config in dist_workers.CONFIGS}
+    states = {config: dist_workers.reference_states(4 if config == "eggroll" else 2, config)
+              for config in dist_workers.CONFIGS}
+    states["blocks"] = dist_workers.reference_states(2, block=dist_workers.BLOCK)
+    return states
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +36,13 @@ def conformance_run(reference, tmp_path_factory):
     return get
 
 
-def _results(run):
-    assert all(code == 0 for code in run["exitcodes"]), f"ranks ended with {run['exitcodes']}"
-    for result in run["results"]:
-        assert "uncaught" not in result, result.get("uncaught", {}).get("traceback")
-    return run["results"]
-
-
 WORLD_SIZES = [1, 2, pytest.param(4, marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
 def test_distributed_bit_identity_with_single_process(world_size, reference, conformance_run):
     run, _ = conformance_run(world_size)
-    for rank, result in enumerate(_results(run)):
+    for rank, result in enumerate(results_of(run)):
         who = f"rank {rank} of {world_size}"
         assert result["update_mode"] == ("replicated" if world_size == 1 else "sharded")
         assert_states_equal(result["final"], reference["eggroll"][4], f"{who}: 4 epochs vs single process")
@@ -75,24 +50,26 @@ def test_distributed_bit_identity_with_single_process(world_size, reference, con
         for update in ("sharded", "replicated"):
             assert_states_equal(result["excluded_adamw", update], reference["excluded_adamw"][2],
                                 f"{who}: EXCLUDED bias, AdamW, update={update}")
+        assert_states_equal(result["blocks"], reference["blocks"][2], f"{who}: members_per_call=4")
 
 
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
 def test_distributed_checkpoint_resumes_across_world_sizes(world_size, reference, conformance_run):
     run, out = conformance_run(world_size)
-    for rank, result in enumerate(_results(run)):
+    for rank, result in enumerate(results_of(run)):
         assert_states_equal(result["resumed_from_single"], reference["eggroll"][4],
                             f"rank {rank} of {world_size}: single-process checkpoint resumed for 2 epochs")
     trainer = dist_workers.make_trainer()
     trainer.load_state_dict(torch.load(out / "distributed_epoch2.pt"))
+    fitness = dist_workers.fitness_on("cpu")
     for _ in range(2):
-        trainer.step(lambda population: dist_workers.fitness(population, range(dist_workers.POPULATION)))
+        trainer.step(lambda population: fitness(population, range(dist_workers.POPULATION)))
     assert_states_equal(trainer.state_dict(), reference["eggroll"][4],
                         f"checkpoint of a {world_size}-rank run resumed in one process")
 
 
 def test_distributed_failing_fitness_and_divergence_reach_every_rank(conformance_run):
-    rank0, rank1 = _results(conformance_run(2)[0])
+    rank0, rank1 = results_of(conformance_run(2)[0])
     assert rank1["failing_fitness"]["type"] == "ValueError"
     assert rank0["failing_fitness"]["type"] == "RankFailureError"
     assert "ranks [1] failed" in rank0["failing_fitness"]["message"]

@@ -129,3 +129,30 @@ def test_forward_mm_weight_used_outside_linear_raises_then_override_works():
     out = trainer.population()(x)
     for i in range(N):
         assert_parity(out[i], explicit_member(trainer, i)(x[i]), "reduction", what=f"member {i}")
+
+
+def test_forward_member_range_equals_slice_of_full_population():
+    trainer = _trainer(small_net())
+    x = torch.randn(N, 2, 5)
+    full = trainer.population()(x)
+    part = trainer.population(range(2, 5))
+    assert part.size == 3
+    assert_parity(part(x[2:5]), full[2:5], "reduction", what="members 2..4")
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x, offset, *, scale=1.0):
+        return self.lin(x) * scale + offset
+
+
+def test_forward_mixed_in_dims_and_keyword_arguments():
+    trainer = _trainer(_TwoInputs())
+    x, offset = torch.randn(N, 4), torch.randn(3)
+    out = trainer.population()(x, offset, in_dims=(0, None), scale=2.0)
+    for i in range(N):
+        expected = explicit_member(trainer, i)(x[i], offset, scale=2.0)
+        assert_parity(out[i], expected, "reduction", what=f"member {i}")

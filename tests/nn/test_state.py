@@ -71,3 +71,12 @@ def test_state_load_rejects_other_architecture_before_writing():
     with pytest.raises(ValueError, match="same architecture"):
         trainer.load_state_dict(other.state_dict())
     assert_same_state(snapshot(trainer), before)
+
+
+def test_state_load_rejects_other_dtype_before_writing():
+    trainer = _build("sgd")
+    other = _build("sgd", module=small_net(torch.float64))
+    before = snapshot(trainer)
+    with pytest.raises(TypeError, match=r"state_dict\['params'\]\['0\.\w+'\] is torch.float64 .*torch.float32"):
+        trainer.load_state_dict(other.state_dict())
+    assert_same_state(snapshot(trainer), before)

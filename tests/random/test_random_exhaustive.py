@@ -13,6 +13,7 @@ import torch
 
 from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.normal_tables import normal_table
+from eggroll_torch.random.uniform import bound, uniform_from_words
 from random_support import TORCH_TO_JAX_DTYPE, assert_same_bits
 
 jax = pytest.importorskip("jax")
@@ -66,8 +67,6 @@ def test_random_uniform_all_values(dtype):
     key = jax.random.key(0, impl=_enumerating_prng(fmt.draw_width - fmt.mantissa))
     expected = np.asarray(jax.jit(lambda k: jax.random.uniform(
         k, (1 << fmt.mantissa,), TORCH_TO_JAX_DTYPE[dtype], -0.3, 1.7))(key))
-    from eggroll_torch.random.uniform import bound, uniform_from_words
-
     index = torch.arange(1 << fmt.mantissa, dtype=torch.int32) << (fmt.draw_width - fmt.mantissa)
     got = uniform_from_words(index, dtype, bound(-0.3, dtype, "cpu", "minval"), bound(1.7, dtype, "cpu", "maxval"))
     assert_same_bits(got, expected, f"random.uniform_{dtype}: every value")

@@ -9,13 +9,15 @@ import pytest
 import torch
 
 import eggroll_torch.random as jr
+from eggroll_torch.random.float_bits import mantissa_index
+from eggroll_torch.random.normal_tables import normal_table, normal_values
 from random_support import TORCH_TO_JAX_DTYPE, assert_same_bits, jax_flags, torch_keys
 
 jax = pytest.importorskip("jax")
 
 FLOATS = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 UINTS = [torch.uint8, torch.uint16, torch.uint32, torch.uint64]
-SHAPES = [(), (1,), (7,), (3, 5), (2, 3, 4)]
+SHAPES = [(), (7,), (2, 3, 4)]
 
 
 def _keys(n: int, seed: int):
@@ -41,7 +43,7 @@ def test_random_bits(shape, dtype, partitionable):
 
 @pytest.mark.parametrize("partitionable", [True, False])
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
-@pytest.mark.parametrize("shape", [(), (1,), (5, 3), (257,)], ids=str)
+@pytest.mark.parametrize("shape", [(), (5, 3), (257,)], ids=str)
 def test_random_normal(shape, dtype, partitionable):
     keys = _keys(8, 11)
     expected = _jax(jax.random.normal, keys, shape, TORCH_TO_JAX_DTYPE[dtype], partitionable=partitionable,
@@ -53,7 +55,7 @@ def test_random_normal(shape, dtype, partitionable):
 
 @pytest.mark.parametrize("partitionable", [True, False])
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
-@pytest.mark.parametrize("bounds", [(0.0, 1.0), (-0.3, 1.7), (2.5, 3.1), (-1e4, 3.0)], ids=str)
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (-0.3, 1.7), (-1e4, 3.0)], ids=str)
 def test_random_uniform(bounds, dtype, partitionable):
     keys = _keys(4, 13)
     x64 = dtype == torch.float64
@@ -84,6 +86,7 @@ def test_random_normal_population_factors():
 
 
 def test_random_normal_large_shape():
+    normal_table(torch.float32, "cpu")  # large draws read the table: make sure it is the path taken
     keys = _keys(2, 5)
     expected = _jax(jax.random.normal, keys, (8192 + 8192, 16), "float32")
     assert_same_bits(jr.normal(torch_keys(keys), (8192 + 8192, 16)), expected, "random.normal_float32 (16384, 16)")
@@ -100,9 +103,6 @@ def test_random_normal_key_batch_shapes():
 @pytest.mark.parametrize("variant", ["cpu", "gpu"])
 def test_random_normal_table_path_equals_direct_path(variant):
     """Large draws read a table, small ones evaluate erf_inv directly: both give the same values."""
-    from eggroll_torch.random.float_bits import mantissa_index
-    from eggroll_torch.random.normal_tables import normal_table, normal_values
-
     index = mantissa_index(torch.randint(-2**31, 2**31 - 1, (4096,), dtype=torch.int32), torch.float32)
     direct = normal_values(index, torch.float32, variant)
     assert_same_bits(normal_table(torch.float32, "cpu", variant)[index.long()], direct,

@@ -77,3 +77,18 @@ def assert_tree_parity(got, expected, kind: str, what: str = "tree"):
     for index, (g, e) in enumerate(zip(got_leaves, expected_leaves)):
         assert_parity(g, np.asarray(e), kind, what=f"{what} leaf {index}")
         assert str(g.dtype).replace("torch.", "") == np.asarray(e).dtype.name, f"{what} leaf {index}: dtype {g.dtype} vs {np.asarray(e).dtype}"
+
+
+def slow(*values, id=None):  # noqa: A002 (pytest's name)
+    """A parametrize case run only by ``make test-slow`` (the exhaustive matrix)."""
+    return pytest.param(*values, marks=pytest.mark.slow, id=id)
+
+
+def matrix(default, *axes):
+    """All combinations of ``axes`` as parametrize cases; those not in ``default`` are slow."""
+    import itertools
+
+    cases = []
+    for combo in itertools.product(*axes):
+        cases.append(combo if combo in default else slow(*combo))
+    return cases

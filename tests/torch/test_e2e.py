@@ -39,8 +39,10 @@ def test_e2e_training_improves_fitness(runs):
     assert torch_run.validation_scores[-1].mean() > torch_run.validation_scores[0].mean()
 
 
+@pytest.mark.slow
 def test_e2e_float64_matches_x64_reference():
-    """float64 against JAX with x64 enabled (3 epochs)."""
+    """float64 against JAX with x64 enabled (3 epochs; one float64 step runs by default in
+    test_updates)."""
     torch_run = run_mlp_example(epochs=3, dtype=torch.float64)
     with jax.enable_x64(True):
         jax_run = run_reference(epochs=3, dtype="float64")

@@ -11,7 +11,7 @@ import torch
 import jax_reference.noiser as jnoiser
 from conformance.tolerances import assert_parity
 from eggroll_torch import noiser as tnoiser
-from parity_support import DEVICES, jax_key, key, population, random_tensor, to_jax
+from parity_support import DEVICES, jax_key, key, matrix, population, random_tensor, to_jax
 
 SIGMA = 0.2
 ALL = ["eggroll", "open_es", "eggrollbs", "alteggroll", "sparse", "noop"]
@@ -32,10 +32,17 @@ def _jax_forward(cls, frozen, nparams, method, param, k, jax_pop, x):
     return np.asarray(jax.vmap(member)(jax_pop, to_jax(x)))
 
 
-@pytest.mark.parametrize("name", ALL)
-@pytest.mark.parametrize("method, shape", [("do_mm", (5, 7)), ("do_Tmm", (7, 5))])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_forward_population_matches_reference(name, method, shape, dtype):
+F32, BF16, F16 = torch.float32, torch.bfloat16, torch.float16
+SHAPES = {"do_mm": (5, 7), "do_Tmm": (7, 5)}
+# Every noiser and method in float32, the low-precision dtypes on a representative subset.
+DEFAULT = {(name, method, F32) for name in ALL for method in SHAPES} | {
+    ("eggroll", "do_mm", BF16), ("eggroll", "do_Tmm", F16), ("sparse", "do_mm", BF16), ("open_es", "do_mm", F16),
+}
+
+
+@pytest.mark.parametrize("name, method, dtype", matrix(DEFAULT, ALL, list(SHAPES), [F32, BF16, F16]))
+def test_forward_population_matches_reference(name, method, dtype):
+    shape = SHAPES[method]
     param = random_tensor(0, shape, dtype)
     jcls, (jf, jn), tcls, (tf, tn) = _pair(name, param)
     k = key(7)

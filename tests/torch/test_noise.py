@@ -16,7 +16,7 @@ import torch
 import jax_reference.noiser as jnoiser
 from conformance.tolerances import assert_parity
 from eggroll_torch import noiser as tnoiser
-from parity_support import DEVICES, jax_key, key, population, to_jax
+from parity_support import DEVICES, jax_key, key, matrix, population, to_jax
 
 SIGMA = 0.2
 LOW_RANK = ["eggroll", "eggrollbs", "alteggroll"]
@@ -40,10 +40,15 @@ def _torch_module(name):
     return __import__(tnoiser.all_noisers[name].__module__, fromlist=["x"])
 
 
-@pytest.mark.parametrize("name", LOW_RANK)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("noise_reuse, epoch", [(0, 5), (1, 5), (3, 7)])
-def test_noise_lora_factors_exact(name, dtype, noise_reuse, epoch):
+F32, BF16, F16 = torch.float32, torch.bfloat16, torch.float16
+REUSE = [(0, 5), (1, 5), (3, 7)]
+DEFAULT = ({("eggroll", dtype, reuse) for dtype in (F32, BF16, F16) for reuse in REUSE}
+           | {(name, dtype, (1, 5)) for name in LOW_RANK for dtype in (F32, BF16, F16)})
+
+
+@pytest.mark.parametrize("name, dtype, reuse", matrix(DEFAULT, LOW_RANK, [F32, BF16, F16], REUSE))
+def test_noise_lora_factors_exact(name, dtype, reuse):
+    noise_reuse, epoch = reuse
     param = torch.zeros((6, 4), dtype=dtype)
     rank = 3
     (jf, jn), (tf, tn) = _init(name, param, rank, noise_reuse, group_size=4 if name == "eggrollbs" else 0)

@@ -14,7 +14,7 @@ import jax_reference.noiser as jnoiser
 from eggroll_torch import optim, tree
 from eggroll_torch.models import common
 from eggroll_torch import noiser as tnoiser
-from parity_support import DEVICES, assert_tree_parity, jax_key, key, population, random_tensor, to_jax
+from parity_support import DEVICES, assert_tree_parity, jax_key, key, matrix, population, random_tensor, to_jax
 
 SIGMA = 0.2
 LR = 0.05
@@ -59,8 +59,11 @@ def _step(name, params, es_map, scan_map, fitness_seed=0, group_size=0, device="
 NOISERS = ["eggroll", "open_es", "alteggroll", "sparse", "eggrollbs"]
 
 
-@pytest.mark.parametrize("name", NOISERS)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+F32, BF16, F16 = torch.float32, torch.bfloat16, torch.float16
+DEFAULT = {(name, F32) for name in NOISERS} | {("eggroll", BF16), ("eggroll", F16), ("sparse", BF16)}
+
+
+@pytest.mark.parametrize("name, dtype", matrix(DEFAULT, NOISERS, [F32, BF16, F16]))
 def test_update_matches_reference(name, dtype):
     params, es_map, scan_map = _params(dtype)
     tnew, jnew = _step(name, params, es_map, scan_map, group_size=4 if name == "eggrollbs" else 0)
@@ -77,9 +80,8 @@ def test_update_solvers(solver, solver_kwargs):
     assert_tree_parity(tnew, jnew, "reduction", what=f"{solver} update")
 
 
-@pytest.mark.parametrize("noise_reuse", [0, 1, 3])
-@pytest.mark.parametrize("group_size", [0, 4])
-@pytest.mark.parametrize("freeze_nonlora", [False, True])
+@pytest.mark.parametrize("noise_reuse, group_size, freeze_nonlora", matrix(
+    {(0, 0, False), (3, 4, True), (1, 4, False), (0, 0, True)}, [0, 1, 3], [0, 4], [False, True]))
 def test_update_options(noise_reuse, group_size, freeze_nonlora):
     params, es_map, scan_map = _params(torch.float32)
     tnew, jnew = _step("eggroll", params, es_map, scan_map, epoch=4, noise_reuse=noise_reuse,
@@ -176,3 +178,15 @@ def test_update_eggrollbs_uses_group_directions():
     keys = common.simple_es_tree_key(params, key(0), scan_map)
     pop, _ = population(4)
     tcls.do_updates(frozen, nparams, params, keys, shaped, pop, es_map)
+
+
+def test_update_float64_matches_x64_reference():
+    """float64 params against JAX with x64 enabled: init, noise and one adam step."""
+    with jax.enable_x64(True):
+        init = common.MLP.rand_init(key(0), in_dim=3, out_dim=2, hidden_dims=[5], use_bias=True,
+                                    activation="relu", dtype=torch.float64)
+        jinit = jcommon.MLP.rand_init(jax_key(key(0)), in_dim=3, out_dim=2, hidden_dims=[5], use_bias=True,
+                                      activation="relu", dtype="float64")
+        assert_tree_parity(init.params, jinit.params, "exact", what="float64 init")
+        tnew, jnew = _step("eggroll", init.params, init.es_map, init.scan_map, solver="adam")
+        assert_tree_parity(tnew, jnew, "reduction", what="float64 update")

@@ -55,6 +55,9 @@ LEDGER = Ledger()
 
 
 def pytest_terminal_summary(terminalreporter):
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if SKIP_REASON in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(f"upstream parity: {len(skipped)} tests skipped: {SKIP_REASON}")
     if LEDGER.arrays:
         terminalreporter.write_line(
             f"upstream parity (HyperscaleES {LEDGER.commit}): {LEDGER.cases} cases, "

@@ -113,7 +113,14 @@ def _ulp(scale: float, dtype: str) -> float:
     return 2.0 ** (np.floor(np.log2(max(scale, np.finfo(np.float64).tiny))) - bits)
 
 
-def _member_diagnosis(name: str, got: np.ndarray, want: np.ndarray, kind: str, thread_ids) -> list[str]:
+def _member_labels(population) -> list[str]:
+    """``thread t`` per member, with its epoch when the population spans several epochs."""
+    mixed = len(set(population.epochs.tolist())) > 1
+    return [f"thread {t}" + (f" at epoch {e}" if mixed else "")
+            for e, t in zip(population.epochs.tolist(), population.thread_ids.tolist())]
+
+
+def _member_diagnosis(name: str, got: np.ndarray, want: np.ndarray, kind: str, labels: list[str]) -> list[str]:
     """For each wrong member, the reference member whose value it carries (or its negation)."""
     out = []
     for n in range(min(len(got), len(want))):
@@ -122,14 +129,14 @@ def _member_diagnosis(name: str, got: np.ndarray, want: np.ndarray, kind: str, t
         found = None
         for m in range(len(want)):
             if m != n and compare(got[n], want[m], kind).ok:
-                found = f"equals the reference's thread {thread_ids[m]}"
+                found = f"equals the reference's {labels[m]}"
             elif compare(-np.asarray(got[n], np.float64), np.asarray(want[m], np.float64), kind,
                          str(np.asarray(want).dtype)).ok:
-                found = (f"equals the reference's thread {thread_ids[m]}, negated" if m != n
+                found = (f"equals the reference's {labels[m]}, negated" if m != n
                          else "has the reference's value with the opposite sign")
             if found:
                 break
-        out.append(f"{name}: thread {thread_ids[n]} {found or 'matches no reference member'}")
+        out.append(f"{name}: {labels[n]} {found or 'matches no reference member'}")
     return out
 
 
@@ -155,7 +162,7 @@ def _output_rows(check, got: dict, expected, case) -> tuple[list, list]:
             row["rounding_only"] = bool(scale_ulps <= TOLERANCES[c.kind][c.dtype])
         if pop is not None and name.split("/")[-1] in MEMBER_OUTPUTS and g.shape == w.shape \
                 and g.ndim and g.shape[0] == pop.size:
-            diagnosis += _member_diagnosis(name, g, w, kind, pop.thread_ids.tolist())[:6]
+            diagnosis += _member_diagnosis(name, g, w, kind, _member_labels(pop))[:6]
         rows.append(row)
     return rows, diagnosis
 

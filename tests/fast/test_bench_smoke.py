@@ -1,0 +1,46 @@
+"""The benchmark harness end to end on tiny workloads (no timing is asserted), and a
+pytest-benchmark measurement of the bulk noise draw."""
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+
+from benchmarks.__main__ import main
+from benchmarks.report import write_report
+from eggroll_torch.fast import draw_pair_normals, layer_keys
+from eggroll_torch.random import key
+
+
+def test_bench_quick_run_writes_results_and_report(tmp_path, monkeypatch):
+    # main() sets these for the run; monkeypatch restores them afterwards.
+    for name, value in (("JAX_PLATFORMS", "cpu"), ("OMP_WAIT_POLICY", "PASSIVE"),
+                        ("XLA_PYTHON_CLIENT_PREALLOCATE", "false")):
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "bench_cpu.json"
+    assert main(["run", "--device", "cpu", "--quick", "--out", str(out), "--budget-s", "600"]) == 0
+    results = json.loads(out.read_text())
+    assert results["device"] == "cpu" and results["quick"]
+    assert [w["name"] for w in results["workloads"]] == ["mlp_example", "quick_d32_n32_t16_r4_f32"]
+    for workload in results["workloads"]:
+        failed = {k: v["error"] for k, v in workload["measurements"].items() if "error" in v}
+        assert not failed, failed
+        assert all(v["time_s"] > 0 and v["reps"] >= 1 for v in workload["measurements"].values())
+        assert all(math.isfinite(r) and r > 0 for r in workload["ratios"].values() if r is not None)
+    stack = results["workloads"][1]
+    assert set(stack["measurements"]) >= {"inference", "noise", "forward", "generation", "nn_trainer",
+                                          "jax_inference", "jax_forward", "jax_generation"}
+    points = results["sweep"]["points"]
+    assert [p["members"] for p in points] == [32, 64] and all("time_s" in p["generation"] for p in points)
+    written = write_report([str(out)], str(tmp_path))
+    report = (tmp_path / "PERFORMANCE.md").read_text()
+    assert "quick_d32_n32_t16_r4_f32" in report and "No results yet" in report  # no CUDA results here
+    assert (tmp_path / "throughput_cpu.png").stat().st_size > 0 and len(written) == 2
+
+
+def test_bench_noise_draw(benchmark):
+    keys, _ = layer_keys(key(0), 4, with_bias=False)
+    out = torch.empty(4, 64, 4, 2 * 64).transpose(2, 3)
+    result = benchmark.pedantic(draw_pair_normals, args=(keys, 1, out), kwargs={"noise_reuse": 1}, rounds=3)
+    assert result is out and torch.isfinite(out).all()

@@ -1,0 +1,82 @@
+"""Run by test_triton_kernels.py in a fresh process with ``TRITON_INTERPRET=1``: checks every
+Triton kernel of eggroll_torch.fast on CPU tensors and prints one JSON object
+``{check: {"ok": bool, "detail": str}}``.
+
+Triton reads the switch when a kernel module is first imported, so the checks cannot share a
+process with code that has imported the kernels for a GPU.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+
+from conformance.tolerances import compare
+from eggroll_torch import random as es_random
+from eggroll_torch.fast import LowRankStack, draw_pair_normals, fused_available, layer_keys, pair_keys, standardize
+
+WORD = {torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float16: torch.int16}
+
+
+def check_normals(results):
+    keys = es_random.split(es_random.key(3), 2)
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        for noise_reuse in (0, 2):
+            expected = es_random.normal(pair_keys(keys, 5, 3, noise_reuse), (19, 3), dtype)
+            for layout, out in (("row_major", torch.empty(2, 3, 19, 3, dtype=dtype)),
+                                ("col_major", torch.empty(2, 3, 3, 19, dtype=dtype).transpose(2, 3))):
+                draw_pair_normals(keys, torch.tensor([5], dtype=torch.int32), out, noise_reuse=noise_reuse,
+                                  kernel="triton")
+                same = torch.equal(out.contiguous().view(WORD[dtype]), expected.view(WORD[dtype]))
+                results[f"normals_{str(dtype)[6:]}_reuse{noise_reuse}_{layout}"] = {
+                    "ok": same, "detail": "bit-identical" if same else "bits differ"}
+
+
+def _stacks(dtype, activation, tokens, rank):
+    gen = torch.Generator().manual_seed(0)
+    widths = (40, 24, 136)
+    weights = [(torch.randn(o, i, generator=gen) / i**0.5).to(dtype) for i, o in zip(widths, widths[1:])]
+    keys, _ = layer_keys(es_random.key(4), len(weights), with_bias=False)
+    make = lambda fused: LowRankStack([w.clone() for w in weights], keys, sigma=0.5, rank=rank, num_members=4,
+                                      activation=activation, fused=fused)
+    x = torch.randn(4, tokens, widths[0], generator=gen).to(dtype)
+    return make(True), make(False), x
+
+
+def check_stack(results):
+    for dtype, activation, tokens, rank in ((torch.float32, "tanh", 16, 3), (torch.float32, "relu", 8, 16),
+                                            (torch.bfloat16, "tanh", 16, 4), (torch.float16, "identity", 24, 5)):
+        fused, plain, x = _stacks(dtype, activation, tokens, rank)
+        name = f"stack_{str(dtype)[6:]}_{activation}_t{tokens}_r{rank}"
+        if not fused_available(x, tokens):
+            results[name] = {"ok": False, "detail": "fused kernels not available for these rows"}
+            continue
+        outcomes = []
+        nf, np_ = fused.draw(1), plain.draw(1)
+        outcomes.append(compare(fused.forward(x, nf), plain.forward(x, np_), "trajectory"))
+        # The means are float32 sums of outputs rounded to the model's dtype: judged at that dtype.
+        means_f, means_p = fused.forward(x, nf, reduce="mean"), plain.forward(x, np_, reduce="mean")
+        outcomes.append(compare(means_f, means_p, "trajectory", dtype=str(dtype)[6:]))
+        fit = standardize(means_p)
+        fused.sgd_step_(fit, nf, 0.05)
+        plain.sgd_step_(fit, np_, 0.05)
+        outcomes += [compare(a, b, "trajectory") for a, b in zip(fused.weights, plain.weights)]
+        bad = [o.message() for o in outcomes if not o.ok]
+        results[name] = {"ok": not bad, "detail": "; ".join(bad) or "fused equals torch ops"}
+
+
+def main() -> int:
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        print(json.dumps({"setup": {"ok": False, "detail": "TRITON_INTERPRET=1 is not set"}}))
+        return 1
+    results = {}
+    check_normals(results)
+    check_stack(results)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
