@@ -1,5 +1,6 @@
 # Every target bootstraps .venv on first use. Set PYTHON=/path/to/python to use an
-# existing environment instead (nothing is installed into it).
+# existing environment instead (nothing is installed into it, except by certify-ports,
+# which installs the published ports it certifies).
 VENV := .venv
 UPSTREAM_COMMIT := b77f7d6
 UPSTREAM_URL := https://github.com/ESHyperscale/HyperscaleES.git
@@ -66,6 +67,9 @@ bench: $(BOOTSTRAP)
 
 bench-gpu: $(BOOTSTRAP)
 	$(PY) -m benchmarks run --device cuda
+
+dist-test: $(BOOTSTRAP)
+	PYTHON=$(PY) scripts/dist_cpu_identity.sh
 
 certify-ports: $(BOOTSTRAP)
 	$(PY) -m conformance certify-ports

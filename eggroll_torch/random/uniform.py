@@ -69,10 +69,12 @@ def uniform(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, mi
     hi = bound(maxval, dtype, keys.device, "maxval")
     out_shape = tuple(keys.shape[:-1]) + shape
     try:
-        torch.broadcast_shapes(lo.shape, hi.shape, out_shape)
-    except RuntimeError as exc:
-        raise ValueError(f"minval/maxval of shapes {tuple(lo.shape)}, {tuple(hi.shape)} do not broadcast "
-                         f"to the output shape {out_shape}") from exc
+        fits = torch.broadcast_shapes(lo.shape, hi.shape, out_shape) == out_shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"minval/maxval of shapes {tuple(lo.shape)}, {tuple(hi.shape)} must broadcast to "
+                         f"the output shape {out_shape} (batch + shape) without enlarging it")
     if lo.ndim == 0 and hi.ndim == 0:
         return draw_mapped(keys, shape, fmt.draw_width, partitionable,
                            lambda words: uniform_from_words(words, dtype, lo, hi), dtype)
