@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-DEFAULT_BUDGET_S = {"cpu": 270.0, "cuda": 330.0}
+DEFAULT_BUDGET_S = {"cpu": 240.0, "cuda": 270.0}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results JSON (default: reports/bench_<device>.json, or a temporary "
                                    "file with --quick)")
     run.add_argument("--budget-s", type=float, help="stop starting new measurements after this many seconds "
-                                                    "(default: 270 on cpu, 330 on cuda)")
+                                                    "(default: 240 on cpu, 270 on cuda)")
     run.add_argument("--f32-matmul", choices=("highest", "high"), default="highest",
                      help="float32 matmul precision for both torch and JAX ('high' allows TF32)")
     run.add_argument("--no-report", action="store_true", help="do not regenerate reports/PERFORMANCE.md")
@@ -70,8 +70,11 @@ def main(argv=None) -> int:
     print_summary(results)
     print(f"results: {out}")
     if not args.no_report and not args.quick:
-        for path in write_report(None, "reports", extra=[out]):
-            print(f"wrote {path}")
+        try:
+            for path in write_report(None, "reports", extra=[out]):
+                print(f"wrote {path}")
+        except Exception as error:  # noqa: BLE001 - the results JSON is written; the report can be redone
+            print(f"could not write the report ({error!r}); run `python -m benchmarks report` later")
     return 0
 
 

@@ -37,7 +37,8 @@ def _goal_cell(device, name, ratios) -> str:
         value = ratios.get(metric)
         if goal_device != device or tag not in name or value is None:
             continue
-        marks.append(f"{metric.split('_')[0]} {'yes' if value >= minimum else 'no'} (>= {minimum})")
+        label = dict(_RATIOS)[metric]
+        marks.append(f"{label} >= {minimum}: {'yes' if value >= minimum else 'no'}")
     return "; ".join(marks) or "–"
 
 
@@ -52,10 +53,13 @@ def _load(paths) -> dict:
 
 def _plot(results: dict, path: str) -> bool:
     sweep = results.get("sweep") or {}
-    points = [p for p in sweep.get("points", []) if "error" not in p]
+    points = sorted((p for p in sweep.get("points", []) if "error" not in p), key=lambda p: p["members"])
     if not points:
         return False
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -95,6 +99,17 @@ def _device_section(device: str, source: str, results: dict, plot_name: str | No
         f"threads), float32 matmul '{env.get('float32_matmul')}', commit {env.get('commit')}, run {results['started']}"
         f"{' (quick)' if results.get('quick') else ''}, {results.get('elapsed_s')} s. Source: `{source}`."
     )
+    check = results.get("selfcheck") or {}
+    if check:
+        cells = []
+        for name, value in check.items():
+            if "error" in value:
+                cells.append(f"{name}: error ({value['error'][:80]})")
+            elif "bit_identical" in value:
+                cells.append(f"{name} ({value['kernel']}): {'bit-identical' if value['bit_identical'] else 'BITS DIFFER'}")
+            else:
+                cells.append(f"{name}: {'agrees' if value['ok'] else 'DISAGREES'} (max {value['max_ulp']:.3g} ulp)")
+        lines += ["", "Self-check on this device (fast path against the parity path): " + "; ".join(cells) + "."]
     lines += ["", "Milliseconds per call (median):", ""]
     lines.append("| workload | " + " | ".join(label for _, label in _TIMES) + " |")
     lines.append("|---" * (len(_TIMES) + 1) + "|")
@@ -135,7 +150,7 @@ def _device_section(device: str, source: str, results: dict, plot_name: str | No
         lines += ["", f"Population sweep (d={cfg['width']}, L={cfg['layers']}, T={cfg['tokens']}, rank {cfg['rank']}, "
                   f"{cfg['dtype']}), member-tokens per second:", "",
                   "| N | torch inference | torch EGGROLL | jax_reference | gen / inf | torch / JAX |", "|---|---|---|---|---|---|"]
-        for p in sweep["points"]:
+        for p in sorted(sweep["points"], key=lambda p: p["members"]):
             def rate(key, p=p):
                 rec = p.get(key) or {}
                 return p["members"] * p["tokens"] / rec["time_s"] if "time_s" in rec else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import gc
 import importlib.util
+import inspect
 import json
 import os
 import time
@@ -47,7 +48,7 @@ class Runner:
         self.budget_s = budget_s
         self.f32_matmul = f32_matmul
         self.start = time.perf_counter()
-        self.target_s = 0.2 if quick else (1.0 if device == "cuda" else 1.5)
+        self.target_s = 0.2 if quick else (0.5 if device == "cuda" else 1.5)
         self.results = {
             "schema": SCHEMA,
             "device": device,
@@ -83,6 +84,15 @@ class Runner:
             detail = f"{record['time_s'] * 1e3:10.3f} ms  ({record['reps']} reps, built in {record['build_s']:.1f} s{peak_text})"
         print(f"[{self.device} {self.elapsed():6.0f}s] {workload:32s} {variant:22s} {detail}", flush=True)
 
+    def jax_problem(self) -> str | None:
+        """Why JAX cannot be measured on this run's device, or None."""
+        backend = self.results["environment"].get("jax_backend", "")
+        if backend.startswith("unavailable"):
+            return f"jax is {backend}"
+        if self.device == "cuda" and backend != "gpu":
+            return f"jax has no GPU backend here (default backend: {backend}); install jax[cuda]"
+        return None
+
     def jax_device(self):
         if self._jax_device is None:
             import jax
@@ -96,6 +106,10 @@ class Runner:
         """Build a callable with ``build()`` and time it; never raises."""
         if self.left() < min_left_s:
             record = {"error": f"skipped: {self.left():.0f} s of the time budget left"}
+            self._log(workload, variant, record)
+            return record
+        if framework == "jax" and self.jax_problem():
+            record = {"error": f"skipped: {self.jax_problem()}"}
             self._log(workload, variant, record)
             return record
         if framework == "jax":
@@ -113,6 +127,8 @@ class Runner:
             record = {**timing, "build_s": build_s, "peak_bytes": memory.peak_bytes}
             if getattr(fn, "graphed", False):
                 record["cuda_graph"] = True
+            if getattr(fn, "graph_error", None):
+                record["cuda_graph_error"] = fn.graph_error
         except Exception as error:  # noqa: BLE001 - every failure is a result to report
             kind = "out of memory" if _is_oom(error) else "error"
             record = {"error": f"{kind}: {type(error).__name__}: {str(error)[:400]}"}
@@ -145,8 +161,9 @@ class Runner:
         if self.device == "cuda":
             m["generation_torch_ops"] = self.measure(wl.name, "generation_torch_ops",
                                                      lambda: side.generation(fused=False))
-        m["nn_trainer"] = self.measure(wl.name, "nn_trainer", side.nn_trainer, min_reps=2, target_s=0.0,
-                                       min_left_s=90.0)
+            if "error" in m["generation"] and not m["generation"]["error"].startswith(("out of memory", "skipped")):
+                m["generation_no_triton"] = self.measure(wl.name, "generation_no_triton",
+                                                         lambda: side.generation(fused=False, noise_kernel=None))
         weights = side.weights_numpy()
         del side
         _free(self.device)
@@ -184,13 +201,32 @@ class Runner:
         try:
             m["inference"] = self.measure(wl.name, "inference", example.torch_inference)
             m["generation"] = self.measure(wl.name, "generation", example.torch_generation)
-            m["nn_trainer"] = self.measure(wl.name, "nn_trainer", example.nn_trainer)
         finally:
             torch.set_num_threads(threads)
         m["jax_inference"] = self.measure(wl.name, "jax_inference", example.jax_inference, framework="jax")
         m["jax_generation"] = self.measure(wl.name, "jax_generation", example.jax_generation, framework="jax")
         entry["ratios"] = ratio_defs.mlp_ratios(m)
         return entry
+
+    def run_trainer(self, wl, entry) -> None:
+        """Time ``eggroll_torch.nn.EggrollTrainer`` on a workload already measured (last, as it is
+        the slowest variant and the least needed)."""
+        from .mlp_example import MLPExample
+        from .torch_stack import TorchStack
+
+        m = entry["measurements"]
+        if wl.kind == "mlp_example":
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                m["nn_trainer"] = self.measure(wl.name, "nn_trainer", MLPExample(wl, self.device).nn_trainer)
+            finally:
+                torch.set_num_threads(threads)
+            entry["ratios"] = ratio_defs.mlp_ratios(m)
+            return
+        m["nn_trainer"] = self.measure(wl.name, "nn_trainer", lambda: TorchStack(wl, self.device).nn_trainer(),
+                                       min_reps=2, target_s=0.0, min_left_s=60.0)
+        entry["ratios"] = ratio_defs.stack_ratios(wl, m)
 
     def run_sweep(self, sweep) -> dict:
         from .jax_stack import JaxStack
@@ -223,15 +259,21 @@ class Runner:
         return result
 
     def run_random_benchmark(self) -> None:
-        if importlib.util.find_spec("benchmarks.bench_random") is None:
+        """``benchmarks.bench_random.main`` (the PRNG on its own), when present and time allows;
+        on the CPU with an eighth of its default population, to stay within ``make bench``'s budget."""
+        if self.quick or importlib.util.find_spec("benchmarks.bench_random") is None:
             return
-        if self.left() < 30:
+        if self.left() < (100 if self.device == "cuda" else 60):
             self.results["random"] = {"error": "skipped: time budget"}
             return
         try:
             from . import bench_random
 
-            outcome = bench_random.main(self.device)
+            accepts_population = "population" in inspect.signature(bench_random.main).parameters
+            if self.device == "cpu" and accepts_population:
+                outcome = bench_random.main(self.device, population=512)
+            else:
+                outcome = bench_random.main(self.device)
             json.dumps(outcome)
             self.results["random"] = outcome
         except Exception as error:  # noqa: BLE001
@@ -253,6 +295,10 @@ class Runner:
     def run(self) -> dict:
         workloads, sweep = plan(self.device, self.quick)
         self.build_normal_tables([*workloads, sweep.base])
+        from .selfcheck import run as selfcheck
+
+        self.results["selfcheck"] = selfcheck(self.device)
+        print(f"[{self.device} {self.elapsed():6.0f}s] self-check: {json.dumps(self.results['selfcheck'])}", flush=True)
         for wl in workloads:
             if self.left() < 30:
                 self.results["workloads"].append({"name": wl.name, "config": wl.config(),
@@ -262,6 +308,10 @@ class Runner:
             self.results["workloads"].append(entry)
             self.save()
         self.run_sweep(sweep)
+        for wl, entry in zip(workloads, self.results["workloads"]):
+            if "measurements" in entry:
+                self.run_trainer(wl, entry)
+                self.save()
         self.run_random_benchmark()
         self.save()
         return self.results

@@ -6,7 +6,8 @@
   antithetic pair, so half upstream's count).
 * ``forward``: noise + perturbed forward + fitness; ``generation``: that plus fitness shaping and
   the SGD step (:class:`eggroll_torch.fast.LowRankStack`); ``generation_torch_ops``: the same
-  without the Triton kernels (CUDA only, to show what they buy).
+  with the forward in torch ops instead of the Triton kernels (CUDA only, to show what they buy);
+  ``generation_no_triton``: noise in torch ops as well, measured only if a Triton kernel failed.
 * ``nn_trainer``: ``eggroll_torch.nn.EggrollTrainer.step`` on an ``nn.Sequential`` of the same
   layers: the general trainer, through the functional (parity) layer.
 
@@ -44,7 +45,16 @@ class TorchStack:
         return [w.float().cpu().numpy() for w in self.weights]
 
     def _graphed(self, step):
-        return GraphedStep(step, self.device, enabled=self.device == "cuda")
+        """``step`` as a CUDA graph on CUDA; if capture fails, ``step`` itself, with the reason
+        attached as ``graph_error`` (reported next to the timing)."""
+        if self.device != "cuda":
+            return step
+        try:
+            return GraphedStep(step, self.device)
+        except RuntimeError as error:
+            torch.cuda.synchronize()
+            step.graph_error = f"{type(error).__name__}: {str(error)[:300]}"
+            return step
 
     def inference(self):
         """Callable running one batched inference pass; returns the ``(N,)`` fitnesses."""
@@ -66,11 +76,12 @@ class TorchStack:
         d, n, r, layers = self.wl.width, self.wl.members, self.wl.rank, self.wl.layers
         return lambda: torch.randn(layers, n, 2 * d, r, device=self.device, dtype=self.dtype)
 
-    def engine(self, fused: bool | None = None) -> LowRankStack:
+    def engine(self, fused: bool | None = None, noise_kernel: str | None = "auto") -> LowRankStack:
         """A fresh :class:`LowRankStack` over copies of the initial weights."""
         keys, _ = layer_keys(self.es_key, self.wl.layers, with_bias=False)
         return LowRankStack([w.clone() for w in self.weights], keys, sigma=self.wl.sigma, rank=self.wl.rank,
-                            num_members=self.wl.members, activation="tanh", noise_reuse=1, fused=fused)
+                            num_members=self.wl.members, activation="tanh", noise_reuse=1, fused=fused,
+                            noise_kernel=noise_kernel)
 
     def _epoch(self):
         return torch.zeros(1, dtype=torch.int32, device=self.device)
@@ -95,9 +106,9 @@ class TorchStack:
 
         return self._graphed(step)
 
-    def generation(self, fused: bool | None = None):
+    def generation(self, fused: bool | None = None, noise_kernel: str | None = "auto"):
         """Callable: one full generation (forward, fitness shaping, SGD step)."""
-        engine, epoch = self.engine(fused), self._epoch()
+        engine, epoch = self.engine(fused, noise_kernel), self._epoch()
 
         def step():
             epoch.add_(1)

@@ -73,9 +73,10 @@ def live_reference(adapters: list):
         return None
 
 
+# Runs that follow the claims document literally (computed by eggroll_torch when it ran).
 SCENARIOS = {
-    "document's noise_reuse=0 (fresh noise each epoch)": {"noise_reuse": 1},
-    "torch AdamW default weight_decay=1e-2": {"solver_wd": 1e-2},
+    "claims doc: noise_reuse=0 redraws every epoch": {"noise_reuse": 1},
+    "claims doc: torch AdamW (weight_decay=1e-2)": {"solver_wd": 1e-2},
 }
 
 

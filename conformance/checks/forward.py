@@ -53,10 +53,9 @@ def _mm_cases(case_prefix: str, transposed: bool) -> list[Case]:
     out = []
     for out_dim, in_dim in ((4, 3), (16, 3), (1, 7), (8, 8)):
         shape = (in_dim, out_dim) if transposed else (out_dim, in_dim)
-        for rank in (1, 4):
-            for batch in ((), (3,)):
-                name = f"{case_prefix}-{out_dim}x{in_dim}-r{rank}-b{len(batch)}"
-                out.append(forward_case(name, NoiserConfig(rank=rank, sigma=0.2), shape, 6, batch, in_dim))
+        for rank, batch in ((1, ()), (4, (3,))):
+            name = f"{case_prefix}-{out_dim}x{in_dim}-r{rank}-b{len(batch)}"
+            out.append(forward_case(name, NoiserConfig(rank=rank, sigma=0.2), shape, 6, batch, in_dim))
     out.append(forward_case(f"{case_prefix}-odd-subset", NoiserConfig(rank=2), (5, 4) if not transposed else (4, 5),
                             7, (2,), 4, "subset", epoch=np.arange(7)))
     return out

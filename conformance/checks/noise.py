@@ -106,7 +106,7 @@ class LoraFactors(NoiseCheck):
     def cases(self, profile):
         out = []
         for shape in ((4, 3), (3, 5), (1, 7), (16, 3), (8, 8)):
-            for rank in (1, 2, 8):
+            for rank in ((1, 8) if shape[0] != 3 else (2,)):
                 out.append(noise_case(f"{shape[0]}x{shape[1]}-r{rank}", NoiserConfig(rank=rank, sigma=0.3),
                                       inputs.population("permuted", 6, name=str(shape)), shape))
         for dtype in ("bfloat16", "float16"):

@@ -40,7 +40,7 @@ def plot_divergence(series: dict[str, np.ndarray], path: Path, title: str) -> Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8, 5.2), dpi=110)
     for i, (label, values) in enumerate(series.items()):
         y = np.maximum(np.asarray(values, np.float64), FLOOR)
         exact = bool(np.all(np.asarray(values) == 0))
@@ -52,7 +52,7 @@ def plot_divergence(series: dict[str, np.ndarray], path: Path, title: str) -> Pa
     ax.set_ylabel("max |param - reference param|")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

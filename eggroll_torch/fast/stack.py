@@ -69,13 +69,15 @@ class LowRankStack:
         biases, bias_keys: optional ``(out,)`` tensors (``PARAM`` leaves) and their ``(L, 2)`` keys.
         noise_reuse: upstream's meaning (0: the same noise every epoch, which is then drawn once).
         variant: the normal table of ``eggroll_torch.random.normal``.
-        fused: use the Triton kernels where they apply (default: whenever they are usable).
+        fused: use the Triton forward kernels where they apply (default: whenever they are usable).
+        noise_kernel: how noise is drawn, as :func:`.noise.draw_pair_normals`'s ``kernel``
+            (``"auto"``, ``"triton"``, ``"c"`` or None for torch ops); the values are the same.
     """
 
     def __init__(self, weights: Sequence[torch.Tensor], weight_keys: torch.Tensor, *, sigma: float, rank: int,
                  num_members: int, activation: str = "tanh", biases: Sequence[torch.Tensor] | None = None,
                  bias_keys: torch.Tensor | None = None, noise_reuse: int = 1, variant: str = "cpu",
-                 fused: bool | None = None):
+                 fused: bool | None = None, noise_kernel: str | None = "auto"):
         weights = list(weights)
         _check_stack(weights, weight_keys, biases, bias_keys, rank, num_members, activation)
         self.weights = weights
@@ -84,6 +86,7 @@ class LowRankStack:
         self.sigma, self.rank, self.num_members = sigma, rank, num_members
         self.activation, self.noise_reuse, self.variant = activation, noise_reuse, variant
         self.fused = fused
+        self.noise_kernel = noise_kernel
         device, dtype = weights[0].device, weights[0].dtype
         self.signs = member_signs(num_members, device)
         self._a_scale = lora_scale(sigma, rank, dtype)
@@ -110,11 +113,11 @@ class LowRankStack:
             return self._noise
         for rows, ids in self._groups.items():
             draw_pair_normals(self.weight_keys[ids], epoch, self._factor_bufs[rows].transpose(2, 3),
-                              noise_reuse=self.noise_reuse, variant=self.variant)
+                              noise_reuse=self.noise_reuse, variant=self.variant, kernel=self.noise_kernel)
         if self.biases is not None:
             for size, ids in self._bias_groups.items():
                 draw_pair_normals(self.bias_keys[ids], epoch, self._bias_bufs[size],
-                                  noise_reuse=self.noise_reuse, variant=self.variant)
+                                  noise_reuse=self.noise_reuse, variant=self.variant, kernel=self.noise_kernel)
         self._drawn_for = cached
         factors = [None] * len(self.weights)
         for rows, ids in self._groups.items():
@@ -169,12 +172,12 @@ class LowRankStack:
 
     def gradients(self, fitnesses: torch.Tensor, noise: StackNoise) -> tuple[list, list | None]:
         """Upstream's ``-(estimate * sqrt(N))`` for every weight (and bias), from shaped fitnesses ``(N,)``."""
-        weights = pair_weights(fitnesses, self._lora_scale)
-        grads = [-matrix_step(f, weights, w.shape[1]) for f, w in zip(noise.factors, self.weights)]
+        weights = pair_weights(fitnesses, -self._lora_scale)
+        grads = [matrix_step(f, weights, w.shape[1]) for f, w in zip(noise.factors, self.weights)]
         if self.biases is None:
             return grads, None
-        bias_weights = pair_weights(fitnesses, float(self.sigma))
-        return grads, [-vector_step(z, bias_weights) for z in noise.bias_noise]
+        bias_weights = pair_weights(fitnesses, -float(self.sigma))
+        return grads, [vector_step(z, bias_weights) for z in noise.bias_noise]
 
     def sgd_step_(self, fitnesses: torch.Tensor, noise: StackNoise, lr: float) -> None:
         """In place, every weight and bias: ``param -= lr * gradient`` (optax ``sgd(lr)``)."""

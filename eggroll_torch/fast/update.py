@@ -28,30 +28,38 @@ def pair_weights(fitnesses: torch.Tensor, scale: float) -> torch.Tensor:
     return (pairs[:, 0] - pairs[:, 1]) * (scale * math.sqrt(n) / n)
 
 
-def matrix_step(factors: torch.Tensor, weights: torch.Tensor, in_features: int) -> torch.Tensor:
-    """``sum_p weights[p] * A_p @ B_p.T``: the negated gradient of an ``(out, in)`` matrix.
+def _stacked(factors: torch.Tensor, weights: torch.Tensor, in_features: int):
+    """``(A rows, weighted B rows)``, both ``(P * r, features)``: the update matmul's operands.
 
-    factors: ``(P, r, in + out)`` (contiguous, see :mod:`.lowrank`); weights: ``(P,)`` from
-    :func:`pair_weights`. Returns ``(out, in)`` in the factors' dtype.
+    For half-precision factors the pair weights are rounded to that dtype first, so that the
+    scaling is one pass over ``B`` in its own dtype (upstream scales in float32; the difference
+    is one rounding of each pair's weight, far below the final rounding of the update).
     """
-    stacked = factors.reshape(-1, factors.shape[-1])
-    b_rows, a_rows = stacked[:, :in_features], stacked[:, in_features:]
-    weighted = (b_rows * weights.repeat_interleave(factors.shape[1])[:, None]).to(factors.dtype)
+    a_rows = factors.reshape(-1, factors.shape[-1])[:, in_features:]
+    weighted = factors[:, :, :in_features] * weights.to(factors.dtype)[:, None, None]
+    return a_rows, weighted.reshape(-1, in_features)
+
+
+def matrix_step(factors: torch.Tensor, weights: torch.Tensor, in_features: int) -> torch.Tensor:
+    """``sum_p weights[p] * A_p @ B_p.T``: minus the gradient of an ``(out, in)`` matrix when
+    ``weights`` come from :func:`pair_weights` (pass ``-weights`` for the gradient itself).
+
+    factors: ``(P, r, in + out)`` (contiguous, see :mod:`.lowrank`); weights: ``(P,)``.
+    Returns ``(out, in)`` in the factors' dtype.
+    """
+    a_rows, weighted = _stacked(factors, weights, in_features)
     return a_rows.T @ weighted
 
 
 def matrix_sgd_(weight: torch.Tensor, factors: torch.Tensor, weights: torch.Tensor, lr: float) -> torch.Tensor:
     """In place: ``weight -= lr * gradient``, the gradient's matmul fused with the addition."""
-    stacked = factors.reshape(-1, factors.shape[-1])
-    in_features = weight.shape[1]
-    b_rows, a_rows = stacked[:, :in_features], stacked[:, in_features:]
-    weighted = (b_rows * weights.repeat_interleave(factors.shape[1])[:, None]).to(factors.dtype)
+    a_rows, weighted = _stacked(factors, weights, weight.shape[1])
     return weight.addmm_(a_rows.T, weighted, alpha=lr)
 
 
 def vector_step(noise: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_p weights[p] * z_p``: the negated gradient of a non-matrix parameter.
+    """``sum_p weights[p] * z_p`` for a non-matrix parameter (signs as in :func:`matrix_step`).
 
-    noise: ``(P, *shape)`` unit normals (sign and ``sigma`` not applied). Returns ``shape``.
+    noise: ``(P, size)`` unit normals (sign and ``sigma`` not applied). Returns ``(size,)``.
     """
-    return torch.tensordot(weights.to(noise.dtype), noise, dims=1)
+    return weights.to(noise.dtype) @ noise

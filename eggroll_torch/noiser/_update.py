@@ -50,7 +50,7 @@ def check_update(noiser_params, params, base_keys, fitnesses, iterinfos, es_map)
     if not isinstance(noiser_params, dict) or "opt_state" not in noiser_params or "sigma" not in noiser_params:
         raise TypeError("noiser_params must be the dict init_noiser returned (with 'sigma' and 'opt_state')")
     device = params_device(params)
-    epochs, threads, population = check_iterinfo(iterinfos, name="iterinfos")
+    _, threads, population = check_iterinfo(iterinfos, name="iterinfos")
     if not population:
         raise ValueError(
             "iterinfos must be the population form (epochs, thread_ids): two 1-D integer tensors "

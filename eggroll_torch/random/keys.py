@@ -44,7 +44,8 @@ def _seed_words(seed, x64: bool) -> tuple[int, int]:
     """The (high, low) words JAX's threefry seeding gives ``seed`` under the x64 setting."""
     if isinstance(seed, torch.Tensor):
         if seed.ndim != 0 or seed.dtype.is_floating_point or seed.dtype.is_complex or seed.dtype == torch.bool:
-            raise TypeError(f"seed must be a scalar integer; got a {seed.dtype} tensor of shape {tuple(seed.shape)}")
+            raise TypeError(f"seed must be a scalar integer; got a {seed.dtype} tensor "
+                            f"of shape {tuple(seed.shape)}")
         wide = seed.element_size() == 8
         value = int(seed.item())
     elif isinstance(seed, (bool, np.bool_)):

@@ -75,6 +75,7 @@ def normal_table(dtype: torch.dtype, device, variant: str = "cpu") -> torch.Tens
     if key not in _CACHE:
         host_key = (dtype, variant, "cpu")
         if host_key not in _CACHE:
-            _CACHE[host_key] = normal_values(torch.arange(1 << FORMATS[dtype].mantissa, dtype=torch.int32), dtype, variant)
+            every_index = torch.arange(1 << FORMATS[dtype].mantissa, dtype=torch.int32)
+            _CACHE[host_key] = normal_values(every_index, dtype, variant)
         _CACHE[key] = _CACHE[host_key].to(device)
     return _CACHE[key]

@@ -23,9 +23,12 @@ _AUTO_COMPILE_MIN = 1 << 22
 
 def _use_compiled(keys: torch.Tensor, n: int, width: int, partitionable: bool | None) -> bool:
     choice = config.backend()
-    if choice == "eager" or n == 0 or keys[..., 0].numel() == 0 or width > 32 or n >= 2**31 or not config.threefry_partitionable(partitionable):
+    draws = n * keys[..., 0].numel()
+    if choice == "eager" or draws == 0 or width > 32 or n >= 2**31:
         return False
-    if choice == "auto" and (keys.device.type != "cuda" or n * keys[..., 0].numel() < _AUTO_COMPILE_MIN):
+    if not config.threefry_partitionable(partitionable):
+        return False
+    if choice == "auto" and (keys.device.type != "cuda" or draws < _AUTO_COMPILE_MIN):
         return False
     return compiled.available(keys.device)
 

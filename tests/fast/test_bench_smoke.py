@@ -32,7 +32,7 @@ def test_bench_quick_run_writes_results_and_report(tmp_path, monkeypatch):
     assert set(stack["measurements"]) >= {"inference", "noise", "forward", "generation", "nn_trainer",
                                           "jax_inference", "jax_forward", "jax_generation"}
     points = results["sweep"]["points"]
-    assert [p["members"] for p in points] == [32, 64] and all("time_s" in p["generation"] for p in points)
+    assert [p["members"] for p in points] == [32] and "time_s" in points[0]["jax_generation"]
     written = write_report([str(out)], str(tmp_path))
     report = (tmp_path / "PERFORMANCE.md").read_text()
     assert "quick_d32_n32_t16_r4_f32" in report and "No results yet" in report  # no CUDA results here

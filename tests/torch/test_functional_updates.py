@@ -190,3 +190,18 @@ def test_update_float64_matches_x64_reference():
         assert_tree_parity(init.params, jinit.params, "exact", what="float64 init")
         tnew, jnew = _step("eggroll", init.params, init.es_map, init.scan_map, solver="adam")
         assert_tree_parity(tnew, jnew, "reduction", what="float64 update")
+
+
+def test_update_accepts_torch_optimizer_class():
+    """A ``torch.optim`` class as ``solver`` (outside the parity guarantee): torch SGD takes the
+    same step as ``optim.sgd``."""
+    params, es_map, scan_map = _params(torch.float32)
+    keys = common.simple_es_tree_key(params, key(3), scan_map)
+    pop, _ = population(N)
+    fitness = random_tensor(0, (N,), torch.float32)
+    results = []
+    for solver in (torch.optim.SGD, optim.sgd):
+        frozen, nparams = tnoiser.eggroll.EggRoll.init_noiser(params, SIGMA, LR, rank=2, solver=solver)
+        results.append(tnoiser.eggroll.EggRoll.do_updates(frozen, nparams, params, keys, fitness, pop, es_map)[1])
+    for a, b in zip(tree.leaves(results[0]), tree.leaves(results[1])):
+        torch.testing.assert_close(a, b)

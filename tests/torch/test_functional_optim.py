@@ -7,7 +7,6 @@ updates and optimizer states are checked at kind ``elementwise``, and bit-exactl
 from __future__ import annotations
 
 import jax
-import numpy as np
 import optax
 import pytest
 import torch
