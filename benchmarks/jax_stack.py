@@ -16,6 +16,8 @@ from jax_reference.models import common
 from jax_reference.noiser import eggroll
 
 ES_SEED = 1
+# torch's float32 matmul precision names -> JAX's for the same arithmetic.
+JAX_PRECISION = {"highest": "float32", "high": "tensorfloat32"}
 
 
 class JaxStack:
@@ -35,8 +37,8 @@ class JaxStack:
         self.x = jax.random.normal(jax.random.key(2), (workload.members, workload.tokens, workload.width), dtype)
         # Matmul precision is read when a function is traced; float32 workloads pin it so that
         # torch and JAX do the same arithmetic.
-        self._precision = (jax.default_matmul_precision(f32_matmul) if dtype == jnp.float32
-                           else contextlib.nullcontext())
+        self._precision = ((lambda: jax.default_matmul_precision(JAX_PRECISION[f32_matmul])) if dtype == jnp.float32
+                           else contextlib.nullcontext)
 
     def _member(self, params, noiser_params, iterinfo, x):
         h = x
@@ -99,5 +101,5 @@ class JaxStack:
 
     def _traced(self, fn, *example):
         """``jax.jit(fn)``, traced and compiled now under the workload's matmul precision."""
-        with self._precision:
+        with self._precision():
             return jax.jit(fn).lower(*example).compile()

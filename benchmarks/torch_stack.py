@@ -1,6 +1,7 @@
 """The torch side of a stack workload: pure inference, torch.randn, and EGGROLL three ways.
 
-* ``inference``: the same layers without noise, ``x @ W.T`` and tanh, mean output per member.
+* ``inference``: the same layers without noise, ``tanh(x @ W.T)`` (on the CPU through the same
+  oneDNN product as EGGROLL, with the tanh fused), mean output per member.
 * ``randn``: ``torch.randn`` for as many normals as upstream draws per generation.
 * ``noise``: :mod:`eggroll_torch.fast`'s bit-exact draw of the generation's noise (one draw per
   antithetic pair, so half upstream's count).
@@ -20,6 +21,7 @@ import torch
 
 from eggroll_torch import random as es_random
 from eggroll_torch.fast import GraphedStep, LowRankStack, layer_keys, standardize
+from eggroll_torch.fast.cpu_linear import linear
 
 ES_SEED = 1
 
@@ -64,9 +66,7 @@ class TorchStack:
         def step():
             h = self.x.view(n * t, d)
             for index, w in enumerate(weights):
-                h = h @ w.T
-                if index < len(weights) - 1:
-                    h = h.tanh_()
+                h = linear(h, w, activation="tanh" if index < len(weights) - 1 else "identity")
             return h.view(n, -1).mean(1, dtype=torch.float32)
 
         return self._graphed(step)

@@ -48,6 +48,8 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
         "group_size > 0: subtract group means, divide by the global std": (
             "normalization.group", "normalization.group_global_std"),
         "len(raw) must be a multiple of group_size": ("normalization.group_size_multiple",),
+        "(measured, not in UPSTREAM.md) XLA on CPU flushes subnormal scores to zero": (
+            "normalization.subnormal_scores",),
     },
     "Update": {
         "matrix grad einsum('nir,njr->ij', f * A, B) / N": ("update.lowrank", "update.mixed_tree",

@@ -52,12 +52,11 @@ class EggrollTorchAdapter(base.Adapter):
         self.name = "eggroll_torch" if device == "cpu" else f"eggroll_torch-{device}"
 
     def info(self) -> base.BackendInfo:
-        torch = _torch()
-        import eggroll_torch
+        from ..report.environment import git_commit
 
-        version = getattr(eggroll_torch, "__version__", "0.1.0")
-        device = (torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu")
-        return base.BackendInfo(self.name, f"eggroll_torch {version}", f"{self.device}:{device}",
+        torch = _torch()
+        device = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
+        return base.BackendInfo(self.name, f"eggroll_torch @ {git_commit()}", f"{self.device}:{device}",
                                 {"torch": torch.__version__, "numpy": np.__version__})
 
     # ---- conversions ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from types import ModuleType
 import numpy as np
 
 from .. import trees
-from ..spec import NOISERS, NoiserConfig, Population, SolverSpec, Trajectory, TrajectorySpec
+from ..spec import NOISERS, NoiserConfig, Population, SolverSpec, Trajectory
 from . import base
 
 

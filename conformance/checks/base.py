@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, is_dataclass
 
 import numpy as np
 
-from ..adapters import base as caps
-
 IMPACTS = ("high", "medium", "low")
 
 
@@ -132,4 +130,4 @@ def register(cls):
     return cls
 
 
-__all__ = ["Case", "Check", "REGISTRY", "register", "caps"]
+__all__ = ["Case", "Check", "REGISTRY", "register"]

@@ -168,6 +168,21 @@ class GroupGlobalStd(_Convert):
 
 
 @register
+class SubnormalScores(_Convert):
+    id = "normalization.subnormal_scores"
+    component = GLOBAL
+    impact = "low"
+    summary = ("float32 scores below the smallest normal (1.2e-38) count as 0: XLA on CPU flushes "
+               "subnormals to zero before shaping")
+    own_rng_relations = False
+
+    def cases(self, profile):
+        return [_case("subnormal-only", np.array([1e-39, 2e-39, 3e-39, 0.0], np.float32)),
+                _case("subnormal-pair", np.array([0.0, 1.6647e-42], np.float32)),
+                _case("normal-with-subnormal", np.array([1.0, 1e-42, -1.0, 0.5], np.float32))]
+
+
+@register
 class GroupSizeMultiple(Check):
     id = "normalization.group_size_multiple"
     component = GROUP

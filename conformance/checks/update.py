@@ -7,7 +7,7 @@ from .. import inputs
 from ..adapters import base as caps
 from ..spec import EMB_PARAM, EXCLUDED, MM_PARAM, PARAM, NoiserConfig, Population
 from ..tolerances import compare
-from ._common import flat, requires
+from ._common import requires
 from ._updates import UpdateCheck, make_tree, update_case
 from .base import Case, register
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from ._triton import triton_usable
+from .cpu_linear import linear
 
 _FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -90,22 +91,21 @@ def _check_layer(x, weight, a_t, xb, signs, rows_per_member):
 def perturbed_linear(x: torch.Tensor, weight: torch.Tensor, a_t: torch.Tensor, xb: torch.Tensor,
                      signs: torch.Tensor, a_scale: float, *, rows_per_member: int, activation: str = "identity",
                      bias: torch.Tensor | None = None, b_next_t: torch.Tensor | None = None,
-                     out: torch.Tensor | None = None, row_sums: bool = False, fused: bool = False):
+                     row_sums: bool = False, fused: bool = False):
     """One perturbed layer for all members, optionally projecting its output for the next layer.
 
     x: ``(M, in)``; weight: ``(out, in)``; a_t: ``(P, r, out)`` unit normals; xb: ``(M, r)``
     float32 from :func:`project`; signs: ``(N,)`` from :func:`member_signs`; a_scale: from
-    :func:`lora_scale`; bias: ``(out,)`` shared
-    or ``(N, out)`` per member; b_next_t: the next layer's ``(P, r', out)``; out: ``(M, out)``
-    buffer for the result. Returns ``(y, xb_next, sums)``: ``y`` ``(M, out)`` (None when only
+    :func:`lora_scale`; bias: ``(out,)`` shared or ``(N, out)`` per member; b_next_t: the next
+    layer's ``(P, r', out)``. Returns ``(y, xb_next, sums)``: ``y`` ``(M, out)`` (None when only
     ``row_sums`` is wanted from the fused kernel), ``xb_next`` ``(M, r')`` float32 or None, and
     ``sums`` ``(M,)`` float32 row sums of ``y`` or None.
     """
     _check_layer(x, weight, a_t, xb, signs, rows_per_member)
-    h = torch.mm(x, weight.T, out=out)
     if fused and bias is None:
         from .lowrank_kernels import launch_correction
 
+        h = torch.mm(x, weight.T)
         sums = torch.empty(x.shape[0], dtype=torch.float32, device=x.device) if row_sums else None
         keep_y = not row_sums or b_next_t is not None
         launch_correction(h, h if keep_y else None, xb, signs, a_scale, a_t, rows_per_member=rows_per_member,
@@ -114,11 +114,14 @@ def perturbed_linear(x: torch.Tensor, weight: torch.Tensor, a_t: torch.Tensor, x
         return (h if keep_y else None), xb_next, sums
     members = x.shape[0] // rows_per_member
     signed = (xb.view(members, rows_per_member, -1) * signs[:, None, None]).to(x.dtype)
-    # Rounding the correction before adding it, as upstream does (baddbmm would accumulate into h).
-    h.view(a_t.shape[0], -1, h.shape[1]).add_(torch.bmm(_pairs_view(signed, a_t.shape[0]), a_t * a_scale))
-    if bias is not None:
-        h.view(members, rows_per_member, -1).add_(bias if bias.ndim == 1 else bias[:, None, :])
-    y = _activate_(h, activation)
+    # The correction is rounded before it is added, as upstream adds x @ B @ A.T to x @ W.T.
+    correction = torch.bmm(_pairs_view(signed, a_t.shape[0]), a_t * a_scale).view(x.shape[0], -1)
+    if bias is None:
+        y = linear(x, weight, add=correction, activation=activation)
+    else:
+        y = linear(x, weight, add=correction)
+        y.view(members, rows_per_member, -1).add_(bias if bias.ndim == 1 else bias[:, None, :])
+        y = _activate_(y, activation)
     xb_next = None if b_next_t is None else project(y, b_next_t, rows_per_member=rows_per_member)
     sums = y.sum(1, dtype=torch.float32) if row_sums else None
     return y, xb_next, sums

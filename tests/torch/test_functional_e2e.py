@@ -10,7 +10,7 @@ import torch
 from conformance.tolerances import assert_parity
 from eggroll_torch.examples.mlp_e2e import run_mlp_example
 from jax_reference.examples.mlp_e2e import run_mlp_example as run_reference
-from parity_support import assert_tree_parity
+from parity_support import CUDA, assert_tree_parity
 
 EPOCHS = 10
 
@@ -32,6 +32,16 @@ def test_e2e_mlp_trajectory(runs):
     assert len(torch_run.params) == EPOCHS
     for epoch in range(EPOCHS):
         assert_tree_parity(torch_run.params[epoch], jax_run.params[epoch], "trajectory", what=f"epoch {epoch}")
+
+
+@pytest.mark.parametrize("device", [CUDA])
+def test_e2e_mlp_trajectory_on_device(runs, device):
+    """The same run with every tensor on ``device``: inputs exact, params within trajectory."""
+    _, jax_run = runs
+    device_run = run_mlp_example(epochs=EPOCHS, device=device)
+    for epoch in range(EPOCHS):
+        assert_parity(device_run.inputs[epoch], np.asarray(jax_run.inputs[epoch]), "exact", what=f"inputs {epoch}")
+        assert_tree_parity(device_run.params[epoch], jax_run.params[epoch], "trajectory", what=f"epoch {epoch}")
 
 
 def test_e2e_training_improves_fitness(runs):
