@@ -1,7 +1,7 @@
 """The one collective the distributed trainer uses, with failures turned into a clear error.
 
 Every exchange is an all-gather of a tensor of the same size on every rank (fixed layout,
-``torch.distributed.all_gather_single``): rank ``r``'s tensor lands at row ``r`` in every rank's
+``torch.distributed.all_gather_into_tensor``): rank ``r``'s tensor lands at row ``r`` in every rank's
 output, untouched, so all ranks read identical bits. Nothing is ever summed across ranks.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ def all_gather_rows(tensor: torch.Tensor, *, group=None, what: str) -> torch.Ten
     world_size = dist.get_world_size(group)
     out = torch.empty(world_size * tensor.numel(), dtype=tensor.dtype, device=tensor.device)
     try:
-        dist.all_gather_single(out, tensor.contiguous().view(-1), group=group)
+        dist.all_gather_into_tensor(out, tensor.contiguous().view(-1), group=group)
     except RuntimeError as error:
         raise RankFailureError(
             f"rank {dist.get_rank(group)}: {what} did not complete: another rank died, hung past the "

@@ -1,15 +1,18 @@
 """Fast EGGROLL kernels: the same noise as the parity path, computed in bulk.
 
 - :mod:`.noise`: every antithetic pair's draws for a group of parameters in one call (a fused
-  threefry + normal Triton kernel on CUDA), bit for bit :func:`eggroll_torch.random.normal`.
+  threefry + normal Triton kernel on CUDA, a compiled C loop on the CPU), bit for bit
+  :func:`eggroll_torch.random.normal`.
 - :mod:`.lowrank`: a layer's perturbed forward for the whole population as one shared matmul
-  plus rank-``r`` corrections (fused with the activation by a Triton kernel on CUDA).
+  plus rank-``r`` corrections (fused with the activation by a Triton kernel on CUDA; the shared
+  matmul through oneDNN on the CPU, :mod:`.cpu_linear`).
 - :mod:`.update`: the update as one matmul per layer over the pairs' stacked factors.
 - :mod:`.fitness`: upstream's fitness shaping on the device.
 - :mod:`.stack`: all of the above for stacks of linear layers (MLPs).
 - :mod:`.graphs`: a generation replayed as one CUDA graph.
 
-Triton is optional (not a dependency); without it everything runs in torch ops.
+Triton and a C compiler are optional; without them everything runs in torch ops, with the same
+noise bits.
 """
 from .fitness import standardize
 from .graphs import GraphedStep

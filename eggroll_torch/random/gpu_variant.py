@@ -15,11 +15,12 @@ because the operations inside ``erf_inv`` are compiled differently:
   path; the recording agrees with it bit for bit): the argument is reduced to ``[-1/4, 1/2]``
   with a round-toward-zero ``1 + a`` and exponent arithmetic on the bit pattern, then a
   degree-10 polynomial is evaluated with explicit ``fmaf``.
-* ``sqrt`` is taken correctly rounded here. On the H100 it is NOT: the recording is explained
-  exactly by a square root that returns either float32 neighbour of the exact root, as
-  ``sqrt.approx.f32`` does (libdevice's ``__nv_sqrtf`` without ``__CUDA_PREC_SQRT``; ptxas turns
-  it into one ``MUFU.SQRT`` for sm_90), whose choice follows unpublished hardware tables.
-  This affects only the ``w >= 5`` branch (``|u| > 0.99663``, 28309 of the 2**23 entries).
+* ``sqrt`` is the GPU's approximate ``sqrt.approx.f32`` (libdevice's ``__nv_sqrtf`` without
+  ``__CUDA_PREC_SQRT``; ptxas turns it into one ``MUFU.SQRT`` for sm_90), which returns either
+  float32 neighbour of the exact root by unpublished hardware tables. It only matters in the
+  ``w >= 5`` branch (``|u| > 0.99663``, 28309 of the 2**23 entries). When the table is built for
+  a CUDA device, that instruction itself computes the root (:func:`cuda_sqrt_approx`); without
+  a GPU the root is correctly rounded, which differs in 4,243 tail entries by 1 to 3 ulps.
 
 Every float32 operation is emulated in float64 with one rounding to float32 (exact for
 ``+ - *`` of float32 inputs); ``fma`` rounds the float64 sum to odd first, so the final rounding
@@ -28,8 +29,8 @@ cannot round twice.
 Verified against ``jax.random.normal`` under ``jit`` on an NVIDIA H100 (jax 0.11.2; vectors in
 ``tests/random/vectors/gpu_f32_diffs_jax0112.npz``, checked by
 ``tests/random/test_gpu_variant.py``): all 8,360,299 entries with ``w < 5`` match bit for bit;
-4,243 of the 28,309 entries with ``w >= 5`` differ by 1 to 3 float32 ulps, all of them
-explained by the approximate square root landing on the other neighbour of the exact root.
+with the hardware square root (measured on an H200, same sm_90 instruction) all 28,309 tail
+entries match too; with the correctly rounded root 4,243 of them differ by 1 to 3 ulps.
 """
 from __future__ import annotations
 
@@ -120,16 +121,44 @@ def log1p_libdevice(a: np.ndarray) -> np.ndarray:
     return _fma(exponent, _LN2, r)
 
 
-def erf_inv_gpu(u: np.ndarray) -> np.ndarray:
+def _sqrt_rn(w: np.ndarray) -> np.ndarray:
+    return np.sqrt(w.astype(_F64)).astype(_F32)
+
+
+def cuda_sqrt_approx(device):
+    """A float32 numpy -> numpy square root run by the GPU's own ``sqrt.approx.f32`` on ``device``.
+
+    The instruction's rounding is not published, so the only exact source of XLA:GPU's root is
+    the hardware itself; torch's jiterator compiles the one-instruction kernel at first use.
+    """
+    import torch
+
+    kernel = torch.cuda.jiterator._create_jit_fn(
+        'template <typename T> T sqrt_approx(T x) { float r; '
+        'asm("sqrt.approx.f32 %0, %1;" : "=f"(r) : "f"(x)); return r; }'
+    )
+
+    def root(w: np.ndarray) -> np.ndarray:
+        values = torch.from_numpy(np.ascontiguousarray(w, dtype=_F32)).to(device)
+        return kernel(values).cpu().numpy()
+
+    return root
+
+
+def erf_inv_gpu(u: np.ndarray, sqrt=_sqrt_rn) -> np.ndarray:
     """XLA:GPU's float32 ``erf_inv`` for ``u`` in ``(-1, 1)`` (shape preserved).
 
-    Both branches are evaluated and selected, as the compiled kernel does. The square root is
-    correctly rounded, unlike the GPU's approximate one (see the module docstring).
+    Both branches are evaluated and selected, as the compiled kernel does. ``sqrt`` maps float32
+    to float32; the default is correctly rounded, :func:`cuda_sqrt_approx` is the GPU's own
+    (exact) one (see the module docstring).
     """
     u = np.asarray(u, dtype=_F32)
     w = -log1p_libdevice(_mul(u, -u))
     central = w < _F32(5.0)
-    root = np.sqrt(w.astype(_F64)).astype(_F32)
+    root = _sqrt_rn(w)
+    tail = ~central
+    if tail.any():
+        root[tail] = sqrt(w[tail])
     t = np.where(central, _add(w, _F32(-2.5)), _add(root, _F32(-3.0)))
     p = np.where(central, _ERFINV_CENTRAL[0], _ERFINV_TAIL[0])
     for c_central, c_tail in zip(_ERFINV_CENTRAL[1:], _ERFINV_TAIL[1:]):
@@ -145,12 +174,12 @@ def uniform_from_mantissa(m: np.ndarray) -> np.ndarray:
     return np.maximum(lo, _add(_mul(unit, _F32(1.0) - lo), lo))
 
 
-def normal_float32_table_gpu() -> np.ndarray:
+def normal_float32_table_gpu(sqrt=_sqrt_rn) -> np.ndarray:
     """Float32 ``jax.random.normal`` on XLA:GPU for every mantissa: shape ``(2**23,)``, float32.
 
     Entry ``m`` is the normal drawn from a random 32-bit word whose top 23 bits are ``m`` (the
-    low 9 bits are discarded by ``jax.random.uniform``). Exact for ``|u| <= 0.99663``; see the
-    module docstring for the tail entries the GPU's approximate square root changes.
+    low 9 bits are discarded by ``jax.random.uniform``). ``sqrt`` as in :func:`erf_inv_gpu`:
+    exact everywhere with :func:`cuda_sqrt_approx`, else exact for ``|u| <= 0.99663``.
     """
     u = uniform_from_mantissa(np.arange(N_MANTISSAS, dtype=np.uint32))
-    return _mul(erf_inv_gpu(u), _SQRT2)
+    return _mul(erf_inv_gpu(u, sqrt), _SQRT2)

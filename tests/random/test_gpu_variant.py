@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conformance.tolerances import assert_parity
 from eggroll_torch.random.gpu_variant import N_MANTISSAS, normal_float32_table_gpu
+from eggroll_torch.random.normal_tables import normal_table
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
@@ -106,7 +108,24 @@ def test_random_normal_gpu_f32_differs_from_cpu_where_recorded(table, cpu_table,
     assert_parity(differs[central], recorded_differs[central], "exact", what="GPU != CPU mask")
 
 
-@pytest.mark.xfail(strict=True, reason="the GPU's sqrt.approx.f32 (MUFU.SQRT) is not emulated; it "
-                   "picks the other float32 neighbour of sqrt(w) in 4243 of the w >= 5 entries")
+@pytest.mark.xfail(strict=True, reason="without a GPU the tail's sqrt is correctly rounded, while "
+                   "XLA:GPU's sqrt.approx.f32 picks the other float32 neighbour of sqrt(w) in 4243 "
+                   "of the w >= 5 entries")
 def test_random_normal_gpu_f32_tail_exact(table, gpu_truth, central):
     assert_parity(table[~central], gpu_truth[~central], "exact", what="GPU normals, |u| >= 0.9966")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device for its sqrt.approx.f32")
+def test_random_normal_gpu_f32_all_exact_on_cuda(gpu_truth):
+    table = normal_table(torch.float32, "cuda", variant="gpu").cpu().numpy()
+    assert_parity(table, gpu_truth, "exact", what="GPU normals built on a CUDA device, every mantissa")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device for its sqrt.approx.f32")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_random_normal_gpu_half_equals_cpu_on_cuda(dtype):
+    # Measured on an H100 with jax 0.11.2: XLA:GPU's float16/bfloat16 normals equal XLA:CPU's.
+    gpu = normal_table(dtype, "cuda", variant="gpu").cpu()
+    assert_parity(gpu, normal_table(dtype, "cpu", variant="cpu"), "exact", what=f"{dtype} GPU table")

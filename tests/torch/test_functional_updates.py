@@ -11,6 +11,7 @@ import torch
 
 import jax_reference.models.common as jcommon
 import jax_reference.noiser as jnoiser
+from conformance.tolerances import assert_parity
 from eggroll_torch import optim, tree
 from eggroll_torch.models import common
 from eggroll_torch import noiser as tnoiser
@@ -118,8 +119,11 @@ def test_update_batched_equals_plain(device, scan):
     for batched in (False, True):
         frozen, nparams = tnoiser.eggroll.EggRoll.init_noiser(params, SIGMA, LR, rank=2, use_batched_update=batched)
         results.append(tnoiser.eggroll.EggRoll.do_updates(frozen, nparams, params, keys, fitness, pop, es_map)[1])
+    # On CPU both paths run the same kernels, bit for bit; cuBLAS picks a different algorithm for
+    # a batched product than for a single one, so on CUDA they agree to summation order only.
+    kind = "exact" if device == "cpu" else "reduction"
     for plain, batched in zip(tree.leaves(results[0]), tree.leaves(results[1])):
-        assert torch.equal(plain, batched)
+        assert_parity(batched, plain, kind, dtype="float32", what="batched vs plain update")
 
 
 def test_update_batched_matches_reference():
