@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--f32-matmul", choices=("highest", "high"), default="highest",
                      help="float32 matmul precision for both torch and JAX ('high' allows TF32)")
     run.add_argument("--no-report", action="store_true", help="do not regenerate reports/PERFORMANCE.md")
+    run.add_argument("--parts", default="workloads,sweep,random,trainer",
+                     help="comma-separated subset of workloads,sweep,random,trainer (default: all, in that "
+                          "order of priority under the time budget)")
     report = commands.add_parser("report", help="write reports/PERFORMANCE.md and plots from results JSONs")
     report.add_argument("results", nargs="*", help="results JSONs (default: reports/bench_cpu.json and "
                                                    "reports/bench_cuda.json, those that exist)")
@@ -52,6 +55,12 @@ def main(argv=None) -> int:
         written = write_report(args.results or None, args.reports_dir)
         print("\n".join(written))
         return 0
+    from .workloads import PARTS
+
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        sys.exit(f"--parts: unknown {unknown}; choose from {','.join(PARTS)}")
     _prepare_frameworks(args.device, args.f32_matmul)
     from .report import print_summary, write_report
     from .runner import Runner
@@ -66,7 +75,7 @@ def main(argv=None) -> int:
         out = os.path.join("reports", f"bench_{args.device}.json")
     budget = args.budget_s if args.budget_s is not None else DEFAULT_BUDGET_S[args.device]
     runner = Runner(args.device, quick=args.quick, out=out, budget_s=budget, f32_matmul=args.f32_matmul)
-    results = runner.run()
+    results = runner.run(parts)
     print_summary(results)
     print(f"results: {out}")
     if not args.no_report and not args.quick:

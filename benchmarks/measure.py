@@ -57,7 +57,7 @@ class PeakMemory:
     """Peak memory while the ``with`` block runs, above what was in use when it started.
 
     CUDA: torch's allocator statistics (``max_memory_allocated``). CPU: the process's resident
-    set sampled every millisecond (approximate; includes every framework's allocations).
+    set sampled every 5 ms (approximate; includes every framework's allocations).
     ``jax_device``: a JAX device whose allocator reports ``peak_bytes_in_use``; its peak is
     process-wide and cannot be reset, so it is reported as is.
     """
@@ -71,7 +71,7 @@ class PeakMemory:
     def _sample(self):
         while not self._stop.is_set():
             self._peak = max(self._peak, _rss_bytes())
-            time.sleep(0.001)
+            time.sleep(0.005)
 
     def __enter__(self):
         if self.jax_device is not None:

@@ -78,13 +78,13 @@ class MLPExample:
 
     def _torch_params(self) -> dict:
         dtype = getattr(torch, self.wl.dtype)
-        return {name: {leaf: torch.from_numpy(np.asarray(value, dtype=np.float32)).to(self.device, dtype)
+        return {name: {leaf: torch.from_numpy(np.array(value, dtype=np.float32)).to(self.device, dtype)
                        for leaf, value in layer.items()}
                 for name, layer in self.params.items()}
 
     def _torch_inputs(self) -> torch.Tensor:
         dtype = getattr(torch, self.wl.dtype)
-        return torch.from_numpy(np.asarray(self.x, dtype=np.float32)).to(self.device, dtype)
+        return torch.from_numpy(np.array(self.x, dtype=np.float32)).to(self.device, dtype)
 
     def torch_generation(self):
         """Callable: one generation of :class:`eggroll_torch.fast.LowRankStack` with

@@ -1,7 +1,7 @@
 """Runs the plan of one device: every workload's variants, the sweep, and the PRNG benchmark.
 
 Each measurement is isolated: an out-of-memory or any other error is recorded in the results
-(and printed) and the run moves on. The results JSON is rewritten after every workload, so an
+(and printed) and the run moves on. The results JSON is rewritten after every measurement, so an
 interrupted run still leaves its partial results. A time budget skips what would not fit.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from . import ratios as ratio_defs
 from .environment import describe
 from .measure import PeakMemory, cuda_sync, jax_sync, no_sync, time_call
-from .workloads import plan
+from .workloads import PARTS, plan
 
 SCHEMA = 1
 
@@ -101,17 +101,16 @@ class Runner:
         return self._jax_device
 
     # -- one measurement -----------------------------------------------------------------------
-    def measure(self, workload: str, variant: str, build, *, framework: str = "torch", min_reps: int = 3,
-                target_s: float | None = None, min_left_s: float = 0.0) -> dict:
-        """Build a callable with ``build()`` and time it; never raises."""
+    def measure(self, workload: str, variant: str, build, *, into: dict, framework: str = "torch",
+                min_reps: int = 3, target_s: float | None = None, min_left_s: float = 0.0) -> None:
+        """Build a callable with ``build()``, time it and store the record as ``into[variant]``
+        (then save the results); never raises."""
         if self.left() < min_left_s:
-            record = {"error": f"skipped: {self.left():.0f} s of the time budget left"}
-            self._log(workload, variant, record)
-            return record
+            self._record(workload, variant, into, {"error": f"skipped: {self.left():.0f} s of the time budget left"})
+            return
         if framework == "jax" and self.jax_problem():
-            record = {"error": f"skipped: {self.jax_problem()}"}
-            self._log(workload, variant, record)
-            return record
+            self._record(workload, variant, into, {"error": f"skipped: {self.jax_problem()}"})
+            return
         if framework == "jax":
             sync = jax_sync
         else:
@@ -137,14 +136,24 @@ class Runner:
         finally:
             del fn
             _free(self.device)
+        self._record(workload, variant, into, record)
+
+    def _record(self, workload: str, variant: str, into: dict, record: dict) -> None:
+        into[variant] = record
         self._log(workload, variant, record)
-        return record
+        self.save()
 
     # -- workloads -----------------------------------------------------------------------------
+    def new_entry(self, wl) -> dict:
+        """A workload's results, registered now so that every measurement is saved as it lands."""
+        entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
+        self.results["workloads"].append(entry)
+        return entry
+
     def run_stack(self, wl) -> dict:
         from .torch_stack import TorchStack
 
-        entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
+        entry = self.new_entry(wl)
         m = entry["measurements"]
         try:
             side = TorchStack(wl, self.device)
@@ -153,17 +162,16 @@ class Runner:
             print(f"[{self.device}] {wl.name}: could not build the model: {entry['error']}", flush=True)
             _free(self.device)
             return entry
-        m["inference"] = self.measure(wl.name, "inference", side.inference)
-        m["randn"] = self.measure(wl.name, "randn", side.randn)
-        m["noise"] = self.measure(wl.name, "noise", side.noise)
-        m["forward"] = self.measure(wl.name, "forward", side.forward)
-        m["generation"] = self.measure(wl.name, "generation", side.generation)
+        self.measure(wl.name, "inference", side.inference, into=m)
+        self.measure(wl.name, "randn", side.randn, into=m)
+        self.measure(wl.name, "noise", side.noise, into=m)
+        self.measure(wl.name, "forward", side.forward, into=m)
+        self.measure(wl.name, "generation", side.generation, into=m)
         if self.device == "cuda":
-            m["generation_torch_ops"] = self.measure(wl.name, "generation_torch_ops",
-                                                     lambda: side.generation(fused=False))
+            self.measure(wl.name, "generation_torch_ops", lambda: side.generation(fused=False), into=m)
             if "error" in m["generation"] and not m["generation"]["error"].startswith(("out of memory", "skipped")):
-                m["generation_no_triton"] = self.measure(wl.name, "generation_no_triton",
-                                                         lambda: side.generation(fused=False, noise_kernel=None))
+                self.measure(wl.name, "generation_no_triton", lambda: side.generation(fused=False, noise_kernel=None),
+                             into=m)
         weights = side.weights_numpy()
         del side
         _free(self.device)
@@ -182,15 +190,14 @@ class Runner:
             return holder["side"]
 
         for variant in ("inference", "forward", "generation"):
-            m[f"jax_{variant}"] = self.measure(wl.name, f"jax_{variant}", lambda v=variant: getattr(side(), v)(),
-                                               framework="jax")
+            self.measure(wl.name, f"jax_{variant}", lambda v=variant: getattr(side(), v)(), framework="jax", into=m)
         holder.clear()
         _free(self.device)
 
     def run_mlp_example(self, wl) -> dict:
         from .mlp_example import MLPExample
 
-        entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
+        entry = self.new_entry(wl)
         m = entry["measurements"]
         example = MLPExample(wl, self.device)
         # A few microseconds of work per op: one thread, because OpenMP's fork and join for a
@@ -199,12 +206,12 @@ class Runner:
         torch.set_num_threads(1)
         entry["torch_threads"] = 1
         try:
-            m["inference"] = self.measure(wl.name, "inference", example.torch_inference)
-            m["generation"] = self.measure(wl.name, "generation", example.torch_generation)
+            self.measure(wl.name, "inference", example.torch_inference, into=m)
+            self.measure(wl.name, "generation", example.torch_generation, into=m)
         finally:
             torch.set_num_threads(threads)
-        m["jax_inference"] = self.measure(wl.name, "jax_inference", example.jax_inference, framework="jax")
-        m["jax_generation"] = self.measure(wl.name, "jax_generation", example.jax_generation, framework="jax")
+        self.measure(wl.name, "jax_inference", example.jax_inference, framework="jax", into=m)
+        self.measure(wl.name, "jax_generation", example.jax_generation, framework="jax", into=m)
         entry["ratios"] = ratio_defs.mlp_ratios(m)
         return entry
 
@@ -219,42 +226,41 @@ class Runner:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                m["nn_trainer"] = self.measure(wl.name, "nn_trainer", MLPExample(wl, self.device).nn_trainer)
+                self.measure(wl.name, "nn_trainer", MLPExample(wl, self.device).nn_trainer, into=m)
             finally:
                 torch.set_num_threads(threads)
             entry["ratios"] = ratio_defs.mlp_ratios(m)
             return
-        m["nn_trainer"] = self.measure(wl.name, "nn_trainer", lambda: TorchStack(wl, self.device).nn_trainer(),
-                                       min_reps=2, target_s=0.0, min_left_s=60.0)
+        self.measure(wl.name, "nn_trainer", lambda: TorchStack(wl, self.device).nn_trainer(), min_reps=2,
+                     target_s=0.0, min_left_s=40.0, into=m)
         entry["ratios"] = ratio_defs.stack_ratios(wl, m)
 
-    def run_sweep(self, sweep) -> dict:
+    def run_sweep(self, sweep, reserve_s: float) -> dict:
         from .jax_stack import JaxStack
         from .torch_stack import TorchStack
 
         result = {"config": sweep.base.config(), "points": []}
+        self.results["sweep"] = result
         for wl in sweep.points():
             point = {"members": wl.members, "tokens": wl.tokens}
-            if self.left() < 20:
+            result["points"].append(point)
+            if self.left() < reserve_s + 20:
                 point["error"] = "skipped: time budget"
                 print(f"[{self.device}] sweep N={wl.members}: skipped (time budget)", flush=True)
-                result["points"].append(point)
                 continue
             try:
                 side = TorchStack(wl, self.device)
-                point["inference"] = self.measure(wl.name, "inference", side.inference)
-                point["generation"] = self.measure(wl.name, "generation", side.generation)
+                self.measure(wl.name, "inference", side.inference, into=point)
+                self.measure(wl.name, "generation", side.generation, into=point)
                 weights = side.weights_numpy()
                 del side
                 _free(self.device)
-                point["jax_generation"] = self.measure(
+                self.measure(
                     wl.name, "jax_generation", lambda: JaxStack(wl, weights, self.f32_matmul).generation(),
-                    framework="jax", min_left_s=10.0)
+                    framework="jax", min_left_s=10.0, into=point)
             except Exception as error:  # noqa: BLE001
                 point["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
                 _free(self.device)
-            result["points"].append(point)
-            self.results["sweep"] = result
             self.save()
         return result
 
@@ -263,7 +269,7 @@ class Runner:
         on the CPU with an eighth of its default population, to stay within ``make bench``'s budget."""
         if self.quick or importlib.util.find_spec("benchmarks.bench_random") is None:
             return
-        if self.left() < (100 if self.device == "cuda" else 60):
+        if self.left() < 60:
             self.results["random"] = {"error": "skipped: time budget"}
             return
         try:
@@ -292,26 +298,31 @@ class Runner:
             print(f"[{self.device} {self.elapsed():6.0f}s] normal table {dtype}: built in {built[dtype]} s", flush=True)
         self.results["normal_table_build_s"] = built
 
-    def run(self) -> dict:
+    def run(self, parts=PARTS) -> dict:
+        """Measure the ``parts`` of the plan (see :data:`PARTS`), in that order of priority."""
         workloads, sweep = plan(self.device, self.quick)
         self.build_normal_tables([*workloads, sweep.base])
         from .selfcheck import run as selfcheck
 
         self.results["selfcheck"] = selfcheck(self.device)
         print(f"[{self.device} {self.elapsed():6.0f}s] self-check: {json.dumps(self.results['selfcheck'])}", flush=True)
-        for wl in workloads:
-            if self.left() < 30:
-                self.results["workloads"].append({"name": wl.name, "config": wl.config(),
-                                                  "error": "skipped: time budget"})
-                continue
-            entry = self.run_mlp_example(wl) if wl.kind == "mlp_example" else self.run_stack(wl)
-            self.results["workloads"].append(entry)
-            self.save()
-        self.run_sweep(sweep)
-        for wl, entry in zip(workloads, self.results["workloads"]):
-            if "measurements" in entry:
-                self.run_trainer(wl, entry)
-                self.save()
-        self.run_random_benchmark()
+        if "workloads" in parts:
+            for wl in workloads:
+                if self.left() < 30:
+                    self.results["workloads"].append({"name": wl.name, "config": wl.config(),
+                                                      "error": "skipped: time budget"})
+                elif wl.kind == "mlp_example":
+                    self.run_mlp_example(wl)
+                else:
+                    self.run_stack(wl)
+        if "sweep" in parts:
+            # Leave time for the PRNG benchmark, which comes next.
+            self.run_sweep(sweep, reserve_s=60.0 if "random" in parts and not self.quick else 0.0)
+        if "random" in parts:
+            self.run_random_benchmark()
+        if "trainer" in parts:
+            for wl, entry in zip(workloads, self.results["workloads"]):
+                if "measurements" in entry:
+                    self.run_trainer(wl, entry)
         self.save()
         return self.results

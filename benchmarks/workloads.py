@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 
+# What a run measures, in priority order: the workloads with their baselines, the population
+# sweep, benchmarks/bench_random.py, then eggroll_torch.nn's trainer on the same workloads.
+PARTS = ("workloads", "sweep", "random", "trainer")
+
+
 @dataclass(frozen=True)
 class StackWorkload:
     """L square layers of width ``width`` (tanh between), ``members`` x ``tokens`` rows."""

@@ -254,7 +254,7 @@ def _optimizer(ctx):
                 c = compare(v, exp.outputs[f"step{i}/{k}"], "reduction")
                 worst_abs, worst_ulp = max(worst_abs, c.max_abs), max(worst_ulp, c.max_ulp)
         rows[label] = (worst_abs, worst_ulp)
-    text = "; ".join(f"{k}: max abs {a:.1e} ({u:.0f} ULP)" for k, (a, u) in rows.items())
+    text = "; ".join(f"{k}: max abs {a:.1e} ({u:.2g} ULP)" for k, (a, u) in rows.items())
     adamw_bad = rows["AdamW (defaults)"][1] > 64
     return ("false" if adamw_bad else "holds",
             f"after {len(case['grads'])} steps vs optax: {text}. torch AdamW's default weight_decay is 1e-2, "

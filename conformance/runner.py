@@ -160,8 +160,13 @@ def run_check(check, adapter, reference: Reference, profile: str) -> CheckResult
     start = time.perf_counter()
     p = plan(check, adapter)
     result = CheckResult(check.id, adapter.name, check.component, check.impact, "skip", p.mode, note=p.reason)
+    try:
+        cases = check.cases(profile) if p.mode != "none" else []
+    except caps.Unsupported as e:
+        p = Plan("none", str(e))
+        result.mode, result.note = p.mode, p.reason
     if p.mode != "none":
-        result.cases = [run_case(check, adapter, case, reference, p.mode) for case in check.cases(profile)]
+        result.cases = [run_case(check, adapter, case, reference, p.mode) for case in cases]
         if p.mode == "reference":
             hyp = run_hypothesis(check, adapter, reference, profile)
             if hyp is not None:

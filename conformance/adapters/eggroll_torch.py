@@ -67,7 +67,7 @@ class EggrollTorchAdapter(base.Adapter):
         name = dtype or ("bfloat16" if arr.dtype.name == "bfloat16" else None)
         if arr.dtype.name == "bfloat16":
             arr = arr.astype(np.float32)
-        t = torch.as_tensor(np.ascontiguousarray(arr), device=self.device)
+        t = torch.as_tensor(np.array(arr, order="C", copy=True), device=self.device)
         return t.to(torch_dtype(name)) if name else t
 
     def key(self, words):

@@ -36,8 +36,10 @@ def make_tree(name: str, leaves: dict, dtype: str = "float32", zero: bool = True
 def _cast(value: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "float32":
         return value
-    import ml_dtypes
-
+    try:
+        import ml_dtypes
+    except ImportError as e:
+        raise caps.Unsupported(f"{dtype} inputs need ml_dtypes (installed with jaxlib)") from e
     return value.astype(getattr(ml_dtypes, dtype))
 
 

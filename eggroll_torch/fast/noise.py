@@ -7,7 +7,8 @@ pairs and all parameters of a group at once. The values are those of
 :func:`eggroll_torch.random.normal` for the same member keys, bit for bit, whichever way they
 are computed: a fused Triton kernel on CUDA (:mod:`.threefry_kernel`), a compiled C loop on the
 CPU (:mod:`.threefry_cpu`), or else the ``eggroll_torch.random`` functions, a few thousand keys
-at a time so the work stays in cache.
+at a time so the work stays in cache. Odd populations need no special case: the last pair's
+second member is simply not used.
 """
 from __future__ import annotations
 
@@ -57,6 +58,19 @@ def _check(layer_keys, out, noise_reuse):
         raise ValueError(f"noise_reuse must be an int >= 0, got {noise_reuse!r}")
 
 
+def _check_kernel(kernel, out: torch.Tensor) -> None:
+    if kernel not in ("triton", "c", None):
+        raise ValueError(f"kernel must be 'auto', 'triton', 'c' or None; got {kernel!r}")
+    if kernel is None:
+        return
+    if out.dtype not in _KERNEL_DTYPES:
+        raise ValueError(f"kernel={kernel!r} draws float32, bfloat16 or float16, not {out.dtype}; use kernel=None")
+    if kernel == "c" and (out.device.type != "cpu" or threefry_cpu.library() is None):
+        raise ValueError("kernel='c' needs a CPU tensor and a C compiler (cc or $CC); use kernel='auto'")
+    if kernel == "triton" and not triton_usable(out.device):
+        raise ValueError(f"kernel='triton' cannot run on {out.device} here (needs CUDA and triton); use kernel='auto'")
+
+
 def _epoch_tensor(epoch, device) -> torch.Tensor:
     if torch.is_tensor(epoch):
         if epoch.numel() != 1 or epoch.dtype.is_floating_point:
@@ -89,8 +103,7 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
     _check(layer_keys, out, noise_reuse)
     if kernel == "auto":
         kernel = use_kernel(out.device, out.dtype)
-    if kernel not in ("triton", "c", None):
-        raise ValueError(f"kernel must be 'auto', 'triton', 'c' or None; got {kernel!r}")
+    _check_kernel(kernel, out)
     if kernel is not None:
         fmt = FORMATS[out.dtype]
         bits = {"shift": fmt.draw_width - fmt.mantissa, "mask": (1 << fmt.mantissa) - 1}

@@ -4,6 +4,14 @@
 
 #define BATCH 64
 
+/* One build runs at the widest vector width the CPU has (x86-64 compilers with ifunc support);
+ * elsewhere threefry_cpu.py builds with EGGROLL_NO_CLONES and the compiler's default target. */
+#if defined(__x86_64__) && !defined(EGGROLL_NO_CLONES)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 static inline uint32_t rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
 
 #define ROUND(r) do { y0 += y1; y1 = rotl(y1, r) ^ y0; } while (0)
@@ -28,7 +36,7 @@ static inline void threefry2x32(uint32_t k0, uint32_t k1, uint32_t x0, uint32_t 
 
 /* out[l, p, j, k] (strides in elements) = table[mantissa(hash(member_key(l, p), j * cols + k))]
  * with member_key(l, p) = fold_in(fold_in(keys[l], true_epoch), p); elements are 4 or 2 bytes. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+VECTOR_CLONES
 void eggroll_pair_normals(const uint32_t *keys, int64_t layers, int64_t pairs, uint32_t true_epoch,
                           int64_t rows, int64_t cols, const void *table, int64_t elem_bytes,
                           int64_t shift, uint32_t mask, void *out, int64_t stride_l, int64_t stride_p,

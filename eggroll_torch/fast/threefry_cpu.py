@@ -22,6 +22,7 @@ import torch
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "threefry_cpu.c")
 _FLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
+_FALLBACK_FLAGS = ("-DEGGROLL_NO_CLONES",)
 _I64 = ctypes.c_int64
 
 
@@ -34,11 +35,12 @@ def _compile(compiler: str, target: str) -> bool:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *_FLAGS, _SOURCE, "-o", tmp], capture_output=True, timeout=120)
-        if done.returncode != 0:
-            return False
-        os.replace(tmp, target)  # atomic: concurrent first uses never load a partial file
-        return True
+        for extra in ((), _FALLBACK_FLAGS):
+            done = subprocess.run([compiler, *_FLAGS, *extra, _SOURCE, "-o", tmp], capture_output=True, timeout=120)
+            if done.returncode == 0:
+                os.replace(tmp, target)  # atomic: concurrent first uses never load a partial file
+                return True
+        return False
     except (OSError, subprocess.SubprocessError):
         return False
     finally:

@@ -1,4 +1,4 @@
-"""Run by test_triton_kernels.py in a fresh process with ``TRITON_INTERPRET=1``: checks every
+"""Run by test_fast_triton_kernels.py in a fresh process with ``TRITON_INTERPRET=1``: checks every
 Triton kernel of eggroll_torch.fast on CPU tensors and prints one JSON object
 ``{check: {"ok": bool, "detail": str}}``.
 

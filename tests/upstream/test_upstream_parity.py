@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import importlib.util
 import inspect
 import io
-import os
 import re
-import runpy
+import subprocess
 import sys
-import types
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from types import SimpleNamespace
 
 import jax
@@ -32,7 +30,13 @@ from conformance.tolerances import assert_parity
 from jax_reference.examples.mlp_e2e import run_mlp_example
 
 # Skipped as a whole, with the reason, when HYPERSCALEES_SRC is unset (see conftest.py).
-pytestmark = pytest.mark.upstream
+# Upstream's sparse update scatter-adds float32 values into half-precision arrays, which JAX
+# deprecates with a FutureWarning; the arithmetic is what is compared here.
+pytestmark = [
+    pytest.mark.upstream,
+    pytest.mark.filterwarnings("ignore:scatter inputs have incompatible types:FutureWarning"),
+]
+HERE = Path(__file__).parent
 
 # name -> (module, class) under hyperscalees.noiser / jax_reference.noiser
 NOISERS = {
@@ -106,7 +110,8 @@ def assert_identical(ours, theirs, ledger, what):
             continue
         assert o.dtype == t.dtype and o.shape == t.shape, f"{name}: {o.dtype}{o.shape} vs {t.dtype}{t.shape}"
         ledger.record(o, t)
-        assert_parity(o, t, "exact", what=name)
+        with np.errstate(invalid="ignore"):  # inf - inf where both sides overflowed
+            assert_parity(o, t, "exact", what=name)
         assert np.array_equal(_bits(o), _bits(t)), f"{name}: equal values but different bits (signed zero?)"
 
 
@@ -437,50 +442,18 @@ def _statistics(stdout):
     return [float(v) for v in re.findall(r"(?:score is|differences:) (-?[0-9.e+-]+|nan)", stdout)]
 
 
-@contextlib.contextmanager
-def script_environment(cache_dir):
-    """What upstream's script touches, put back afterwards.
-
-    The script imports ``huggingface_hub`` only for a cache path (a stand-in module supplies
-    one when the package is absent) and switches on JAX's persistent compilation cache and an
-    XLA memory setting, process-wide.
-    """
-    configs = ("jax_compilation_cache_dir", "jax_persistent_cache_min_entry_size_bytes",
-               "jax_persistent_cache_min_compile_time_secs")
-    saved_configs = {name: getattr(jax.config, name) for name in configs}
-    saved_env = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION")
-    stubbed = {}
-    if importlib.util.find_spec("huggingface_hub") is None:
-        hub = types.ModuleType("huggingface_hub")
-        hub.constants = types.ModuleType("huggingface_hub.constants")
-        hub.constants.HF_HOME = str(cache_dir)
-        stubbed = {"huggingface_hub": hub, "huggingface_hub.constants": hub.constants}
-        sys.modules.update(stubbed)
-    try:
-        yield
-    finally:
-        for name in stubbed:
-            sys.modules.pop(name, None)
-        for name, value in saved_configs.items():
-            jax.config.update(name, value)
-        if saved_env is None:
-            os.environ.pop("XLA_PYTHON_CLIENT_MEM_FRACTION", None)
-        else:
-            os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = saved_env
-
-
-def test_upstream_end_to_end_script_matches_example(upstream_src, hs, ledger, tmp_path):
-    """Run upstream's own ``tests/end_to_end_test.py``; its printed statistics for all 10 epochs
-    and its final params equal those of ``jax_reference.examples.mlp_e2e``."""
+def test_upstream_end_to_end_script_matches_example(upstream_src, ledger, tmp_path):
+    """Upstream's own ``tests/end_to_end_test.py``, run in a subprocess: its printed statistics
+    for all 10 epochs and its final params equal those of ``jax_reference.examples.mlp_e2e``."""
     script = upstream_src.parent / "tests" / "end_to_end_test.py"
     if not script.is_file():
         pytest.skip(f"no upstream script at {script}: HYPERSCALEES_SRC must be <checkout>/src of a full checkout")
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout), script_environment(tmp_path):
-        script_globals = runpy.run_path(str(script), run_name="upstream_end_to_end")
+    subprocess.run([sys.executable, str(HERE / "_run_upstream_script.py"), str(upstream_src), str(script),
+                    str(tmp_path)], check=True, timeout=900)
+    expected_stats = _statistics((tmp_path / "stdout.txt").read_text())
+    with np.load(tmp_path / "params.npz") as saved:
+        expected_params = dict(saved)
     run = run_mlp_example(epochs=10)
-    expected_stats = _statistics(stdout.getvalue())
-    ledger.arrays += 1
     assert len(expected_stats) == 10 * 6
     ours_stats = []
     for epoch in range(10):
@@ -492,8 +465,11 @@ def test_upstream_end_to_end_script_matches_example(upstream_src, hs, ledger, tm
         layers = [rms[str(t)] for t in range(3)]
         ours_stats += [float(sum(l["weight"] for l in layers) / 3.0), float(sum(l["bias"] for l in layers) / 3.0)]
     # Printed float32 values round-trip exactly, so compare them exactly at float32.
+    ledger.record(np.float32(ours_stats), np.float32(expected_stats))
     assert np.array_equal(np.float32(ours_stats), np.float32(expected_stats))
-    assert_identical(run.params[-1], script_globals["params"], ledger, "end_to_end_test.py final params ")
+    ours_params = {jax.tree_util.keystr(path): leaf
+                   for path, leaf in jax.tree_util.tree_flatten_with_path(run.params[-1])[0]}
+    assert_identical(ours_params, expected_params, ledger, "end_to_end_test.py final params ")
     ledger.cases += 1
 
 

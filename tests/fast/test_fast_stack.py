@@ -4,7 +4,7 @@ The fast path reorders arithmetic (one shared matmul for all members, pairs coll
 update, the sign moved from ``A`` to ``x @ B``), so outputs and parameters agree with the
 reference up to summation order; where a perturbation nearly cancels the base term that order
 shows at the element's own scale, hence the ``trajectory`` kind. The noise itself is exact
-(test_noise.py).
+(test_fast_noise.py).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """noise.*: eggroll_torch.fast's bulk draws equal eggroll_torch.random's and upstream's, bit for bit.
 
 One draw per antithetic pair; the pair's member key must be upstream's for both of its threads.
-The Triton kernel is checked under Triton's interpreter in test_triton_kernels.py.
+The Triton kernel is checked under Triton's interpreter in test_fast_triton_kernels.py.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from conformance.tolerances import assert_parity
 from eggroll_torch import random as es_random
 from eggroll_torch.fast import draw_pair_normals, pair_keys, split_factors
 from eggroll_torch.fast import threefry_cpu
+from eggroll_torch.fast._triton import triton_usable
 from fast_support import jax_factors, jax_member_key_words, layer_key_batch
 
 NO_COMPILER = threefry_cpu.library() is None
@@ -85,3 +86,12 @@ def test_noise_bad_input_is_rejected():
         draw_pair_normals(keys, 0, torch.empty(2, 1, 3, 1), noise_reuse=-1)
     with pytest.raises(ValueError, match="kernel"):
         draw_pair_normals(keys, 0, torch.empty(2, 1, 3, 1), noise_reuse=1, kernel="cuda")
+
+
+def test_noise_kernel_choice_is_validated():
+    keys = layer_key_batch(1, 1)
+    with pytest.raises(ValueError, match="float32, bfloat16 or float16"):
+        draw_pair_normals(keys, 0, torch.empty(1, 1, 3, 1, dtype=torch.float64), noise_reuse=1, kernel="c")
+    if not triton_usable("cpu"):
+        with pytest.raises(ValueError, match="kernel='triton' cannot run"):
+            draw_pair_normals(keys, 0, torch.empty(1, 1, 3, 1), noise_reuse=1, kernel="triton")

@@ -1,9 +1,9 @@
 """update.*: the pair-collapsed, single-matmul update equals upstream's per-member estimate.
 
-The expected values are computed here in float64 straight from upstream's definition
-(``-(sqrt(N) / N) * sum_n f_n (s_n c A_n) @ B_n.T``, every member separately), so the check does
-not rely on the implementation under test; the comparison with jax_reference itself is in
-test_stack.py.
+The expected values are computed here in float64 straight from upstream's definition,
+``(sqrt(N) / N) * sum_n f_n (s_n c A_n) @ B_n.T`` (minus the gradient handed to the optimizer),
+every member separately, so the check does not rely on the implementation under test; the
+comparison with jax_reference itself is in test_fast_stack.py.
 """
 from __future__ import annotations
 
