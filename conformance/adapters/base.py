@@ -17,8 +17,9 @@ and its checks are reported as skipped with the reason, never as failures. Run i
 Conventions shared by every operation
 -------------------------------------
 * Arrays are numpy. Float inputs are float32 unless a case says otherwise; return the dtype the
-  reference would (the param's dtype). bfloat16 travels as ``ml_dtypes.bfloat16`` numpy arrays
-  when JAX is installed and as float32 otherwise; return either.
+  reference would (the param's dtype). bfloat16 inputs are ``ml_dtypes.bfloat16`` numpy arrays
+  (ml_dtypes comes with jaxlib; without it those cases are skipped); return bfloat16 results as
+  such or as their exact float32 values.
 * A key is a ``uint32`` array of shape ``(*batch, 2)``: the two words ``jax.random.key_data``
   gives for a threefry2x32 key. Ports that do not reproduce JAX's PRNG do not declare
   :data:`JAX_RNG`; their noise rows are skipped and the update algebra is checked by handing
