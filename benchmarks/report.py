@@ -137,7 +137,13 @@ def _device_section(device: str, source: str, results: dict, plot_name: str | No
                   "`torch.randn` (no JAX bits):", "", "| workload | eggroll_torch.fast | torch.randn |", "|---|---|---|"]
         for name, r in noise:
             lines.append(f"| {name} | {r['noise_normals_per_s']:.3g} | {_fmt(r.get('randn_normals_per_s'), 3) if r.get('randn_normals_per_s') is None else format(r['randn_normals_per_s'], '.3g')} |")
-    lines += ["", "Peak memory above the model and inputs (MiB; JAX: process-wide peak on the GPU):", ""]
+    if device == "cuda":
+        memory_title = ("Peak memory (MiB): torch's allocator peak above what was allocated before the variant; "
+                        "JAX: the process-wide peak of its GPU allocator so far")
+    else:
+        memory_title = ("Resident-memory growth while the variant ran (MiB; approximate: memory that earlier "
+                        "variants freed is reused without growth)")
+    lines += ["", memory_title + ":", ""]
     lines.append("| workload | " + " | ".join(label for _, label in _TIMES) + " |")
     lines.append("|---" * (len(_TIMES) + 1) + "|")
     for w in results["workloads"]:
@@ -244,4 +250,4 @@ def print_summary(results: dict) -> None:
     print(f"\n== {results['device']}: {results['environment'].get('gpu') or results['environment'].get('cpu')}")
     for w in results["workloads"]:
         r = w.get("ratios", {})
-        print(f"{w['name']:32s} " + "  ".join(f"{label} {_fmt(r.get(k))}" for k, label in _RATIOS if k in r))
+        print(f"{w['name']:32s} " + "  ".join(f"{label} {_fmt(r.get(k))}" for k, label in _RATIOS if r.get(k) is not None))

@@ -20,6 +20,12 @@ from .noise import draw_pair_normals, true_epoch
 from .update import matrix_sgd_, matrix_step, pair_weights, vector_step
 
 
+def _rows(keys: torch.Tensor, index) -> torch.Tensor:
+    # Advanced indexing of uint32 tensors is missing on CUDA in some torch releases (2.11): the
+    # int32 view holds the same words and indexes everywhere.
+    return keys.view(torch.int32)[index].view(torch.uint32)
+
+
 def layer_keys(es_key: torch.Tensor, num_layers: int, with_bias: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Keys ``(L, 2)`` of the weights (and biases) of layers named ``"0" .. str(L-1)``.
 
@@ -32,8 +38,8 @@ def layer_keys(es_key: torch.Tensor, num_layers: int, with_bias: bool) -> tuple[
     keys = es_random.split(es_key, num_layers * per_layer)
     slot = torch.tensor([order.index(layer) for layer in range(num_layers)]) * per_layer
     if not with_bias:
-        return keys[slot], None
-    return keys[slot + 1], keys[slot]
+        return _rows(keys, slot), None
+    return _rows(keys, slot + 1), _rows(keys, slot)
 
 
 @dataclass
@@ -112,11 +118,11 @@ class LowRankStack:
         if cached is not None and cached == self._drawn_for:
             return self._noise
         for rows, ids in self._groups.items():
-            draw_pair_normals(self.weight_keys[ids], epoch, self._factor_bufs[rows].transpose(2, 3),
+            draw_pair_normals(_rows(self.weight_keys, ids), epoch, self._factor_bufs[rows].transpose(2, 3),
                               noise_reuse=self.noise_reuse, variant=self.variant, kernel=self.noise_kernel)
         if self.biases is not None:
             for size, ids in self._bias_groups.items():
-                draw_pair_normals(self.bias_keys[ids], epoch, self._bias_bufs[size],
+                draw_pair_normals(_rows(self.bias_keys, ids), epoch, self._bias_bufs[size],
                                   noise_reuse=self.noise_reuse, variant=self.variant, kernel=self.noise_kernel)
         self._drawn_for = cached
         factors = [None] * len(self.weights)
