@@ -41,12 +41,14 @@ def _free(device: str) -> None:
 class Runner:
     """Holds the results being built, the clock and the per-device settings."""
 
-    def __init__(self, device: str, *, quick: bool, out: str, budget_s: float, f32_matmul: str):
+    def __init__(self, device: str, *, quick: bool, out: str, budget_s: float, f32_matmul: str,
+                 cuda_graphs: bool = False):
         self.device = device
         self.quick = quick
         self.out = out
         self.budget_s = budget_s
         self.f32_matmul = f32_matmul
+        self.cuda_graphs = cuda_graphs
         self.start = time.perf_counter()
         self.target_s = 0.2 if quick else (0.5 if device == "cuda" else 1.5)
         self.results = {
@@ -156,7 +158,7 @@ class Runner:
         entry = self.new_entry(wl)
         m = entry["measurements"]
         try:
-            side = TorchStack(wl, self.device)
+            side = TorchStack(wl, self.device, self.cuda_graphs)
         except Exception as error:  # noqa: BLE001
             entry["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
             print(f"[{self.device}] {wl.name}: could not build the model: {entry['error']}", flush=True)
@@ -231,7 +233,7 @@ class Runner:
                 torch.set_num_threads(threads)
             entry["ratios"] = ratio_defs.mlp_ratios(m)
             return
-        self.measure(wl.name, "nn_trainer", lambda: TorchStack(wl, self.device).nn_trainer(), min_reps=2,
+        self.measure(wl.name, "nn_trainer", lambda: TorchStack(wl, self.device, self.cuda_graphs).nn_trainer(), min_reps=2,
                      target_s=0.0, min_left_s=40.0, into=m)
         entry["ratios"] = ratio_defs.stack_ratios(wl, m)
 
@@ -249,7 +251,7 @@ class Runner:
                 print(f"[{self.device}] sweep N={wl.members}: skipped (time budget)", flush=True)
                 continue
             try:
-                side = TorchStack(wl, self.device)
+                side = TorchStack(wl, self.device, self.cuda_graphs)
                 self.measure(wl.name, "inference", side.inference, into=point)
                 self.measure(wl.name, "generation", side.generation, into=point)
                 weights = side.weights_numpy()

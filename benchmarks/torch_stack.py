@@ -12,7 +12,7 @@
 * ``nn_trainer``: ``eggroll_torch.nn.EggrollTrainer.step`` on an ``nn.Sequential`` of the same
   layers: the general trainer, through the functional (parity) layer.
 
-On CUDA, inference, forward and generation are replayed as CUDA graphs (static shapes), with the
+With ``cuda_graphs``, inference, forward and generation are replayed as CUDA graphs (static shapes), with the
 epoch counter on the device.
 """
 from __future__ import annotations
@@ -29,9 +29,10 @@ ES_SEED = 1
 class TorchStack:
     """Model, inputs and step functions of one stack workload on ``device``."""
 
-    def __init__(self, workload, device: str):
+    def __init__(self, workload, device: str, cuda_graphs: bool = False):
         self.wl = workload
         self.device = device
+        self.cuda_graphs = cuda_graphs
         self.dtype = getattr(torch, workload.dtype)
         gen = torch.Generator(device=device).manual_seed(0)
         d, n, t = workload.width, workload.members, workload.tokens
@@ -49,7 +50,7 @@ class TorchStack:
     def _graphed(self, step):
         """``step`` as a CUDA graph on CUDA; if capture fails, ``step`` itself, with the reason
         attached as ``graph_error`` (reported next to the timing)."""
-        if self.device != "cuda":
+        if self.device != "cuda" or not self.cuda_graphs:
             return step
         try:
             return GraphedStep(step, self.device)
