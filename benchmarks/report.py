@@ -1,6 +1,7 @@
 """``reports/PERFORMANCE.md`` and ``reports/throughput_<device>.png`` from results JSONs."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 
@@ -198,7 +199,8 @@ What is measured, in one process per device (medians of repeated calls):
 - **forward**: EGGROLL's perturbed population forward with the fitness, noise drawn inside
   (`eggroll_torch.fast`; its noise is `eggroll_torch.random.normal`'s bit for bit, checked on
   the device itself, see "Self-check"); **generation**: forward, fitness shaping and the update.
-  On CUDA both are replayed as CUDA graphs; **gen. (torch ops)**: the same with the forward in
+  With `--cuda-graphs` both are replayed as CUDA graphs (the runs below did not use them);
+  **gen. (torch ops)**: the same with the forward in
   torch ops instead of the Triton kernels; **nn trainer**: `eggroll_torch.nn.EggrollTrainer.step`,
   the general trainer for any `nn.Module`, over the parity layer.
 - **JAX**: `jax_reference` jitted, upstream's structure (per-member forward vmapped, then
@@ -217,6 +219,37 @@ both bfloat16 GPU workloads, so even with free noise and free memory-bound passe
 is just out of reach; 0.67 for the float32 one), and less by the cost of the noise and of the
 memory-bound passes around the matmuls.
 """
+
+
+def _distributed_section(reports_dir: str) -> list[str]:
+    """A table of every ``bench_distributed_*.json`` (``benchmarks/bench_distributed.py --json``)."""
+    found = sorted(glob.glob(os.path.join(reports_dir, "bench_distributed_*.json")))
+    lines = ["## Several GPUs", ""]
+    if not found:
+        return lines + ["No results yet (run `torchrun --standalone --nproc-per-node 2 "
+                        "benchmarks/bench_distributed.py --json reports/bench_distributed_2gpu.json`).", ""]
+    lines += [
+        "`torchrun --standalone --nproc-per-node 2 benchmarks/bench_distributed.py --json ...`: the",
+        "`eggroll_torch.nn` trainer (the general nn.Module path, not the fast stack above), each rank",
+        "evaluating its contiguous share of whole antithetic pairs; bit-identity is checked against a",
+        "one-process run in the same launch.",
+        "",
+        "| source | device | backend | workload | update | 1 GPU gen/s | world | gen/s | speedup | goal | bit-identical |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in found:
+        with open(path) as f:
+            r = json.load(f)
+        wl = r["workload"]
+        shape = f"d={wl['dim']} L={wl['layers']} N={wl['population']} T={wl['tokens']} r={wl['rank']} {wl['dtype']}"
+        goal = f">= 1.9: {'yes' if r['speedup_vs_single'] >= 1.9 else 'no'}" if r["world_size"] == 2 else "–"
+        lines.append(
+            f"| `{os.path.relpath(path)}` | {r['device']} | {r['backend']} (torch {r['torch']}) | {shape} | "
+            f"{r['update']} | {_fmt(r['single_gen_per_s'])} | {r['world_size']} | "
+            f"{_fmt(r['distributed_gen_per_s'])} | {_fmt(r['speedup_vs_single'])} | {goal} | "
+            f"{'yes' if r['bit_identical_to_single'] and r['ranks_identical'] else 'NO'} |")
+    return lines + ["", "4 and 8 GPUs: not run (no such machine was lent); "
+                    "`scripts/scaling_multi_gpu.sh reports/scaling` runs them in one command.", ""]
 
 
 def write_report(paths, reports_dir: str = "reports", extra=()) -> list[str]:
@@ -238,6 +271,7 @@ def write_report(paths, reports_dir: str = "reports", extra=()) -> list[str]:
         if plotted:
             written.append(os.path.join(reports_dir, plot_name))
         lines += _device_section(device, os.path.relpath(source), results, plot_name if plotted else None) + [""]
+    lines += _distributed_section(reports_dir)
     path = os.path.join(reports_dir, "PERFORMANCE.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))
