@@ -6,10 +6,9 @@ embeddings and excluded parameters get none and are not updated.
 """
 
 from . import _estimators, _forward, _update
-from ._fitness import standardize_fitnesses
+from ._es_noiser import ESNoiser
 from ._gaussian import get_lora_update_params, get_nonlora_update_params
 from ._validate import check_count
-from .base_noiser import Noiser
 
 
 def _simple_full_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
@@ -32,8 +31,11 @@ _noop_update = _estimators.zero_gradient
 _UPDATE_FNS = (_simple_full_update, _simple_lora_update, _noop_update, _noop_update)
 
 
-class EggRoll(Noiser):
+class EggRoll(ESNoiser):
     """Low-rank antithetic evolution strategies (the paper's method)."""
+
+    update_fns = _UPDATE_FNS
+    noise_fn = staticmethod(get_nonlora_update_params)
 
     @classmethod
     def init_noiser(cls, params, sigma, lr, *args, solver=None, solver_kwargs=None, group_size=0,
@@ -66,61 +68,3 @@ class EggRoll(Noiser):
         """``x @ param`` plus this member's low-rank perturbation; ``param`` is ``(in, out)``."""
         return _forward.low_rank_Tmm(get_lora_update_params, frozen_noiser_params, noiser_params,
                                      param, base_key, iterinfo, x)
-
-    @classmethod
-    def do_emb(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-        """Not supported by this noiser: raises ``NotImplementedError``."""
-        raise NotImplementedError("EggRoll has no embedding lookup; mark embeddings EXCLUDED or use another noiser")
-
-    @classmethod
-    def get_noisy_standard(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo):
-        """``param + sigma * (+-normal)`` for this member; ``param`` if unperturbed or frozen."""
-        return _forward.noisy_standard(get_nonlora_update_params, frozen_noiser_params, noiser_params,
-                                       param, base_key, iterinfo)
-
-    @classmethod
-    def convert_fitnesses(cls, frozen_noiser_params, noiser_params, raw_scores, num_episodes_list=None):
-        """Standardised fitnesses ``(N,)``; see ``_fitness.standardize_fitnesses``."""
-        return standardize_fitnesses(raw_scores, frozen_noiser_params["group_size"])
-
-    @classmethod
-    def _do_update(cls, param, base_key, fitnesses, iterinfos, map_classification, sigma,
-                   frozen_noiser_params, **kwargs):
-        """Descent direction ``-(estimate * sqrt(N))`` for one leaf of es_map class ``map_classification``."""
-        return _update.leaf_gradient(_UPDATE_FNS[map_classification], param, base_key, fitnesses,
-                                     iterinfos, sigma, frozen_noiser_params)
-
-    @classmethod
-    def do_updates(cls, frozen_noiser_params, noiser_params, params, base_keys, fitnesses, iterinfos, es_map):
-        """One optimizer step from shaped ``fitnesses`` ``(N,)`` and ``iterinfos`` (two ``(N,)`` arrays).
-
-        Returns ``(noiser_params, new_params)``; the ``noiser_params`` dict passed in is updated
-        in place. ``use_batched_update`` picks a grouped computation with the same result.
-        """
-        if frozen_noiser_params["use_batched_update"]:
-            return cls._do_updates_batched(frozen_noiser_params, noiser_params, params, base_keys,
-                                           fitnesses, iterinfos, es_map)
-        return cls._do_updates_original(frozen_noiser_params, noiser_params, params, base_keys,
-                                        fitnesses, iterinfos, es_map)
-
-    @classmethod
-    def _do_updates_original(cls, frozen_noiser_params, noiser_params, params, base_keys, fitnesses,
-                             iterinfos, es_map):
-        """:meth:`do_updates` leaf by leaf."""
-        grads = _update.gradient_tree(
-            lambda p, k, m: cls._do_update(p, k, fitnesses, iterinfos, m, noiser_params["sigma"],
-                                           frozen_noiser_params),
-            params, base_keys, es_map,
-        )
-        return _update.apply_solver(frozen_noiser_params, noiser_params, params, grads)
-
-    @classmethod
-    def _do_updates_batched(cls, frozen_noiser_params, noiser_params, params, base_keys, fitnesses,
-                            iterinfos, es_map):
-        """:meth:`do_updates` with same-shaped leaves of one es_map class vmapped together."""
-        grads = _update.batched_gradient_tree(
-            lambda p, k, m: cls._do_update(p, k, fitnesses, iterinfos, m, noiser_params["sigma"],
-                                           frozen_noiser_params),
-            params, base_keys, es_map,
-        )
-        return _update.apply_solver(frozen_noiser_params, noiser_params, params, grads)

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import optax
 
 from . import _estimators, _forward, _update
+from ._es_noiser import ESNoiser
 from ._member import member_key
 from ._validate import check_count
-from .base_noiser import Noiser
 
 STD_EPS = 1e-8
 
@@ -76,8 +76,11 @@ _noop_update = _estimators.zero_gradient
 _UPDATE_FNS = (_simple_full_update, _simple_lora_update, _noop_update, _noop_update)
 
 
-class EggRollBS(Noiser):
+class EggRollBS(ESNoiser):
     """EGGROLL whose groups carry two unperturbed baseline members."""
+
+    update_fns = _UPDATE_FNS
+    noise_fn = staticmethod(get_nonlora_update_params)
 
     @classmethod
     def init_noiser(cls, params, sigma, lr, *args, solver=None, solver_kwargs=None, group_size=0,
@@ -112,17 +115,6 @@ class EggRollBS(Noiser):
                                      param, base_key, iterinfo, x)
 
     @classmethod
-    def do_emb(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-        """Not supported by this noiser: raises ``NotImplementedError``."""
-        raise NotImplementedError("EggRollBS has no embedding lookup; mark embeddings EXCLUDED")
-
-    @classmethod
-    def get_noisy_standard(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo):
-        """``param`` plus the member's masked full noise; ``param`` if unperturbed or frozen."""
-        return _forward.noisy_standard(get_nonlora_update_params, frozen_noiser_params, noiser_params,
-                                       param, base_key, iterinfo)
-
-    @classmethod
     def convert_fitnesses(cls, frozen_noiser_params, noiser_params, raw_scores, num_episodes_list=None):
         """Per-direction fitnesses, shape ``(G,)``, from ``(Q * G,)`` or ``(Q, G)`` raw scores.
 
@@ -147,23 +139,3 @@ class EggRollBS(Noiser):
         shaped = (scores - scores[:, :1]) / (jnp.std(scores, axis=1, keepdims=True) + STD_EPS)
         shaped = shaped.at[:, 0].set(0.0).at[:, 1].set(0.0)
         return jnp.mean(shaped, axis=0)
-
-    @classmethod
-    def _do_update(cls, param, base_key, fitnesses, iterinfos, map_classification, sigma,
-                   frozen_noiser_params, **kwargs):
-        """Descent direction ``-(estimate * sqrt(fitnesses.size))`` for one leaf."""
-        return _update.leaf_gradient(_UPDATE_FNS[map_classification], param, base_key, fitnesses,
-                                     iterinfos, sigma, frozen_noiser_params)
-
-    @classmethod
-    def do_updates(cls, frozen_noiser_params, noiser_params, params, base_keys, fitnesses, iterinfos, es_map):
-        """One clipped optimizer step; ``fitnesses`` must have one entry per member in ``iterinfos``.
-
-        Returns ``(noiser_params, new_params)`` (``noiser_params`` updated in place).
-        """
-        grads = _update.gradient_tree(
-            lambda p, k, m: cls._do_update(p, k, fitnesses, iterinfos, m, noiser_params["sigma"],
-                                           frozen_noiser_params),
-            params, base_keys, es_map,
-        )
-        return _update.apply_solver(frozen_noiser_params, noiser_params, params, grads)
