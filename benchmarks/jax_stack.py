@@ -48,58 +48,62 @@ class JaxStack:
                 h = jnp.tanh(h)
         return jnp.mean(h.astype(jnp.float32))
 
-    def _population(self, params, noiser_params, epoch):
+    def _population(self, params, noiser_params, epoch, x):
         n = self.wl.members
         iterinfo = (jnp.full(n, epoch, dtype=jnp.int32), jnp.arange(n))
-        raw = jax.vmap(self._member, in_axes=(None, None, 0, 0))(params, noiser_params, iterinfo, self.x)
+        raw = jax.vmap(self._member, in_axes=(None, None, 0, 0))(params, noiser_params, iterinfo, x)
         return raw, iterinfo
 
     def inference(self):
         """Callable: one batched inference pass; returns the ``(N,)`` fitnesses."""
         n, t, d = self.x.shape
 
-        def infer(params):
-            h = self.x.reshape(n * t, d)
+        def infer(params, x):
+            h = x.reshape(n * t, d)
             for index, name in enumerate(self.names):
                 h = h @ params[name].T
                 if index < len(self.names) - 1:
                     h = jnp.tanh(h)
             return h.reshape(n, -1).astype(jnp.float32).mean(axis=1)
 
-        fn = self._traced(infer, self.params)
-        return lambda: fn(self.params)
+        fn = self._traced(infer, self.params, self.x)
+        return lambda: fn(self.params, self.x)
 
     def forward(self):
         """Callable: perturbed population forward + fitness (noise drawn inside, as upstream)."""
-        fn = self._traced(lambda p, s, e: self._population(p, s, e)[0], self.params, self.noiser_params, 1)
+        fn = self._traced(lambda p, s, e, x: self._population(p, s, e, x)[0], self.params, self.noiser_params, 1,
+                          self.x)
         state = {"epoch": 0}
 
         def step():
             state["epoch"] += 1
-            return fn(self.params, self.noiser_params, state["epoch"])
+            return fn(self.params, self.noiser_params, state["epoch"], self.x)
 
         return step
 
     def generation(self):
         """Callable: one generation, each call continuing from the previous call's params."""
 
-        def generation(params, noiser_params, epoch):
-            raw, iterinfo = self._population(params, noiser_params, epoch)
+        def generation(params, noiser_params, epoch, x):
+            raw, iterinfo = self._population(params, noiser_params, epoch, x)
             fitnesses = eggroll.EggRoll.convert_fitnesses(self.frozen, noiser_params, raw)
             return eggroll.EggRoll.do_updates(self.frozen, noiser_params, params, self.tree_key, fitnesses,
                                               iterinfo, self.es_map)
 
-        fn = self._traced(generation, self.params, self.noiser_params, 1)
+        fn = self._traced(generation, self.params, self.noiser_params, 1, self.x)
         state = {"params": self.params, "noiser_params": self.noiser_params, "epoch": 0}
 
         def step():
             state["epoch"] += 1
-            state["noiser_params"], state["params"] = fn(state["params"], state["noiser_params"], state["epoch"])
+            state["noiser_params"], state["params"] = fn(state["params"], state["noiser_params"], state["epoch"],
+                                                         self.x)
             return state["params"]
 
         return step
 
     def _traced(self, fn, *example):
-        """``jax.jit(fn)``, traced and compiled now under the workload's matmul precision."""
+        """``jax.jit(fn)``, traced and compiled now under the workload's matmul precision. Arrays
+        are arguments, never closed over: XLA would embed them as constants (gigabytes for the
+        large workloads) and spend a minute compiling them in."""
         with self._precision():
             return jax.jit(fn).lower(*example).compile()

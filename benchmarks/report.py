@@ -11,7 +11,7 @@ GOALS = {  # issue 6: (device, metric) -> minimum, and which workloads it applie
     ("cpu", "torch_over_jax"): (1.0, ""),
 }
 _TIMES = (("inference", "inference"), ("forward", "forward"), ("generation", "generation"),
-          ("generation_torch_ops", "gen. (torch ops)"), ("nn_trainer", "nn trainer"),
+          ("generation_eager", "gen. (no graph)"), ("generation_torch_ops", "gen. (torch ops)"), ("nn_trainer", "nn trainer"),
           ("jax_inference", "JAX inference"), ("jax_forward", "JAX forward"), ("jax_generation", "JAX generation"))
 _RATIOS = (("forward_over_inference", "fwd / inf"), ("generation_over_inference", "gen / inf"),
            ("update_bound", "gen / inf bound"), ("generation_torch_ops_over_inference", "gen (torch ops) / inf"),
@@ -199,8 +199,9 @@ What is measured, in one process per device (medians of repeated calls):
 - **forward**: EGGROLL's perturbed population forward with the fitness, noise drawn inside
   (`eggroll_torch.fast`; its noise is `eggroll_torch.random.normal`'s bit for bit, checked on
   the device itself, see "Self-check"); **generation**: forward, fitness shaping and the update.
-  With `--cuda-graphs` both are replayed as CUDA graphs (the runs below did not use them);
-  **gen. (torch ops)**: the same with the forward in
+  On CUDA, inference, forward and generation are replayed as CUDA graphs (`--no-cuda-graphs`
+  turns that off; a run's "cuda_graph" fields say whether capture succeeded), and **gen. (no
+  graph)** is the same generation launched eagerly; **gen. (torch ops)**: the same with the forward in
   torch ops instead of the Triton kernels; **nn trainer**: `eggroll_torch.nn.EggrollTrainer.step`,
   the general trainer for any `nn.Module`, over the parity layer.
 - **JAX**: `jax_reference` jitted, upstream's structure (per-member forward vmapped, then

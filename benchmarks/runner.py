@@ -169,6 +169,8 @@ class Runner:
         self.measure(wl.name, "noise", side.noise, into=m)
         self.measure(wl.name, "forward", side.forward, into=m)
         self.measure(wl.name, "generation", side.generation, into=m)
+        if self.device == "cuda" and self.cuda_graphs:
+            self.measure(wl.name, "generation_eager", lambda: side.generation(graphed=False), into=m)
         if self.device == "cuda":
             self.measure(wl.name, "generation_torch_ops", lambda: side.generation(fused=False), into=m)
             if "error" in m["generation"] and not m["generation"]["error"].startswith(("out of memory", "skipped")):

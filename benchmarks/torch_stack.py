@@ -13,7 +13,7 @@
   layers: the general trainer, through the functional (parity) layer.
 
 With ``cuda_graphs``, inference, forward and generation are replayed as CUDA graphs (static shapes), with the
-epoch counter on the device.
+epoch counter on the device; ``generation_eager`` is the same generation without a graph.
 """
 from __future__ import annotations
 
@@ -107,8 +107,9 @@ class TorchStack:
 
         return self._graphed(step)
 
-    def generation(self, fused: bool | None = None, noise_kernel: str | None = "auto"):
-        """Callable: one full generation (forward, fitness shaping, SGD step)."""
+    def generation(self, fused: bool | None = None, noise_kernel: str | None = "auto", graphed: bool = True):
+        """Callable: one full generation (forward, fitness shaping, SGD step); ``graphed=False``
+        runs it eagerly even when the workload uses CUDA graphs."""
         engine, epoch = self.engine(fused, noise_kernel), self._epoch()
 
         def step():
@@ -118,7 +119,7 @@ class TorchStack:
             engine.sgd_step_(standardize(raw), noise, self.wl.lr)
             return raw
 
-        return self._graphed(step)
+        return self._graphed(step) if graphed else step
 
     def nn_trainer(self):
         """Callable: one ``EggrollTrainer.step`` on the same layers as an ``nn.Sequential``."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ._triton import triton_usable
+from eggroll_torch.random.triton_support import triton_usable
 from .cpu_linear import linear
 
 _FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)

@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton import interpreting
+from eggroll_torch.random.triton_support import interpreting
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "relu": 2}
 _BLOCK_N = 128

@@ -19,7 +19,7 @@ from eggroll_torch.random import config as random_config
 from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.normal_tables import normal_table
 from . import threefry_cpu
-from ._triton import triton_usable
+from eggroll_torch.random.triton_support import triton_usable
 
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # Elements hashed per eggroll_torch.random call on the fallback path: small enough that the
@@ -107,14 +107,16 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
     if kernel is not None:
         fmt = FORMATS[out.dtype]
         bits = {"shift": fmt.draw_width - fmt.mantissa, "mask": (1 << fmt.mantissa) - 1}
-        table = normal_table(out.dtype, out.device, variant)
         if kernel == "c":
+            # The C kernel computes XLA:CPU's float32 values; other variants and dtypes use tables.
+            computed = out.dtype == torch.float32 and variant == "cpu"
+            table = None if computed else normal_table(out.dtype, out.device, variant)
             threefry_cpu.draw(layer_keys, int(true_epoch(int(epoch), noise_reuse)), table, out, **bits)
             return out
         from .threefry_kernel import launch_normals
 
-        launch_normals(layer_keys.contiguous(), _epoch_tensor(epoch, out.device), table, out,
-                       noise_reuse=noise_reuse, **bits)
+        launch_normals(layer_keys.contiguous(), _epoch_tensor(epoch, out.device), out,
+                       noise_reuse=noise_reuse, variant=variant, **bits)
         return out
     layers, pairs, rows, cols = out.shape
     keys = pair_keys(layer_keys, epoch, pairs, noise_reuse)

@@ -99,10 +99,16 @@ class LowRankStack:
         self._lora_scale = lora_scale(sigma, rank, torch.float32)
         pairs = num_members // 2
         self._groups = _group_by(lambda w: w.shape[0] + w.shape[1], weights)
+        # Each group's keys are gathered once here: indexing with a Python list inside draw()
+        # would copy the index to the device every call, which CUDA graph capture forbids.
+        self._group_keys = {rows: _rows(weight_keys, torch.tensor(ids, device=device))
+                            for rows, ids in self._groups.items()}
         self._factor_bufs = {rows: torch.empty(len(ids), pairs, rank, rows, dtype=dtype, device=device)
                              for rows, ids in self._groups.items()}
         if self.biases is not None:
             self._bias_groups = _group_by(lambda b: b.shape[0], self.biases)
+            self._bias_group_keys = {size: _rows(bias_keys, torch.tensor(ids, device=device))
+                                     for size, ids in self._bias_groups.items()}
             self._bias_bufs = {size: torch.empty(len(ids), pairs, size, 1, dtype=dtype, device=device)
                                for size, ids in self._bias_groups.items()}
         self._drawn_for = None
@@ -117,12 +123,12 @@ class LowRankStack:
         cached = None if torch.is_tensor(epoch) else true_epoch(epoch, self.noise_reuse)
         if cached is not None and cached == self._drawn_for:
             return self._noise
-        for rows, ids in self._groups.items():
-            draw_pair_normals(_rows(self.weight_keys, ids), epoch, self._factor_bufs[rows].transpose(2, 3),
+        for rows in self._groups:
+            draw_pair_normals(self._group_keys[rows], epoch, self._factor_bufs[rows].transpose(2, 3),
                               noise_reuse=self.noise_reuse, variant=self.variant, kernel=self.noise_kernel)
         if self.biases is not None:
-            for size, ids in self._bias_groups.items():
-                draw_pair_normals(_rows(self.bias_keys, ids), epoch, self._bias_bufs[size],
+            for size in self._bias_groups:
+                draw_pair_normals(self._bias_group_keys[size], epoch, self._bias_bufs[size],
                                   noise_reuse=self.noise_reuse, variant=self.variant, kernel=self.noise_kernel)
         self._drawn_for = cached
         factors = [None] * len(self.weights)

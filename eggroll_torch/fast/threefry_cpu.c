@@ -1,53 +1,34 @@
 /* Every antithetic pair's normal draws for a group of layers, on the CPU, bit for bit equal to
  * eggroll_torch.random.normal: see threefry_cpu.py, which compiles and calls this file. */
-#include <stdint.h>
+#include "xla_normal.h"
 
 #define BATCH 64
 
 /* One build runs at the widest vector width the CPU has (x86-64 compilers with ifunc support);
- * elsewhere threefry_cpu.py builds with EGGROLL_NO_CLONES and the compiler's default target. */
+ * elsewhere the loader builds with EGGROLL_NO_CLONES and the compiler's default target. */
 #if defined(__x86_64__) && !defined(EGGROLL_NO_CLONES)
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VECTOR_CLONES
 #endif
 
-static inline uint32_t rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
-
-#define ROUND(r) do { y0 += y1; y1 = rotl(y1, r) ^ y0; } while (0)
-
-static inline void threefry2x32(uint32_t k0, uint32_t k1, uint32_t x0, uint32_t x1,
-                                uint32_t *o0, uint32_t *o1) {
-    uint32_t k2 = k0 ^ k1 ^ 0x1BD11BDAu;
-    uint32_t y0 = x0 + k0, y1 = x1 + k1;
-    ROUND(13); ROUND(15); ROUND(26); ROUND(6);
-    y0 += k1; y1 += k2 + 1u;
-    ROUND(17); ROUND(29); ROUND(16); ROUND(24);
-    y0 += k2; y1 += k0 + 2u;
-    ROUND(13); ROUND(15); ROUND(26); ROUND(6);
-    y0 += k0; y1 += k1 + 3u;
-    ROUND(17); ROUND(29); ROUND(16); ROUND(24);
-    y0 += k1; y1 += k2 + 4u;
-    ROUND(13); ROUND(15); ROUND(26); ROUND(6);
-    y0 += k2; y1 += k0 + 5u;
-    *o0 = y0;
-    *o1 = y1;
-}
-
-/* out[l, p, j, k] (strides in elements) = table[mantissa(hash(member_key(l, p), j * cols + k))]
- * with member_key(l, p) = fold_in(fold_in(keys[l], true_epoch), p); elements are 4 or 2 bytes. */
+/* out[l, p, j, k] (strides in elements) = normal(mantissa(hash(member_key(l, p), j * cols + k)))
+ * for pairs p = pair0 .. pair0 + pairs - 1 (out's pair axis starts at pair0), with
+ * member_key(l, p) = fold_in(fold_in(keys[l], true_epoch), p). table == NULL: float32
+ * computed as XLA:CPU does; else the value is table[mantissa], elements 4 or 2 bytes. */
 VECTOR_CLONES
-void eggroll_pair_normals(const uint32_t *keys, int64_t layers, int64_t pairs, uint32_t true_epoch,
+void eggroll_pair_normals(const uint32_t *keys, int64_t layers, int64_t pair0, int64_t pairs, uint32_t true_epoch,
                           int64_t rows, int64_t cols, const void *table, int64_t elem_bytes,
                           int64_t shift, uint32_t mask, void *out, int64_t stride_l, int64_t stride_p,
                           int64_t stride_row, int64_t stride_col) {
     uint32_t index[BATCH];
+    float values[BATCH];
     for (int64_t l = 0; l < layers; ++l) {
         uint32_t e0, e1;
         threefry2x32(keys[2 * l], keys[2 * l + 1], 0u, true_epoch, &e0, &e1);
         for (int64_t p = 0; p < pairs; ++p) {
             uint32_t m0, m1;
-            threefry2x32(e0, e1, 0u, (uint32_t)p, &m0, &m1);
+            threefry2x32(e0, e1, 0u, (uint32_t)(pair0 + p), &m0, &m1);
             for (int64_t k = 0; k < cols; ++k) {
                 char *base = (char *)out + (l * stride_l + p * stride_p + k * stride_col) * elem_bytes;
                 for (int64_t j0 = 0; j0 < rows; j0 += BATCH) {
@@ -57,7 +38,11 @@ void eggroll_pair_normals(const uint32_t *keys, int64_t layers, int64_t pairs, u
                         threefry2x32(m0, m1, 0u, (uint32_t)((j0 + i) * cols + k), &y0, &y1);
                         index[i] = ((y0 ^ y1) >> shift) & mask;
                     }
-                    if (elem_bytes == 4) {
+                    if (table == 0) {
+                        for (int64_t i = 0; i < BATCH; ++i) values[i] = xla_cpu_normal_f32(index[i]);
+                        float *dst = (float *)base + j0 * stride_row;
+                        for (int64_t i = 0; i < n; ++i) dst[i * stride_row] = values[i];
+                    } else if (elem_bytes == 4) {
                         uint32_t *dst = (uint32_t *)base + j0 * stride_row;
                         for (int64_t i = 0; i < n; ++i) dst[i * stride_row] = ((const uint32_t *)table)[index[i]];
                     } else {

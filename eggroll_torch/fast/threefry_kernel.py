@@ -4,11 +4,11 @@ normals in one launch, bit for bit equal to :func:`eggroll_torch.random.normal`.
 For layer ``l`` with key ``k_l``, antithetic pair ``p`` and ``true_epoch`` (the epoch divided by
 ``noise_reuse``, or 0), the member key is ``fold_in(fold_in(k_l, true_epoch), p)`` and the draw
 is ``normal(member_key, (rows, cols), dtype)`` in JAX's partitionable threefry layout: the value
-at ``(j, k)`` hashes the counter ``(0, j * cols + k)`` and keeps ``y0 ^ y1``. A float normal is a
-function of the mantissa bits of that word, so it is read from the same lookup table
-``eggroll_torch.random`` uses; that makes the kernel exact by construction, whatever the table.
+at ``(j, k)`` hashes the counter ``(0, j * cols + k)`` and keeps ``y0 ^ y1``; the word becomes a
+normal exactly as in :mod:`eggroll_torch.random.triton_normal` (float32 computed, 16-bit dtypes
+from their tables), whose hash and arithmetic this kernel shares.
 
-Importing this module needs ``triton``; callers check :func:`._triton.triton_usable` first.
+Importing this module needs ``triton``; callers check ``triton_support.triton_usable`` first.
 """
 from __future__ import annotations
 
@@ -16,49 +16,9 @@ import torch
 import triton
 import triton.language as tl
 
+from eggroll_torch.random.triton_normal import finish, finishing, threefry2x32
+
 _BLOCK = 1024
-
-
-@triton.jit
-def _rotl(x, r: tl.constexpr):
-    return (x << r) | (x >> (32 - r))
-
-
-@triton.jit
-def _round4(y0, y1, r0: tl.constexpr, r1: tl.constexpr, r2: tl.constexpr, r3: tl.constexpr):
-    y0 = y0 + y1
-    y1 = _rotl(y1, r0) ^ y0
-    y0 = y0 + y1
-    y1 = _rotl(y1, r1) ^ y0
-    y0 = y0 + y1
-    y1 = _rotl(y1, r2) ^ y0
-    y0 = y0 + y1
-    y1 = _rotl(y1, r3) ^ y0
-    return y0, y1
-
-
-@triton.jit
-def threefry2x32(k0, k1, x0, x1):
-    """Threefry-2x32 with 20 rounds on uint32 values (scalars or blocks that broadcast)."""
-    k2 = k0 ^ k1 ^ tl.full((), 0x1BD11BDA, tl.uint32)
-    y0 = x0 + k0
-    y1 = x1 + k1
-    y0, y1 = _round4(y0, y1, 13, 15, 26, 6)
-    y0 = y0 + k1
-    y1 = y1 + k2 + 1
-    y0, y1 = _round4(y0, y1, 17, 29, 16, 24)
-    y0 = y0 + k2
-    y1 = y1 + k0 + 2
-    y0, y1 = _round4(y0, y1, 13, 15, 26, 6)
-    y0 = y0 + k0
-    y1 = y1 + k1 + 3
-    y0, y1 = _round4(y0, y1, 17, 29, 16, 24)
-    y0 = y0 + k1
-    y1 = y1 + k2 + 4
-    y0, y1 = _round4(y0, y1, 13, 15, 26, 6)
-    y0 = y0 + k2
-    y1 = y1 + k0 + 5
-    return y0, y1
 
 
 @triton.jit
@@ -79,8 +39,8 @@ def _member_key(key_ptr, layer, epoch_ptr, pair, NOISE_REUSE: tl.constexpr):
 def _normals_kernel(
     key_ptr, epoch_ptr, table_ptr, out_ptr,
     cols, stride_l, stride_p, stride_row, stride_col,
-    NOISE_REUSE: tl.constexpr, SHIFT: tl.constexpr, MASK: tl.constexpr, ROWS: tl.constexpr,
-    BLOCK: tl.constexpr,
+    NOISE_REUSE: tl.constexpr, SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr,
+    ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pair = tl.program_id(0)
     col = tl.program_id(1)
@@ -94,22 +54,23 @@ def _normals_kernel(
         valid = row < ROWS
         counter = (row * cols + col).to(tl.uint32, bitcast=True)
         y0, y1 = threefry2x32(m0, m1, tl.zeros_like(counter), counter)
-        mantissa = ((y0 ^ y1) >> SHIFT) & MASK
-        value = tl.load(table_ptr + mantissa.to(tl.int32, bitcast=True), mask=valid)
+        value = finish(y0 ^ y1, table_ptr, SHIFT, MASK, MODE)
         tl.store(dest + row * stride_row, value, mask=valid)
 
 
-def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, table: torch.Tensor, out: torch.Tensor,
-                   *, noise_reuse: int, shift: int, mask: int) -> None:
+def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, out: torch.Tensor,
+                   *, noise_reuse: int, shift: int, mask: int, variant: str) -> None:
     """Fill ``out`` of shape ``(L, P, rows, cols)`` (any strides) with the draws described above.
 
     ``layer_keys``: ``(L, 2)`` uint32; ``epoch``: int32 tensor of one element on ``out``'s device
-    (read by the kernel, so a CUDA graph replay can advance it); ``table``: the normal lookup
-    table of ``out.dtype``; ``shift``/``mask`` pick the mantissa bits of a hashed word.
+    (read by the kernel, so a CUDA graph replay can advance it); ``shift``/``mask`` pick the
+    mantissa bits of a hashed word; ``variant``: ``"cpu"`` or ``"gpu"`` (see ``eggroll_torch.random``).
     """
     layers, pairs, rows, cols = out.shape
+    kernel_mode, table = finishing(out.dtype, variant, out.device)
     _normals_kernel[(pairs, cols, layers)](
-        layer_keys.view(torch.int32), epoch, table, out,
+        layer_keys.view(torch.int32), epoch, out if table is None else table, out,
         cols, out.stride(0), out.stride(1), out.stride(2), out.stride(3),
-        NOISE_REUSE=noise_reuse, SHIFT=shift, MASK=mask, ROWS=rows, BLOCK=min(_BLOCK, triton.next_power_of_2(rows)),
+        NOISE_REUSE=noise_reuse, SHIFT=shift, MASK=mask, MODE=kernel_mode, ROWS=rows,
+        BLOCK=min(_BLOCK, triton.next_power_of_2(rows)), enable_fp_fusion=False,
     )

@@ -7,13 +7,15 @@ that overrides the value set here.
 
 The backend does not change any value, only how draws are computed: ``"eager"`` runs torch
 operations block by block, ``"compiled"`` uses fused ``torch.compile`` kernels (a one-time
-compilation of tens of seconds on CPU), ``"auto"`` (default) compiles only for large draws on
-CUDA.
+compilation of tens of seconds on CPU), ``"kernel"`` runs ``normal`` through the hand-written
+kernels (C on the CPU, :mod:`native`; Triton on CUDA, :mod:`triton_normal`) and is an error where
+they cannot run; ``"auto"`` (default) uses those kernels for ``normal`` where they can run, and
+otherwise compiles only for large draws on CUDA.
 """
 from __future__ import annotations
 
 _STATE = {"threefry_partitionable": True, "enable_x64": False, "backend": "auto"}
-BACKENDS = ("auto", "eager", "compiled")
+BACKENDS = ("auto", "eager", "compiled", "kernel")
 
 
 def _check_flag(name: str, value) -> bool:
@@ -47,7 +49,7 @@ def enable_x64(override: bool | None = None) -> bool:
 
 
 def set_backend(name: str) -> None:
-    """Choose how draws are computed: ``"auto"``, ``"eager"`` or ``"compiled"`` (same values)."""
+    """Choose how draws are computed: ``"auto"``, ``"eager"``, ``"compiled"`` or ``"kernel"`` (same values)."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {name!r}")
     _STATE["backend"] = name

@@ -5,15 +5,17 @@ import math
 
 import torch
 
-from .float_bits import check_float_dtype, mantissa_index
+from . import config, native
+from .float_bits import FORMATS, check_float_dtype, mantissa_index
 from .keys import check_keys
 from .normal_f64 import normal_f64_from_words
 from .normal_tables import check_variant, normal_table, normal_values, table_is_cached
 from .sampling import draw_lookup, draw_mapped
+from .triton_support import triton_usable
 from .words import check_shape
 
-# Until this many float32 values have been drawn on the CPU, they are computed directly
-# (~0.5 us each) rather than by building the 2**23-entry table (~3 s); CUDA always uses the table.
+# Without the C kernel, until this many float32 values have been drawn on the CPU they are
+# computed directly (~0.5 us each) rather than by building the 2**23-entry table (~3 s).
 _DIRECT_BUDGET = {"left": 1 << 21}
 
 
@@ -27,6 +29,40 @@ def _compute_directly(keys: torch.Tensor, shape: tuple[int, ...], variant: str) 
     return True
 
 
+def _kernel_normal(keys: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, variant: str,
+                   partitionable: bool | None) -> torch.Tensor | None:
+    """The draw through the C (CPU) or Triton (CUDA) kernel, or None where they do not apply."""
+    choice = config.backend()
+    if choice not in ("auto", "kernel"):
+        return None
+    n = math.prod(shape)
+    flat = keys.reshape(-1, 2)
+    device = keys.device
+    on_cuda = device.type == "cuda" and triton_usable(device)
+    on_cpu = device.type == "cpu" and native.available()
+    if not (on_cuda or on_cpu) or not config.threefry_partitionable(partitionable) or n >= 2**31:
+        if choice == "kernel":
+            raise RuntimeError(
+                "backend 'kernel' draws normals with the partitionable layout (the default), fewer than 2**31 "
+                f"values per key, on the CPU with a C compiler or on CUDA with triton; this call (device {device}, "
+                f"{n} values per key) cannot use it: call set_backend('auto')"
+            )
+        return None
+    fmt = FORMATS[dtype]
+    shift, mask = fmt.draw_width - fmt.mantissa, (1 << fmt.mantissa) - 1
+    out = torch.empty((flat.shape[0], n), dtype=dtype, device=device)
+    if out.numel() == 0:
+        return out.reshape(tuple(keys.shape[:-1]) + shape)
+    if on_cuda:
+        from .triton_normal import normal_rows
+
+        normal_rows(flat, out, variant=variant, shift=shift, mask=mask)
+    else:
+        computed = dtype == torch.float32 and variant == "cpu"
+        native.normal_rows(flat, out, None if computed else normal_table(dtype, device, variant), shift, mask)
+    return out.reshape(tuple(keys.shape[:-1]) + shape)
+
+
 def normal(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, *,
            partitionable: bool | None = None, variant: str = "cpu") -> torch.Tensor:
     """``jax.random.normal(key, shape, dtype)`` for every key of the batch.
@@ -34,6 +70,8 @@ def normal(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, *,
     keys: ``(*batch, 2)`` uint32. Returns ``(*batch, *shape)`` of ``dtype`` on the keys' device.
     ``variant="cpu"`` gives XLA:CPU's values (jax 0.10.2 on x86-64); ``variant="gpu"`` gives
     XLA:GPU's float32 values (jax 0.11.2 on an H100, see :mod:`gpu_variant`; float64 has none).
+    How the values are computed (C or Triton kernels, torch ops, ``torch.compile``) follows
+    :func:`config.set_backend` and never changes them.
     """
     check_keys(keys)
     shape = check_shape(shape)
@@ -43,6 +81,9 @@ def normal(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, *,
         if variant != "cpu":
             raise ValueError(f"float64 normals exist only for variant='cpu'; got variant={variant!r}")
         return draw_mapped(keys, shape, fmt.draw_width, partitionable, normal_f64_from_words, dtype)
+    drawn = _kernel_normal(keys, shape, dtype, variant, partitionable)
+    if drawn is not None:
+        return drawn
     if dtype == torch.float32 and _compute_directly(keys, shape, variant):
         words = draw_mapped(keys, shape, fmt.draw_width, partitionable, lambda w: w, torch.int32)
         return normal_values(mantissa_index(words, dtype), dtype, variant)

@@ -28,7 +28,7 @@ def _use_compiled(keys: torch.Tensor, n: int, width: int, partitionable: bool | 
         return False
     if not config.threefry_partitionable(partitionable):
         return False
-    if choice == "auto" and (keys.device.type != "cuda" or draws < _AUTO_COMPILE_MIN):
+    if choice in ("auto", "kernel") and (keys.device.type != "cuda" or draws < _AUTO_COMPILE_MIN):
         return False
     return compiled.available(keys.device)
 

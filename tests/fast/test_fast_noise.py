@@ -14,7 +14,7 @@ from conformance.tolerances import assert_parity
 from eggroll_torch import random as es_random
 from eggroll_torch.fast import draw_pair_normals, pair_keys, split_factors
 from eggroll_torch.fast import threefry_cpu
-from eggroll_torch.fast._triton import triton_usable
+from eggroll_torch.random.triton_support import triton_usable
 from fast_support import jax_factors, jax_member_key_words, layer_key_batch
 
 NO_COMPILER = threefry_cpu.library() is None

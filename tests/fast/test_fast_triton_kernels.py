@@ -1,6 +1,7 @@
 """The Triton kernels of eggroll_torch.fast, run on the CPU by Triton's interpreter.
 
-noise: the fused threefry + normal kernel gives eggroll_torch.random's bits. lowrank: the
+noise: the fused threefry + normal kernel gives eggroll_torch.random's bits, and so does
+eggroll_torch.random's own rows kernel. lowrank: the
 projection and correction kernels give the torch-ops path's forward, fitness and update.
 The checks run in a subprocess (see triton_interpreter_checks.py) because the interpreter is
 chosen when the kernels are first imported.
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 
-from eggroll_torch.fast._triton import triton_installed
+from eggroll_torch.random.triton_support import triton_installed
 
 pytestmark = pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional); "
                                                                "`pip install triton` to check the kernels")
@@ -41,6 +42,10 @@ def _assert(results, prefix):
 
 def test_noise_triton_kernel_is_bit_identical(results):
     _assert(results, "normals_")
+
+
+def test_random_rows_triton_kernel_is_bit_identical(results):
+    _assert(results, "rows_")
 
 
 def test_lowrank_triton_kernels_match_torch_ops(results):

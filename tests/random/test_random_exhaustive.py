@@ -53,7 +53,6 @@ def test_random_normal_all_half_values(dtype):
     assert_same_bits(normal_table(dtype, "cpu"), _jax_table(dtype), f"random.{name}: every value")
 
 
-@pytest.mark.slow
 def test_random_normal_all_float32_values():
     assert_same_bits(normal_table(torch.float32, "cpu"), _jax_table(torch.float32),
                      "random.normal_float32: all 2**23 mantissas")

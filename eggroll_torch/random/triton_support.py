@@ -1,4 +1,4 @@
-"""Whether the Triton kernels of this package can run for tensors on a given device.
+"""Whether the Triton kernels of eggroll_torch (random and fast) can run for tensors on a given device.
 
 Triton is optional: it is not a dependency of the package. Kernels run on CUDA devices when
 ``triton`` imports, and on CPU tensors only under Triton's interpreter (``TRITON_INTERPRET=1``

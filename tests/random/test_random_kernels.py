@@ -1,0 +1,102 @@
+"""The C (CPU) and Triton (CUDA) kernels of eggroll_torch.random.normal give the eager bits.
+
+Their float32 values are computed, not looked up, so they are checked on every one of the 2**23
+mantissas against the numpy emulation (which test_random_exhaustive checks against JAX) and, on
+CUDA, against the tables of both variants; draws are checked against the eager torch path for
+every dtype, batch shapes, row boundaries and the thread split.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+import eggroll_torch.random as jr
+from eggroll_torch.random import config, native
+from eggroll_torch.random.normal_tables import normal_table, normal_values
+from eggroll_torch.random.triton_support import triton_usable
+from random_support import assert_same_bits
+
+NO_COMPILER = pytest.mark.skipif(not native.available(), reason="no C compiler here (cc or $CC): the C kernel "
+                                                                "cannot be built and normal uses torch ops")
+CUDA_TRITON = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
+                                 reason="needs a CUDA device and triton")
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+@contextlib.contextmanager
+def backend(name: str):
+    previous = config.backend()
+    jr.set_backend(name)
+    try:
+        yield
+    finally:
+        jr.set_backend(previous)
+
+
+def _cases():
+    for dtype in DTYPES:
+        for variant in (("cpu", "gpu") if dtype == torch.float32 else ("cpu",)):
+            yield pytest.param(dtype, variant, id=f"{str(dtype)[6:]}-{variant}")
+
+
+def _draw_both(keys, shape, dtype, variant):
+    with backend("eager"):
+        expected = jr.normal(keys.cpu(), shape, dtype, variant=variant)
+    with backend("kernel"):
+        got = jr.normal(keys, shape, dtype, variant=variant)
+    return got, expected
+
+
+@NO_COMPILER
+def test_random_kernel_cpu_float32_every_mantissa():
+    every = torch.arange(1 << 23, dtype=torch.int32)
+    assert_same_bits(native.normal_f32_mantissas(0, 1 << 23), normal_values(every, torch.float32),
+                     "random.kernel_cpu_float32: all 2**23 mantissas against the numpy emulation")
+
+
+@NO_COMPILER
+@pytest.mark.parametrize("dtype, variant", list(_cases()))
+@pytest.mark.parametrize("batch, shape", [((5,), (1,)), ((3, 2), (37, 3)), ((2,), (4097,)), ((40,), (64, 33))],
+                         ids=["tiny", "batched", "odd", "threaded"])
+def test_random_kernel_cpu_matches_eager(dtype, variant, batch, shape):
+    keys = jr.split(jr.fold_in(jr.key(11), 2**31 - 1), batch)
+    got, expected = _draw_both(keys, shape, dtype, variant)
+    assert got.shape == batch + shape and got.dtype == dtype
+    assert_same_bits(got, expected, f"random.kernel_cpu {dtype} {variant} {batch}+{shape}")
+
+
+@NO_COMPILER
+def test_random_kernel_cpu_empty_draw():
+    with backend("kernel"):
+        out = jr.normal(jr.split(jr.key(0), 3), (0, 4))
+    assert out.shape == (3, 0, 4)
+
+
+def test_random_kernel_backend_rejects_the_other_layout():
+    with backend("kernel"), pytest.raises(RuntimeError, match=r"set_backend\('auto'\)"):
+        jr.normal(jr.key(0), (4,), partitionable=False)
+
+
+@pytest.mark.cuda
+@CUDA_TRITON
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_random_kernel_cuda_float32_every_mantissa(variant):
+    from eggroll_torch.random.triton_normal import normal_f32_mantissas
+
+    table = normal_table(torch.float32, "cuda", variant)
+    assert_same_bits(normal_f32_mantissas(0, 1 << 23, variant, "cuda"), table,
+                     f"random.kernel_cuda_float32 ({variant} variant): all 2**23 mantissas against the table")
+
+
+@pytest.mark.cuda
+@CUDA_TRITON
+@pytest.mark.parametrize("dtype, variant", list(_cases()))
+@pytest.mark.parametrize("batch, shape", [((5,), (1,)), ((3, 2), (37, 3)), ((2,), (4097,)), ((70000,), (3,))],
+                         ids=["tiny", "batched", "odd", "many_keys"])
+def test_random_kernel_cuda_matches_eager(dtype, variant, batch, shape):
+    keys = jr.split(jr.fold_in(jr.key(11), 2**31 - 1), batch).cuda()
+    got, expected = _draw_both(keys, shape, dtype, variant)
+    assert got.device.type == "cuda" and got.shape == batch + shape
+    assert_same_bits(got.cpu(), expected, f"random.kernel_cuda {dtype} {variant} {batch}+{shape}")
