@@ -176,8 +176,32 @@ def _device_section(device: str, source: str, results: dict, plot_name: str | No
     if errors:
         lines += ["", "Not measured:", ""] + [f"- {name} / {k}: {e.splitlines()[0][:200]}" for name, k, e in errors]
     if results.get("random"):
-        lines += ["", "PRNG benchmark (`benchmarks/bench_random.py`):", "", "```",
-                  json.dumps(results["random"], indent=1)[:3000], "```"]
+        lines += ["", *_random_lines(results["random"])]
+    return lines
+
+
+def _random_lines(r: dict) -> list[str]:
+    """The PRNG benchmark (``benchmarks/bench_random.py``) as a table, one row per generator."""
+    if "error" in r:
+        return [f"PRNG benchmark (`benchmarks/bench_random.py`): not measured ({r['error'][:200]})."]
+    lines = [f"PRNG benchmark (`python -m benchmarks.bench_random --device {r['device']}`): "
+             f"`normal(keys, {tuple(r['shape'])})` float32 for {r['population']} keys ({r['values'] / 2**20:.0f} Mi "
+             f"values), JAX `jit(vmap(jax.random.normal))` on its {r['jax_backend']} backend in the same process; "
+             f"issue 3's goal: >= 1.0x JAX and within 2x of `torch.randn`'s time.", "",
+             "| generator | ms | values/s | speed vs JAX | time vs torch.randn | bits equal JAX's |", "|---|---|---|---|---|---|"]
+    per_variant = r.get("per_variant") or {r["variant"]: {"eggroll_s": r["eggroll_s"]}}
+    for variant, v in per_variant.items():
+        same = _fmt(r["fraction_bit_identical_to_jax"], 4) if variant == r["variant"] else \
+            f"– (XLA:{variant.upper()}'s values)"
+        lines.append(f"| eggroll_torch.random.normal, variant=\"{variant}\" | {v['eggroll_s'] * 1e3:.3g} | "
+                     f"{r['values'] / v['eggroll_s']:.3g} | {r['jax_s'] / v['eggroll_s']:.2f}x | "
+                     f"{v['eggroll_s'] / r['randn_s']:.2f}x | {same} |")
+    lines.append(f"| jax.random.normal (jit+vmap) | {r['jax_s'] * 1e3:.3g} | {r['values'] / r['jax_s']:.3g} | 1.00x | "
+                 f"{r['jax_s'] / r['randn_s']:.2f}x | – |")
+    lines.append(f"| torch.randn (no JAX bits) | {r['randn_s'] * 1e3:.3g} | {r['values'] / r['randn_s']:.3g} | "
+                 f"{r['jax_s'] / r['randn_s']:.2f}x | 1.00x | – |")
+    lines.append(f"\nFirst call (tables, kernel compilation, first-use check): {r['eggroll_first_call_s']:.2f} s; "
+                 f"{r['threads']} torch threads.")
     return lines
 
 
@@ -249,8 +273,39 @@ def _distributed_section(reports_dir: str) -> list[str]:
             f"{r['update']} | {_fmt(r['single_gen_per_s'])} | {r['world_size']} | "
             f"{_fmt(r['distributed_gen_per_s'])} | {_fmt(r['speedup_vs_single'])} | {goal} | "
             f"{'yes' if r['bit_identical_to_single'] and r['ranks_identical'] else 'NO'} |")
-    return lines + ["", "4 and 8 GPUs: not run (no such machine was lent); "
-                    "`scripts/scaling_multi_gpu.sh reports/scaling` runs them in one command.", ""]
+    return lines + [""] + _scaling_lines(reports_dir)
+
+
+def _scaling_lines(reports_dir: str) -> list[str]:
+    """The table and plot of ``scripts/scaling_multi_gpu.sh``'s summary (``scaling/scaling.json``)."""
+    path = os.path.join(reports_dir, "scaling", "scaling.json")
+    run_it = "`scripts/scaling_multi_gpu.sh reports/scaling` runs 1, 2, 4 and 8 GPUs in one command."
+    if not os.path.exists(path):
+        return ["Scaling over 4 and 8 GPUs: not run yet. " + run_it, ""]
+    with open(path) as f:
+        summary = json.load(f)
+    wl = summary["workload"]
+    lines = [
+        f"Scaling (`scripts/scaling_multi_gpu.sh`, source `{os.path.relpath(path)}`): d={wl['dim']} L={wl['layers']} "
+        f"N={wl['population']} T={wl['tokens']} r={wl['rank']} {wl['dtype']}, {summary['generations']} timed "
+        f"generations after {summary['warmup']}, {summary['device']}, torch {summary['torch']}, CUDA {summary['cuda']}, "
+        f"{summary['backend']}. Goal: >= {summary['efficiency_goal']:g} x linear.",
+        "",
+        "| GPUs | generations/s | members/s | speedup vs 1 GPU | efficiency | goal met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in summary["runs"]:
+        met = "–" if row["meets_goal"] is None else ("yes" if row["meets_goal"] else "no")
+        lines.append(f"| {row['gpus']} | {row['gen_per_s']:.3f} | {row['members_per_s']:.0f} | {_fmt(row['speedup'])} | "
+                     f"{row['efficiency']:.3f} | {met} |")
+    lines += ["", f"Final parameters and optimizer state bit-identical across every GPU count and rank: "
+              f"{'yes' if summary['bit_identical'] else 'NO'}."]
+    missing = [g for g in (1, 2, 4, 8) if g not in {row["gpus"] for row in summary["runs"]}]
+    if missing:
+        lines.append(f"Not run: {', '.join(map(str, missing))} GPUs (no such machine was lent). " + run_it)
+    if summary.get("plot"):
+        lines += ["", f"![scaling over GPUs](scaling/{summary['plot']})"]
+    return lines + [""]
 
 
 def write_report(paths, reports_dir: str = "reports", extra=()) -> list[str]:

@@ -16,8 +16,10 @@ class GraphedStep:
     """``step()`` recorded into a CUDA graph; calling the object replays it and returns what the
     captured call returned (the same tensors every time, overwritten by each replay).
 
-    Capture runs ``step`` ``warmup + 1`` times (its side effects, e.g. parameter updates, happen
-    each time). On a non-CUDA device, or with ``enabled=False``, calls run ``step`` directly.
+    Construction runs ``step`` ``warmup`` times on a side stream (their effects on tensors, e.g.
+    parameter updates, happen), then records one more call without executing its kernels: after
+    construction the tensors have advanced ``warmup`` steps. On a non-CUDA device, or with
+    ``enabled=False``, calls run ``step`` directly.
     """
 
     def __init__(self, step: Callable[[], object], device, *, warmup: int = 2, enabled: bool = True):

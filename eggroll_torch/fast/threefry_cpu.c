@@ -4,14 +4,6 @@
 
 #define BATCH 64
 
-/* One build runs at the widest vector width the CPU has (x86-64 compilers with ifunc support);
- * elsewhere the loader builds with EGGROLL_NO_CLONES and the compiler's default target. */
-#if defined(__x86_64__) && !defined(EGGROLL_NO_CLONES)
-#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
 /* out[l, p, j, k] (strides in elements) = normal(mantissa(hash(member_key(l, p), j * cols + k)))
  * for pairs p = pair0 .. pair0 + pairs - 1 (out's pair axis starts at pair0), with
  * member_key(l, p) = fold_in(fold_in(keys[l], true_epoch), p). table == NULL: float32

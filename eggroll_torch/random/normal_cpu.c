@@ -4,12 +4,6 @@
 
 #define BATCH 64
 
-#if defined(__x86_64__) && !defined(EGGROLL_NO_CLONES)
-#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
 /* Flat positions [start, stop) of out (B, n), row-major: out[b, j] is the normal of key b at
  * position j of JAX's partitionable layout (counter (j >> 32, j & 0xFFFFFFFF), word y0 ^ y1).
  * table == NULL: float32 computed as XLA:CPU does; else out[b, j] = table[(word >> shift) & mask]

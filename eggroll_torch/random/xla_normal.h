@@ -12,6 +12,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* One build runs at the widest vector width the CPU has (x86-64 compilers with ifunc support);
+ * elsewhere the loader builds with EGGROLL_NO_CLONES and the compiler's default target. */
+#if defined(__x86_64__) && !defined(EGGROLL_NO_CLONES)
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* Inlined into the vectorized loops: a call would keep the loop scalar. */
 #if defined(__GNUC__)
 #define EGGROLL_INLINE static inline __attribute__((always_inline))

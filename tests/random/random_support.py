@@ -22,6 +22,19 @@ TORCH_TO_JAX_DTYPE = {
 
 
 @contextlib.contextmanager
+def backend(name: str):
+    """Run eggroll_torch.random with backend ``name`` (see ``set_backend``), then restore it."""
+    from eggroll_torch.random import config, set_backend
+
+    previous = config.backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+@contextlib.contextmanager
 def jax_flags(*, partitionable: bool = True, x64: bool = False):
     """Run JAX with ``jax_threefry_partitionable`` and ``jax_enable_x64`` set, then restore both."""
     import jax

@@ -5,27 +5,15 @@ the CUDA ones run wherever a GPU is present.
 """
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 
 import eggroll_torch.random as jr
-from eggroll_torch.random import compiled, config
-from random_support import assert_same_bits
+from eggroll_torch.random import compiled
+from random_support import assert_same_bits, backend
 
 SHAPES = [(1,), (37, 3), (4097,)]
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this host")
-
-
-@contextlib.contextmanager
-def backend(name: str):
-    previous = config.backend()
-    jr.set_backend(name)
-    try:
-        yield
-    finally:
-        jr.set_backend(previous)
 
 
 def _keys(device: str) -> torch.Tensor:

@@ -7,32 +7,20 @@ every dtype, batch shapes, row boundaries and the thread split.
 """
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 
 import eggroll_torch.random as jr
-from eggroll_torch.random import config, native
+from eggroll_torch.random import native
 from eggroll_torch.random.normal_tables import normal_table, normal_values
 from eggroll_torch.random.triton_support import triton_usable
-from random_support import assert_same_bits
+from random_support import assert_same_bits, backend
 
 NO_COMPILER = pytest.mark.skipif(not native.available(), reason="no C compiler here (cc or $CC): the C kernel "
                                                                 "cannot be built and normal uses torch ops")
 CUDA_TRITON = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                  reason="needs a CUDA device and triton")
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-
-
-@contextlib.contextmanager
-def backend(name: str):
-    previous = config.backend()
-    jr.set_backend(name)
-    try:
-        yield
-    finally:
-        jr.set_backend(previous)
 
 
 def _cases():
@@ -42,8 +30,10 @@ def _cases():
 
 
 def _draw_both(keys, shape, dtype, variant):
+    # Eager on the keys' own device: a CUDA device's "gpu" table takes its tail roots from that
+    # device (test_gpu_variant), and eager CUDA equals eager CPU elsewhere (test_random_backends).
     with backend("eager"):
-        expected = jr.normal(keys.cpu(), shape, dtype, variant=variant)
+        expected = jr.normal(keys, shape, dtype, variant=variant)
     with backend("kernel"):
         got = jr.normal(keys, shape, dtype, variant=variant)
     return got, expected
@@ -83,11 +73,12 @@ def test_random_kernel_backend_rejects_the_other_layout():
 @CUDA_TRITON
 @pytest.mark.parametrize("variant", ["cpu", "gpu"])
 def test_random_kernel_cuda_float32_every_mantissa(variant):
-    from eggroll_torch.random.triton_normal import normal_f32_mantissas
+    from eggroll_torch.random.triton_normal import MODE_TABLE, finishing, normal_f32_mantissas
 
     table = normal_table(torch.float32, "cuda", variant)
     assert_same_bits(normal_f32_mantissas(0, 1 << 23, variant, "cuda"), table,
                      f"random.kernel_cuda_float32 ({variant} variant): all 2**23 mantissas against the table")
+    assert finishing(torch.float32, variant, "cuda").mode != MODE_TABLE, "the first-use check fell back to the table"
 
 
 @pytest.mark.cuda
@@ -99,4 +90,4 @@ def test_random_kernel_cuda_matches_eager(dtype, variant, batch, shape):
     keys = jr.split(jr.fold_in(jr.key(11), 2**31 - 1), batch).cuda()
     got, expected = _draw_both(keys, shape, dtype, variant)
     assert got.device.type == "cuda" and got.shape == batch + shape
-    assert_same_bits(got.cpu(), expected, f"random.kernel_cuda {dtype} {variant} {batch}+{shape}")
+    assert_same_bits(got, expected, f"random.kernel_cuda {dtype} {variant} {batch}+{shape}")
