@@ -295,10 +295,12 @@ def normal_rows(keys: torch.Tensor, out: torch.Tensor, *, variant: str, shift: i
     """
     rows, n = out.shape
     how = finishing(out.dtype, variant, out.device)
-    blocks = triton.cdiv(n, _BLOCK)
+    # 16 values per thread for the table modes, 8 for computed float32 (see fast.threefry_kernel).
+    block = 2 * _BLOCK if how.mode == MODE_TABLE else _BLOCK
+    blocks = triton.cdiv(n, block)
     _rows_kernel[(rows * blocks,)](
         keys.contiguous().view(torch.int32), how.table, how.lo, how.hi, out, n, blocks,
-        SHIFT=shift, MASK=mask, MODE=how.mode, BLOCK=_BLOCK, enable_fp_fusion=False,
+        SHIFT=shift, MASK=mask, MODE=how.mode, BLOCK=block, num_warps=4, enable_fp_fusion=False,
     )
 
 
