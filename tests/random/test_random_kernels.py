@@ -91,3 +91,34 @@ def test_random_kernel_cuda_matches_eager(dtype, variant, batch, shape):
     got, expected = _draw_both(keys, shape, dtype, variant)
     assert got.device.type == "cuda" and got.shape == batch + shape
     assert_same_bits(got, expected, f"random.kernel_cuda {dtype} {variant} {batch}+{shape}")
+
+
+def test_random_kernel_cpu_without_compiler_falls_back_to_torch_ops(tmp_path):
+    """No C compiler: ``native.load`` gives None, ``auto`` draws with torch ops (same bits) and
+    ``kernel`` says what is missing. Run in a fresh process, as the library is loaded once."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, torch, eggroll_torch.random as jr\n"
+        "from eggroll_torch.random import native\n"
+        "keys = jr.split(jr.key(5), 3)\n"
+        "out = {'available': native.available(), 'bits': jr.normal(keys, (7,)).view(torch.int32).tolist()}\n"
+        "jr.set_backend('kernel')\n"
+        "try:\n"
+        "    jr.normal(keys, (7,))\n"
+        "except RuntimeError as error:\n"
+        "    out['error'] = str(error)\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "CC": str(tmp_path / "no-such-compiler"), "EGGROLL_TORCH_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["available"] is False
+    with backend("eager"):
+        expected = jr.normal(jr.split(jr.key(5), 3), (7,)).view(torch.int32).tolist()
+    assert got["bits"] == expected
+    assert "C compiler" in got["error"] and "set_backend('auto')" in got["error"]
