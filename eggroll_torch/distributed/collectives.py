@@ -6,6 +6,8 @@ output, untouched, so all ranks read identical bits. Nothing is ever summed acro
 """
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.distributed as dist
 
@@ -22,8 +24,9 @@ def all_gather_rows(tensor: torch.Tensor, *, group=None, what: str) -> torch.Ten
     world_size = dist.get_world_size(group)
     out = torch.empty(world_size * tensor.numel(), dtype=tensor.dtype, device=tensor.device)
     try:
-        dist.all_gather_into_tensor(out, tensor.contiguous().view(-1), group=group)
-    except RuntimeError as error:
+        work = dist.all_gather_into_tensor(out, tensor.contiguous().view(-1), group=group, async_op=True)
+        _wait(work, group_timeout_s(group, tensor.device))
+    except (RuntimeError, TimeoutError) as error:
         raise RankFailureError(
             f"rank {dist.get_rank(group)}: {what} did not complete: another rank died, hung past the "
             f"process group's timeout or left the run ({type(error).__name__}: {_first_line(error)}). "
@@ -31,6 +34,33 @@ def all_gather_rows(tensor: torch.Tensor, *, group=None, what: str) -> torch.Ten
             "checkpoint (DistributedTrainer.load_checkpoint), on any number of ranks"
         ) from error
     return out.view(world_size, *tensor.shape)
+
+
+def _wait(work, timeout_s: float) -> None:
+    """``work.wait()``, but raising ``TimeoutError`` once ``timeout_s`` has passed.
+
+    The deadline is kept here, on the host, rather than left to the backend: with NCCL a rank
+    whose peer died stays blocked in the collective (seen with torch 2.11, ``TORCH_NCCL_BLOCKING_WAIT``
+    set), and polling ``is_completed`` is the one wait that always returns.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.0
+    while not work.is_completed():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no answer from every rank within the process group's timeout ({timeout_s:g} s)")
+        time.sleep(pause)
+        pause = min(1e-3, 2 * pause + 1e-5)
+    work.wait()
+
+
+def group_timeout_s(group, device: torch.device) -> float:
+    """The timeout ``group`` was created with (``init_process_group(timeout=...)``), in seconds;
+    torch's default for the backend when the group does not expose it."""
+    try:
+        owner = group if group is not None else dist.distributed_c10d._get_default_group()
+        return owner._get_backend(device).options._timeout.total_seconds()
+    except (AttributeError, RuntimeError):
+        return dist.distributed_c10d._get_default_timeout(dist.get_backend(group)).total_seconds()
 
 
 def _first_line(error: BaseException) -> str:

@@ -173,3 +173,55 @@ def test_distributed_partition_blocks_for_members_per_call():
     assert blocks_of(range(12, 18), 4) == [range(12, 16), range(16, 18)]
     with pytest.raises(ValueError, match="block must be even"):
         member_ranges(18, 2, block=3)
+
+
+class _NeverDone:
+    """A collective whose peer never answers (what NCCL shows after a peer died)."""
+
+    def is_completed(self):
+        return False
+
+    def wait(self):
+        raise AssertionError("wait() must not be reached before the work completes")
+
+
+class _DoneAfter:
+    def __init__(self, polls):
+        self.polls = polls
+        self.waited = False
+
+    def is_completed(self):
+        self.polls -= 1
+        return self.polls <= 0
+
+    def wait(self):
+        self.waited = True
+
+
+def test_distributed_collective_wait_times_out_on_the_host():
+    from eggroll_torch.distributed.collectives import _wait
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="process group's timeout"):
+        _wait(_NeverDone(), 0.2)
+    assert 0.2 <= time.monotonic() - started < 5.0
+    done = _DoneAfter(polls=5)
+    _wait(done, 10.0)
+    assert done.waited
+
+
+def test_distributed_group_timeout_is_the_process_groups(tmp_path):
+    """Read in a fresh process: a process group is global to the interpreter."""
+    import subprocess
+    import sys
+
+    script = (
+        "import datetime, torch, torch.distributed as dist\n"
+        "from eggroll_torch.distributed.collectives import group_timeout_s\n"
+        f"dist.init_process_group('gloo', init_method='file://{tmp_path}/store', rank=0, world_size=1,\n"
+        "                        timeout=datetime.timedelta(seconds=37))\n"
+        "print(group_timeout_s(None, torch.device('cpu')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) == 37.0
