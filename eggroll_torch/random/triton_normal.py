@@ -3,10 +3,10 @@ one pass, bit for bit equal to the other backends of :mod:`eggroll_torch.random`
 
 Float32 values are computed, not looked up: the 32 MiB table of :mod:`normal_tables` turns every
 value into a random L2 read (measured on an H100: 0.9e11 values/s, against 1.9e11 computed).
-The kernels are bound by instruction issue, so the arithmetic is kept to ``erf_inv``'s central
-branch (``w < 5``): the 28,309 tail mantissas (``|u| > 0.99663``, two contiguous ranges at the
-ends) are read from a 110 KiB tail table instead, which drops the square root and the per-branch
-coefficient selects. ``MODE_XLA_CPU`` repeats :mod:`xla_cpu_f32` operation for operation
+The arithmetic is kept to ``erf_inv``'s central branch (``w < 5``): the 28,309 tail mantissas
+(``|u| > 0.99663``, two contiguous ranges at the ends) are read from a 110 KiB tail table, which
+drops the square root and the per-branch coefficient selects (for the ``"gpu"`` variant the table
+takes its roots from the device's own ``sqrt.approx.f32``, see :mod:`gpu_variant`). ``MODE_XLA_CPU`` repeats :mod:`xla_cpu_f32` operation for operation
 (``tl.fma`` where XLA:CPU contracts); its one division is a reciprocal with an FMA correction,
 which rounds like ``div.rn`` on every input it gets. ``MODE_XLA_GPU`` repeats :mod:`gpu_variant`
 (libdevice's ``log1pf``, no contraction). Kernels are compiled with ``enable_fp_fusion=False`` so
