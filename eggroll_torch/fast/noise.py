@@ -16,7 +16,6 @@ import torch
 
 from eggroll_torch import random as es_random
 from eggroll_torch.random import config as random_config
-from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.normal_tables import normal_table
 from . import threefry_cpu
 from eggroll_torch.random.triton_support import triton_usable
@@ -105,18 +104,16 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
         kernel = use_kernel(out.device, out.dtype)
     _check_kernel(kernel, out)
     if kernel is not None:
-        fmt = FORMATS[out.dtype]
-        bits = {"shift": fmt.draw_width - fmt.mantissa, "mask": (1 << fmt.mantissa) - 1}
         if kernel == "c":
             # The C kernel computes XLA:CPU's float32 values; other variants and dtypes use tables.
             computed = out.dtype == torch.float32 and variant == "cpu"
             table = None if computed else normal_table(out.dtype, out.device, variant)
-            threefry_cpu.draw(layer_keys, int(true_epoch(int(epoch), noise_reuse)), table, out, **bits)
+            threefry_cpu.draw(layer_keys, int(true_epoch(int(epoch), noise_reuse)), table, out)
             return out
         from .threefry_kernel import launch_normals
 
         launch_normals(layer_keys.contiguous(), _epoch_tensor(epoch, out.device), out,
-                       noise_reuse=noise_reuse, variant=variant, **bits)
+                       noise_reuse=noise_reuse, variant=variant)
         return out
     layers, pairs, rows, cols = out.shape
     keys = pair_keys(layer_keys, epoch, pairs, noise_reuse)

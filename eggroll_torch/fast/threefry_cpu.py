@@ -14,6 +14,7 @@ import os
 import torch
 
 from eggroll_torch.random import native
+from eggroll_torch.random.float_bits import FORMATS
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "threefry_cpu.c")
 _I64 = native.I64
@@ -32,19 +33,19 @@ def library():
     return fn
 
 
-def draw(layer_keys: torch.Tensor, true_epoch: int, table: torch.Tensor | None, out: torch.Tensor, *,
-         shift: int, mask: int) -> None:
+def draw(layer_keys: torch.Tensor, true_epoch: int, table: torch.Tensor | None, out: torch.Tensor) -> None:
     """Fill the CPU tensor ``out`` ``(L, P, rows, cols)`` (any strides) like
     :func:`.threefry_kernel.launch_normals`; ``table`` None computes float32 values as XLA:CPU
     does. ``library()`` must not be None."""
     keys = layer_keys.contiguous()
     table_ptr = None if table is None else table.contiguous().data_ptr()
     layers, pairs, rows, cols = out.shape
+    fmt = FORMATS[out.dtype]
     fn = library()
 
     def work(start: int, stop: int) -> None:
         part = out[:, start:stop]
         fn(keys.data_ptr(), layers, start, stop - start, true_epoch % 2**32, rows, cols, table_ptr,
-           out.element_size(), shift, mask, part.data_ptr(), *out.stride())
+           out.element_size(), fmt.shift, fmt.mask, part.data_ptr(), *out.stride())
 
     native.parallel(pairs, work, item_size=rows * cols * layers)

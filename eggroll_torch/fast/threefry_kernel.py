@@ -16,13 +16,9 @@ import torch
 import triton
 import triton.language as tl
 
-from eggroll_torch.random.triton_normal import MODE_TABLE, finish, finishing, threefry2x32
+from eggroll_torch.random.float_bits import FORMATS
+from eggroll_torch.random.triton_normal import finish, finishing, launch_shape, threefry2x32
 
-# Values per thread (BLOCK / (32 * num_warps)): 16 for the table modes, whose hash leaves the
-# issue slots idle while lookups are in flight, 8 for computed float32 (the arithmetic fills
-# them). Measured on an H100: bfloat16 draws 1.9e11 -> 3.1e11 normals/s going from 8 to 16.
-_VALUES_PER_THREAD = {True: 16, False: 8}
-_BLOCK = {True: 2048, False: 1024}
 
 
 @triton.jit
@@ -63,20 +59,20 @@ def _normals_kernel(
 
 
 def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, out: torch.Tensor,
-                   *, noise_reuse: int, shift: int, mask: int, variant: str) -> None:
+                   *, noise_reuse: int, variant: str) -> None:
     """Fill ``out`` of shape ``(L, P, rows, cols)`` (any strides) with the draws described above.
 
     ``layer_keys``: ``(L, 2)`` uint32; ``epoch``: int32 tensor of one element on ``out``'s device
-    (read by the kernel, so a CUDA graph replay can advance it); ``shift``/``mask`` pick the
-    mantissa bits of a hashed word; ``variant``: ``"cpu"`` or ``"gpu"`` (see ``eggroll_torch.random``).
+    (read by the kernel, so a CUDA graph replay can advance it); ``variant``: ``"cpu"`` or
+    ``"gpu"`` (see ``eggroll_torch.random``).
     """
     layers, pairs, rows, cols = out.shape
     how = finishing(out.dtype, variant, out.device)
-    table_mode = how.mode == MODE_TABLE
-    block = min(_BLOCK[table_mode], triton.next_power_of_2(rows))
+    fmt = FORMATS[out.dtype]
+    block, warps = launch_shape(how.mode, rows)
     _normals_kernel[(pairs, cols, layers)](
         layer_keys.view(torch.int32), epoch, how.table, how.lo, how.hi, out,
         cols, out.stride(0), out.stride(1), out.stride(2), out.stride(3),
-        NOISE_REUSE=noise_reuse, SHIFT=shift, MASK=mask, MODE=how.mode, ROWS=rows, BLOCK=block,
-        num_warps=max(1, block // (32 * _VALUES_PER_THREAD[table_mode])), enable_fp_fusion=False,
+        NOISE_REUSE=noise_reuse, SHIFT=fmt.shift, MASK=fmt.mask, MODE=how.mode, ROWS=rows, BLOCK=block,
+        num_warps=warps, enable_fp_fusion=False,
     )

@@ -20,6 +20,16 @@ class FloatFormat:
     one: int  # bit pattern of 1.0
     int_view: torch.dtype  # signed integer dtype of the same size, for the bitcast
 
+    @property
+    def shift(self) -> int:
+        """How far a drawn word is shifted right to bring its kept mantissa bits to the bottom."""
+        return self.draw_width - self.mantissa
+
+    @property
+    def mask(self) -> int:
+        """The mantissa bits once shifted: ``(word >> shift) & mask`` indexes the normal tables."""
+        return (1 << self.mantissa) - 1
+
 
 FORMATS = {
     torch.float32: FloatFormat(32, 23, 0x3F800000, torch.int32),
@@ -42,8 +52,7 @@ def mantissa_index(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     ``words`` come from :func:`words.random_words` with ``draw_width`` of ``dtype``.
     """
     fmt = FORMATS[dtype]
-    shift = fmt.draw_width - fmt.mantissa
-    return (words >> shift) & ((1 << fmt.mantissa) - 1)
+    return (words >> fmt.shift) & fmt.mask
 
 
 def one_to_two(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

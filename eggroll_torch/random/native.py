@@ -25,6 +25,8 @@ import tempfile
 
 import torch
 
+from .float_bits import FORMATS
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _HEADER = os.path.join(_HERE, "xla_normal.h")
 _FLAGS = ("-O3", "-shared", "-fPIC", "-std=c99", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math")
@@ -117,19 +119,20 @@ def parallel(total: int, work, item_size: int = 1) -> None:
         future.result()
 
 
-def normal_rows(keys: torch.Tensor, out: torch.Tensor, table: torch.Tensor | None, shift: int, mask: int) -> None:
+def normal_rows(keys: torch.Tensor, out: torch.Tensor, table: torch.Tensor | None) -> None:
     """Fill the contiguous CPU tensor ``out`` ``(B, n)`` with normals of the partitionable layout.
 
     ``keys``: ``(B, 2)`` uint32 on the CPU. ``table`` None computes XLA:CPU's float32 values
-    (``out`` float32); otherwise ``out[b, j] = table[(word >> shift) & mask]`` (4- or 2-byte
-    entries, ``out.dtype == table.dtype``). :func:`available` must be True.
+    (``out`` float32); otherwise ``out[b, j]`` is ``table`` at the word's mantissa bits for
+    ``out.dtype`` (4- or 2-byte entries, ``out.dtype == table.dtype``). :func:`available` must be True.
     """
     rows, _ = _normal_functions()
+    fmt = FORMATS[out.dtype]
     keys = keys.contiguous()
     n = out.shape[1]
     table_ptr = None if table is None else table.contiguous().data_ptr()
-    parallel(out.numel(), lambda a, b: rows(keys.data_ptr(), n, a, b, table_ptr, out.element_size(), shift,
-                                            mask, out.data_ptr()))
+    parallel(out.numel(), lambda a, b: rows(keys.data_ptr(), n, a, b, table_ptr, out.element_size(), fmt.shift,
+                                            fmt.mask, out.data_ptr()))
 
 
 def normal_f32_mantissas(start: int, stop: int) -> torch.Tensor:

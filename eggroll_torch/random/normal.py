@@ -6,7 +6,7 @@ import math
 import torch
 
 from . import config, native
-from .float_bits import FORMATS, check_float_dtype, mantissa_index
+from .float_bits import check_float_dtype, mantissa_index
 from .keys import check_keys
 from .normal_f64 import normal_f64_from_words
 from .normal_tables import check_variant, normal_table, normal_values, table_is_cached
@@ -48,18 +48,16 @@ def _kernel_normal(keys: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtyp
                 f"{n} values per key) cannot use it: call set_backend('auto')"
             )
         return None
-    fmt = FORMATS[dtype]
-    shift, mask = fmt.draw_width - fmt.mantissa, (1 << fmt.mantissa) - 1
     out = torch.empty((flat.shape[0], n), dtype=dtype, device=device)
     if out.numel() == 0:
         return out.reshape(tuple(keys.shape[:-1]) + shape)
     if on_cuda:
         from .triton_normal import normal_rows
 
-        normal_rows(flat, out, variant=variant, shift=shift, mask=mask)
+        normal_rows(flat, out, variant=variant)
     else:
         computed = dtype == torch.float32 and variant == "cpu"
-        native.normal_rows(flat, out, None if computed else normal_table(dtype, device, variant), shift, mask)
+        native.normal_rows(flat, out, None if computed else normal_table(dtype, device, variant))
     return out.reshape(tuple(keys.shape[:-1]) + shape)
 
 
@@ -88,5 +86,4 @@ def normal(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, *,
         words = draw_mapped(keys, shape, fmt.draw_width, partitionable, lambda w: w, torch.int32)
         return normal_values(mantissa_index(words, dtype), dtype, variant)
     table = normal_table(dtype, keys.device, variant)
-    shift = fmt.draw_width - fmt.mantissa
-    return draw_lookup(keys, shape, fmt.draw_width, partitionable, table, shift, (1 << fmt.mantissa) - 1)
+    return draw_lookup(keys, shape, fmt.draw_width, partitionable, table, fmt.shift, fmt.mask)

@@ -34,6 +34,28 @@ def backend(name: str):
         set_backend(previous)
 
 
+def enumerating_prng(shift: int):
+    """A JAX PRNG implementation whose ``bit_width``-bit draws are ``m << shift`` for m = 0, 1,
+    2, ...: with ``shift`` = the dtype's ``FloatFormat.shift``, draw ``m`` uses mantissa ``m``, so
+    one ``jax.random.normal`` call enumerates every value the dtype's normal can take."""
+    import jax.numpy as jnp
+    from jax._src.random import prng
+
+    def random_bits(key, bit_width, shape):
+        words = jnp.arange(int(np.prod(shape)), dtype=jnp.uint32) << shift
+        return words.astype(jnp.dtype(f"uint{bit_width}")).reshape(shape)
+
+    return prng.PRNGImpl(
+        key_shape=(2,),
+        seed=lambda seed: jnp.zeros(2, jnp.uint32),
+        split=lambda key, shape: jnp.zeros(shape + (2,), jnp.uint32),
+        random_bits=random_bits,
+        fold_in=lambda key, data: key,
+        name=f"enumerate_mantissas_{shift}",
+        tag=f"em{shift}",
+    )
+
+
 @contextlib.contextmanager
 def jax_flags(*, partitionable: bool = True, x64: bool = False):
     """Run JAX with ``jax_threefry_partitionable`` and ``jax_enable_x64`` set, then restore both."""

@@ -15,8 +15,10 @@ import pytest
 import torch
 
 from conformance.tolerances import assert_parity
+from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.gpu_variant import N_MANTISSAS, normal_float32_table_gpu
 from eggroll_torch.random.normal_tables import normal_table
+from random_support import enumerating_prng
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
@@ -24,27 +26,6 @@ jnp = pytest.importorskip("jax.numpy")
 VECTORS = Path(__file__).parent / "vectors" / "gpu_f32_diffs_jax0112.npz"
 # |u| below this has w = -log1p(-u*u) < 4.993, safely inside erf_inv's central (w < 5) branch.
 CENTRAL_ABS_U = 0.9966
-
-
-def _mantissa_prng_impl():
-    """A PRNG whose 32-bit words are ``m << 9`` for m = 0, 1, ...: normal draw m uses mantissa m."""
-    from jax._src.random import prng
-
-    def random_bits(key, bit_width, shape):
-        if bit_width != 32:
-            raise ValueError(f"only 32-bit draws are probed; got bit_width={bit_width}")
-        words = jnp.arange(int(np.prod(shape)), dtype=jnp.uint32) << 9
-        return words.reshape(shape)
-
-    return prng.PRNGImpl(
-        key_shape=(2,),
-        seed=lambda seed: jnp.zeros(2, jnp.uint32),
-        split=lambda key, shape: jnp.zeros(shape + (2,), jnp.uint32),
-        random_bits=random_bits,
-        fold_in=lambda key, data: key,
-        name="mantissa_iota",
-        tag="mi",
-    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +37,7 @@ def recorded():
 @pytest.fixture(scope="module")
 def cpu_table():
     with jax.default_device(jax.devices("cpu")[0]):
-        key = jax.random.key(0, impl=_mantissa_prng_impl())
+        key = jax.random.key(0, impl=enumerating_prng(FORMATS[torch.float32].shift))
         draw = jax.jit(lambda k: jax.random.normal(k, (N_MANTISSAS,), jnp.float32))
         return np.asarray(draw(key))
 

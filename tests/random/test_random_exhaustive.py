@@ -14,34 +14,15 @@ import torch
 from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.normal_tables import normal_table
 from eggroll_torch.random.uniform import bound, uniform_from_words
-from random_support import TORCH_TO_JAX_DTYPE, assert_same_bits
+from random_support import TORCH_TO_JAX_DTYPE, assert_same_bits, enumerating_prng
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 
-def _enumerating_prng(shift: int):
-    """A PRNG whose ``bit_width``-bit draws are ``m << shift`` for m = 0, 1, 2, ..."""
-    from jax._src.random import prng
-
-    def random_bits(key, bit_width, shape):
-        words = jnp.arange(int(np.prod(shape)), dtype=jnp.uint32) << shift
-        return words.astype(jnp.dtype(f"uint{bit_width}")).reshape(shape)
-
-    return prng.PRNGImpl(
-        key_shape=(2,),
-        seed=lambda seed: jnp.zeros(2, jnp.uint32),
-        split=lambda key, shape: jnp.zeros(shape + (2,), jnp.uint32),
-        random_bits=random_bits,
-        fold_in=lambda key, data: key,
-        name=f"enumerate_mantissas_{shift}",
-        tag=f"em{shift}",
-    )
-
-
 def _jax_table(dtype: torch.dtype) -> np.ndarray:
     fmt = FORMATS[dtype]
-    key = jax.random.key(0, impl=_enumerating_prng(fmt.draw_width - fmt.mantissa))
+    key = jax.random.key(0, impl=enumerating_prng(fmt.shift))
     draw = jax.jit(lambda k: jax.random.normal(k, (1 << fmt.mantissa,), TORCH_TO_JAX_DTYPE[dtype]))
     with jax.default_device(jax.devices("cpu")[0]):
         return np.asarray(draw(key))
@@ -63,9 +44,9 @@ def test_random_normal_all_float32_values():
 def test_random_uniform_all_values(dtype):
     """uniform on [0, 1) is a function of the mantissa too: all of them, against JAX."""
     fmt = FORMATS[dtype]
-    key = jax.random.key(0, impl=_enumerating_prng(fmt.draw_width - fmt.mantissa))
+    key = jax.random.key(0, impl=enumerating_prng(fmt.shift))
     expected = np.asarray(jax.jit(lambda k: jax.random.uniform(
         k, (1 << fmt.mantissa,), TORCH_TO_JAX_DTYPE[dtype], -0.3, 1.7))(key))
-    index = torch.arange(1 << fmt.mantissa, dtype=torch.int32) << (fmt.draw_width - fmt.mantissa)
+    index = torch.arange(1 << fmt.mantissa, dtype=torch.int32) << fmt.shift
     got = uniform_from_words(index, dtype, bound(-0.3, dtype, "cpu", "minval"), bound(1.7, dtype, "cpu", "maxval"))
     assert_same_bits(got, expected, f"random.uniform_{dtype}: every value")
