@@ -1,16 +1,19 @@
 """Triton kernels for CUDA: ``jax.random.normal`` for a batch of keys, hashed and finished in
 one pass, bit for bit equal to the other backends of :mod:`eggroll_torch.random`.
 
-Float32 values are computed, not looked up: the 32 MiB table of :mod:`normal_tables` turns every
-value into a random L2 read (measured on an H100: 0.9e11 values/s, against 1.9e11 computed).
-The arithmetic is kept to ``erf_inv``'s central branch (``w < 5``): the 28,309 tail mantissas
-(``|u| > 0.99663``, two contiguous ranges at the ends) are read from a 110 KiB tail table, which
-drops the square root and the per-branch coefficient selects (for the ``"gpu"`` variant the table
-takes its roots from the device's own ``sqrt.approx.f32``, see :mod:`gpu_variant`). ``MODE_XLA_CPU`` repeats :mod:`xla_cpu_f32` operation for operation
-(``tl.fma`` where XLA:CPU contracts); its one division is a reciprocal with an FMA correction,
-which rounds like ``div.rn`` on every input it gets. ``MODE_XLA_GPU`` repeats :mod:`gpu_variant`
-(libdevice's ``log1pf``, no contraction). Kernels are compiled with ``enable_fp_fusion=False`` so
-that no other multiply-add fuses.
+Float32 values are mostly computed, not looked up: the 32 MiB table of :mod:`normal_tables`
+turns every value into a random L2 read (measured on an H100: 0.9e11 values/s). The kernels
+compute one contiguous range of mantissas with straight-line arithmetic and read the two ends
+from a partial table (:mod:`partial_table`): ``erf_inv``'s ``w >= 5`` tail, whose square root
+and coefficient selects would otherwise run for every value, and for the ``"cpu"`` variant also
+log1p's ``log(1 + x)`` branch, XLA:CPU's other half of log1p. ``MODE_XLA_CPU`` repeats
+:mod:`xla_cpu_f32` operation for operation (``tl.fma`` where XLA:CPU contracts); its one division
+is a hardware reciprocal with an FMA correction. ``MODE_XLA_GPU`` repeats :mod:`gpu_variant`
+(libdevice's ``log1pf``, no contraction). Kernels are compiled with ``enable_fp_fusion=False``
+so that no other multiply-add fuses. The hash and this arithmetic are issue-bound on sm_90
+(about 130 instructions per value, 68 of them threefry), so every instruction counts: the
+input range is known, so range checks (``div.full``'s, libdevice's special values, XLA's clamps)
+are left out, and the table read is inline PTX (see :func:`_table_or`).
 
 Exactness is checked, not assumed: at first use on a device, the kernel's value for every one
 of the 2**23 mantissas is compared with the table (:func:`finishing`); on a mismatch (another GPU
@@ -25,17 +28,13 @@ import functools
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import triton
 import triton.language as tl
-from triton.language.extra import libdevice
 
-from . import xla_cpu_f32
-from .exact_numpy import F32, mul32
+from . import partial_table
 from .float_bits import FORMATS
-from .gpu_variant import log1p_libdevice
-from .normal_tables import normal_inputs, normal_table, normal_values
+from .normal_tables import normal_table
 from .triton_support import interpreting
 
 MODE_TABLE = 0
@@ -92,37 +91,20 @@ def _f32(bits: tl.constexpr):
 
 
 @triton.jit
-def _xla_cpu_log(y):
-    """XLA:CPU's float32 log for finite y > 0 (``_log_f32`` of :mod:`xla_cpu_f32`)."""
-    y = tl.where(y > _f32(0x00800000), y, _f32(0x00800000))
-    bits = y.to(tl.uint32, bitcast=True)
-    exponent = ((bits >> 23).to(tl.int32) - 127).to(tl.float32) + 1.0
-    m = ((bits & 0x807FFFFF) | 0x3F000000).to(tl.float32, bitcast=True)
-    below = m < _f32(0x3F3504F3)
-    xr = (m + -1.0) + tl.where(below, m, 0.0)
-    e = tl.where(below, exponent - 1.0, exponent)
-    a = tl.fma(xr, tl.fma(xr, _f32(0x3D9021BB), _f32(0xBDEBD1B8)), _f32(0x3DEF251A))
-    b = tl.fma(xr, tl.fma(xr, _f32(0xBDFE5D4F), _f32(0x3E11E9BF)), _f32(0xBE2AAE50))
-    c = tl.fma(xr, tl.fma(xr, _f32(0x3E4CCEAC), _f32(0xBE7FFFFC)), _f32(0x3EAAAAAA))
-    z = xr * xr
-    z3 = z * xr
-    r = tl.fma(z3, tl.fma(z3, a, b), c)
-    s = tl.fma(z3, r, e * _f32(0xB95E8083))
-    h = tl.fma(z, -0.5, xr)
-    return tl.fma(e, _f32(0x3F318000), h + s)
-
-
-@triton.jit
 def _div(num, den):
-    """``num / den``: an approximate quotient corrected by one FMA step, which rounds like
-    ``div.rn`` for every input the kernels see (checked at first use, see :func:`finishing`)."""
-    q = num / den
-    return tl.fma(tl.fma(-q, den, num), 1.0 / den, q)
+    """``num / den`` for the positive, normal ``den`` of :func:`_xla_cpu_log1p_rational`: the hardware
+    reciprocal and one FMA correction, which round like ``div.rn`` for every input the kernels
+    see (checked at first use, see :func:`finishing`; ``div.full.f32`` would add range checks)."""
+    r = tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [den], dtype=tl.float32,
+                                  is_pure=True, pack=1)
+    q = num * r
+    return tl.fma(tl.fma(-q, den, num), r, q)
 
 
 @triton.jit
-def _xla_cpu_log1p(x):
-    """XLA:CPU's float32 log1p for -1 < x <= 0: a rational branch for |x| < 0.4142, else log(1 + x)."""
+def _xla_cpu_log1p_rational(x):
+    """XLA:CPU's float32 log1p on its rational branch, -0.4142 < x <= 0 (``log1p_f32`` of
+    :mod:`xla_cpu_f32`); the kernels read the values of the ``log(1 + x)`` branch from a table."""
     num = tl.fma(x, _f32(0x383DE04B), _f32(0x3EFF40C5))
     den = tl.fma(x, 1.0, _f32(0x417101AD))
     num = tl.fma(x, num, _f32(0x40D284FA))
@@ -136,8 +118,28 @@ def _xla_cpu_log1p(x):
     num = tl.fma(x, num, _f32(0x41A05101))
     den = tl.fma(x, den, _f32(0x42707982))
     x2 = x * x
-    small = x + tl.fma(x2, -0.5, (x * x2) * _div(num, den))
-    return tl.where(tl.abs(x) < _f32(0x3ED413CD), small, _xla_cpu_log(x + 1.0))
+    return x + tl.fma(x2, -0.5, (x * x2) * _div(num, den))
+
+
+@triton.jit
+def _libdevice_log1p(a):
+    """libdevice's ``__nv_log1pf`` (:func:`gpu_variant.log1p_libdevice`, operation for operation)
+    for -1 < a < 0, without the special-value checks the kernels' inputs never need."""
+    one = tl.inline_asm_elementwise("add.rz.f32 $0, $1, 0f3F800000;", "=r,r", [a], dtype=tl.float32,
+                                    is_pure=True, pack=1)
+    e = (one.to(tl.int32, bitcast=True) - 0x3F400000) & -(1 << 23)
+    scaled = (a.to(tl.int32, bitcast=True) - e).to(tl.float32, bitcast=True)
+    m = scaled + tl.fma(0.25, (0x40800000 - e).to(tl.float32, bitcast=True), -1.0)
+    r = tl.fma(_f32(0xBD39BF78), m, _f32(0x3DD80012))
+    r = tl.fma(r, m, _f32(0xBE0778E0))
+    r = tl.fma(r, m, _f32(0x3E146475))
+    r = tl.fma(r, m, _f32(0xBE2A68DD))
+    r = tl.fma(r, m, _f32(0x3E4CAF9E))
+    r = tl.fma(r, m, _f32(0xBE800042))
+    r = tl.fma(r, m, _f32(0x3EAAAAE6))
+    r = tl.fma(r, m, -0.5)
+    r = tl.fma(r * m, m, m)
+    return tl.fma(e.to(tl.float32) * _f32(0x34000000), _f32(0x3F317218), r)
 
 
 @triton.jit
@@ -148,21 +150,37 @@ def _central_step(p, t, coeff: tl.constexpr, FUSED: tl.constexpr):
 
 
 @triton.jit
-def normal_f32(m, tail_ptr, tail_lo, tail_hi, MODE: tl.constexpr):
-    """``jax.random.normal``'s float32 for 23-bit mantissas ``m`` (uint32): ``sqrt(2) * erf_inv(u)``
-    with ``u = max(lo, (1.m - 1) * 2 + lo)``, as XLA:CPU (``MODE_XLA_CPU``) or XLA:GPU computes it.
+def _table_or(value, offset, bound, table_ptr):
+    """``table_ptr[offset >> 9]`` where ``offset < bound`` (unsigned), else ``value``.
 
-    Mantissas ``m < tail_lo`` or ``m > tail_hi`` (``erf_inv``'s ``w >= 5`` branch) are read from
-    ``tail_ptr``: counted from ``tail_hi + 1`` modulo 2**23, the high range then the low range
-    are one contiguous run of ``2**23 - 1 - tail_hi + tail_lo`` entries.
+    A predicated load in inline PTX: as a ``tl.load`` this gather would fix the layout of the
+    whole computation to one element per thread, and the vectorized store would then go
+    through shared memory (measured: 13 of 154 instructions per value on sm_90).
     """
-    lo = _f32(0xBF7FFFFF)
-    u = ((m | 0x3F800000).to(tl.float32, bitcast=True) - 1.0) * 2.0 + lo
-    u = tl.where(u > lo, u, lo)
+    return tl.inline_asm_elementwise(
+        "{ .reg .pred p; .reg .b32 s; .reg .b64 a; shr.u32 s, $2, 9; mad.wide.u32 a, s, 4, $4; "
+        "mov.b32 $0, $1; setp.lt.u32 p, $2, $3; @p ld.global.nc.b32 $0, [a]; }",
+        "=r,r,r,r,l", [value, offset, bound, table_ptr.to(tl.uint64, bitcast=True)], dtype=tl.float32,
+        is_pure=True, pack=1)
+
+
+@triton.jit
+def normal_f32(word, table_ptr, table_lo, table_hi, MODE: tl.constexpr):
+    """``jax.random.normal``'s float32 for uint32 ``word``s, whose 23 high bits are the mantissa
+    ``m``: ``sqrt(2) * erf_inv(u)`` with ``u = max(lo, (1.m - 1) * 2 + lo)``, as XLA:CPU
+    (``MODE_XLA_CPU``) or XLA:GPU computes it.
+
+    ``u`` is formed as ``(2.m - 2) + lo``, the same float (both products are exact), and
+    ``max(lo, .)`` is dropped: the sum of ``lo`` and a non-negative float never rounds below ``lo``.
+    Mantissas ``m < table_lo`` or ``m > table_hi`` are read from ``table_ptr``: counted from
+    ``table_hi + 1`` modulo 2**23, the high range then the low range are one contiguous run of
+    ``2**23 - 1 - table_hi + table_lo`` entries (see :mod:`partial_table` for what it holds).
+    """
+    u = ((word >> 9) | 0x40000000).to(tl.float32, bitcast=True) + -2.0 + _f32(0xBF7FFFFF)
     if MODE == 1:
-        t = -_xla_cpu_log1p(u * -u) + -2.5
+        t = -_xla_cpu_log1p_rational(u * -u) + -2.5
     else:
-        t = -libdevice.log1p(u * -u) + -2.5
+        t = -_libdevice_log1p(u * -u) + -2.5
     p = _central_step(_f32(0x32F16588), t, 0x34B84B36, MODE == 1)
     p = _central_step(p, t, 0xB66C7357, MODE == 1)
     p = _central_step(p, t, 0xB6935AC1, MODE == 1)
@@ -172,25 +190,24 @@ def normal_f32(m, tail_ptr, tail_lo, tail_hi, MODE: tl.constexpr):
     p = _central_step(p, t, 0x3E7C8F63, MODE == 1)
     p = _central_step(p, t, 0x3FC02E2F, MODE == 1)
     value = (u * p) * _f32(0x3FB504F3)
-    slot = (m - (tail_hi + 1)) & 0x7FFFFF
-    tail = slot < (0x7FFFFF - tail_hi + tail_lo)
-    return tl.where(tail, tl.load(tail_ptr + slot.to(tl.int32, bitcast=True), mask=tail, other=0.0), value)
+    offset = word - ((table_hi + 1) << 9).to(tl.uint32, bitcast=True)
+    bound = ((0x7FFFFF - table_hi + table_lo) << 9).to(tl.uint32, bitcast=True)
+    return _table_or(value, offset, bound, table_ptr)
 
 
 @triton.jit
-def finish(word, table_ptr, tail_lo, tail_hi, SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr):
+def finish(word, table_ptr, table_lo, table_hi, SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr):
     """The normal of each uint32 ``word``: ``table[(word >> SHIFT) & MASK]`` (``MODE_TABLE``) or
-    computed, ``table`` being then the tail table of :func:`normal_f32`."""
-    mantissa = (word >> SHIFT) & MASK
+    computed, ``table`` being then the partial table of :mod:`partial_table`."""
     if MODE == 0:
-        value = tl.load(table_ptr + mantissa.to(tl.int32, bitcast=True))
+        value = tl.load(table_ptr + ((word >> SHIFT) & MASK).to(tl.int32, bitcast=True))
     else:
-        value = normal_f32(mantissa, table_ptr, tail_lo, tail_hi, MODE)
+        value = normal_f32(word, table_ptr, table_lo, table_hi, MODE)
     return value
 
 
 @triton.jit
-def _rows_kernel(key_ptr, table_ptr, tail_lo, tail_hi, out_ptr, n, blocks_per_row,
+def _rows_kernel(key_ptr, table_ptr, table_lo, table_hi, out_ptr, n, blocks_per_row,
                  SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     row = pid // blocks_per_row
@@ -199,21 +216,22 @@ def _rows_kernel(key_ptr, table_ptr, tail_lo, tail_hi, out_ptr, n, blocks_per_ro
     k1 = tl.load(key_ptr + 2 * row + 1).to(tl.uint32, bitcast=True)
     counter = col.to(tl.uint32, bitcast=True)
     y0, y1 = threefry2x32(k0, k1, tl.zeros_like(counter), counter)
-    value = finish(y0 ^ y1, table_ptr, tail_lo, tail_hi, SHIFT, MASK, MODE)
+    value = finish(y0 ^ y1, table_ptr, table_lo, table_hi, SHIFT, MASK, MODE)
     tl.store(out_ptr + row.to(tl.int64) * n + col, value, mask=col < n)
 
 
 @triton.jit
-def _mantissa_kernel(tail_ptr, tail_lo, tail_hi, out_ptr, start, count, MODE: tl.constexpr, BLOCK: tl.constexpr):
+def _mantissa_kernel(table_ptr, table_lo, table_hi, out_ptr, start, count, MODE: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    value = normal_f32((start + offs).to(tl.uint32, bitcast=True), tail_ptr, tail_lo, tail_hi, MODE)
+    value = normal_f32((start + offs).to(tl.uint32, bitcast=True) << 9, table_ptr, table_lo, table_hi, MODE)
     tl.store(out_ptr + offs, value, mask=offs < count)
 
 
 @dataclass(frozen=True)
 class Finishing:
     """How the kernels turn words into normals: ``mode`` (a ``MODE_*``), ``table`` (the whole
-    lookup table for ``MODE_TABLE``, else the tail table) and the tail bounds ``lo``/``hi``."""
+    lookup table for ``MODE_TABLE``, else the partial table of :mod:`partial_table`) and the
+    bounds ``lo``/``hi`` of the computed mantissas."""
 
     mode: int
     table: torch.Tensor
@@ -221,32 +239,11 @@ class Finishing:
     hi: int = 0
 
 
-# The tail (w >= 5) lies within this many mantissas of either end: there |u| > 0.984, so w > 3.4.
-_TAIL_WINDOW = 1 << 16
-
-
-def _central(index: np.ndarray, variant: str) -> np.ndarray:
-    """Whether ``erf_inv`` takes its ``w < 5`` branch for each float32 mantissa, per the emulations."""
-    u = normal_inputs(torch.from_numpy(index.astype(np.int32)), torch.float32).numpy()
-    square = mul32(u, -u)
-    if variant == "cpu":
-        return xla_cpu_f32.log1p_f32(square) > F32(-5.0)
-    return -log1p_libdevice(square) < F32(5.0)
-
-
-@functools.cache
-def _tail(variant: str, device: torch.device) -> Finishing:
-    low = np.arange(_TAIL_WINDOW)
-    high = np.arange((1 << 23) - _TAIL_WINDOW, 1 << 23)
-    low_central, high_central = _central(low, variant), _central(high, variant)
-    lo = int(np.argmax(low_central))
-    hi = int(high[len(high) - 1 - np.argmax(high_central[::-1])])
-    if not (low_central[lo:].all() and not low_central[:lo].any()
-            and high_central[:hi - high[0] + 1].all() and not high_central[hi - high[0] + 1:].any()):
-        raise AssertionError(f"erf_inv's tail is not two contiguous mantissa ranges for variant {variant!r}")
-    index = torch.from_numpy(np.concatenate([np.arange(hi + 1, 1 << 23), np.arange(lo)]).astype(np.int32))
-    sqrt_device = device if (variant == "gpu" and device.type == "cuda") else None
-    table = normal_values(index, torch.float32, variant, sqrt_device=sqrt_device).to(device)
+def _computed_range(variant: str, device: torch.device) -> Finishing:
+    """The kernels' finishing for ``variant``: computed mantissas ``[lo, hi]`` and the table of the
+    rest (:mod:`partial_table`). Reading the ``"cpu"`` variant's log(1 + x) branch instead of
+    computing both log1p branches for every value: 1.8e11 -> 2.4e11 normals/s on an H100."""
+    lo, hi, table = partial_table.computed_range(variant, device)
     return Finishing(MODE_XLA_CPU if variant == "cpu" else MODE_XLA_GPU, table, lo, hi)
 
 
@@ -262,7 +259,7 @@ def _float32_finishing(variant: str, device: torch.device) -> Finishing:
     table = normal_table(torch.float32, device, variant)
     if interpreting():
         return Finishing(MODE_TABLE, table)
-    computed = _tail(variant, device)
+    computed = _computed_range(variant, device)
     every = torch.empty(1 << 23, dtype=torch.float32, device=device)
     _launch_mantissas(computed, every, 0)
     wrong = int((every.view(torch.int32) != table.view(torch.int32)).sum())
@@ -282,16 +279,14 @@ def _cuda_device(device) -> torch.device:
     return device
 
 
-def launch_shape(mode: int, length: int) -> tuple[int, int]:
-    """``(BLOCK, num_warps)`` for a kernel drawing ``length`` values per program row.
-
-    16 values per thread for the table modes, whose hash leaves issue slots idle while lookups
-    are in flight, 8 for computed float32, whose arithmetic fills them (measured on an H100:
-    bfloat16 draws 1.9e11 -> 3.1e11 normals/s going from 8 to 16; float32 is best at 8).
+def launch_shape(length: int) -> tuple[int, int]:
+    """``(BLOCK, num_warps)`` for a kernel drawing ``length`` values per program row: 16 values
+    per thread, 4 warps. Measured on an H100: bfloat16 (table) draws 1.9e11 -> 3.1e11 normals/s
+    going from 8 to 16 per thread; computed float32 2.22e11 -> 2.29e11 ("gpu") and 2.27e11 ->
+    2.37e11 ("cpu"), 4 per thread being slower still.
     """
-    per_thread = 16 if mode == MODE_TABLE else 8
-    block = min(128 * per_thread, triton.next_power_of_2(length))
-    return block, max(1, block // (32 * per_thread))
+    block = min(2048, triton.next_power_of_2(length))
+    return block, max(1, block // 512)
 
 
 def finishing(dtype: torch.dtype, variant: str, device) -> Finishing:
@@ -314,7 +309,7 @@ def normal_rows(keys: torch.Tensor, out: torch.Tensor, *, variant: str) -> None:
     rows, n = out.shape
     how = finishing(out.dtype, variant, out.device)
     fmt = FORMATS[out.dtype]
-    block, warps = launch_shape(how.mode, n)
+    block, warps = launch_shape(n)
     blocks = triton.cdiv(n, block)
     _rows_kernel[(rows * blocks,)](
         keys.contiguous().view(torch.int32), how.table, how.lo, how.hi, out, n, blocks,
@@ -324,8 +319,8 @@ def normal_rows(keys: torch.Tensor, out: torch.Tensor, *, variant: str) -> None:
 
 def normal_f32_mantissas(start: int, stop: int, variant: str, device) -> torch.Tensor:
     """The float32 normal of every mantissa in ``[start, stop)`` as the kernels compute it on
-    ``device`` (computed central branch, tail table), without the first-use check of :func:`finishing`."""
+    ``device`` (computed range, partial table), without the first-use check of :func:`finishing`."""
     device = _cuda_device(device)
     out = torch.empty(stop - start, dtype=torch.float32, device=device)
-    _launch_mantissas(_tail(variant, device), out, start)
+    _launch_mantissas(_computed_range(variant, device), out, start)
     return out

@@ -70,6 +70,11 @@ def _log1p_small_f32(x: np.ndarray) -> np.ndarray:
     return add32(x, fma32(x2, F32(-0.5), cubic))
 
 
+def log1p_rational_branch(x: np.ndarray) -> np.ndarray:
+    """Where XLA:CPU's float32 log1p keeps its rational branch (``|x| < 0.4142``), else ``log(1 + x)``."""
+    return np.abs(np.asarray(x, F32)) < _LOG1P_SMALL
+
+
 def log1p_f32(x: np.ndarray) -> np.ndarray:
     """XLA:CPU ``log-plus-one`` for float32 x > -1 (finite).
 
@@ -77,7 +82,7 @@ def log1p_f32(x: np.ndarray) -> np.ndarray:
     keeps, which gives the same values at half the cost.
     """
     x = np.asarray(x, F32)
-    small = np.abs(x) < _LOG1P_SMALL
+    small = log1p_rational_branch(x)
     out = np.empty_like(x)
     out[small] = _log1p_small_f32(x[small])
     out[~small] = _log_f32(add32(x[~small], F32(1.0)))
