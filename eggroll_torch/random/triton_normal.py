@@ -91,6 +91,19 @@ def _f32(bits: tl.constexpr):
 
 
 @triton.jit
+def _horner(x, COEFFS: tl.constexpr, FUSED: tl.constexpr):
+    """``COEFFS[0] * x**n + ... + COEFFS[n]`` by Horner's rule (coefficients as float32 bit
+    patterns, highest degree first), each step one FMA (``FUSED``) or a multiply and an add."""
+    p = _f32(COEFFS[0])
+    for i in tl.static_range(1, len(COEFFS)):
+        if FUSED:
+            p = tl.fma(p, x, _f32(COEFFS[i]))
+        else:
+            p = p * x + _f32(COEFFS[i])
+    return p
+
+
+@triton.jit
 def _neg(x):
     """``-x`` as ``neg.f32``, which ptxas folds into the consumer's operand; Triton's ``-x`` is
     ``0 - x`` (an instruction of its own, and not the same float for ``x = +0``)."""
@@ -112,18 +125,8 @@ def _div(num, den):
 def _xla_cpu_log1p_rational(x):
     """XLA:CPU's float32 log1p on its rational branch, -0.4142 < x <= 0 (``log1p_f32`` of
     :mod:`xla_cpu_f32`); the kernels read the values of the ``log(1 + x)`` branch from a table."""
-    num = tl.fma(x, _f32(0x383DE04B), _f32(0x3EFF40C5))
-    den = tl.fma(x, 1.0, _f32(0x417101AD))
-    num = tl.fma(x, num, _f32(0x40D284FA))
-    den = tl.fma(x, den, _f32(0x42A6185B))
-    num = tl.fma(x, num, _f32(0x41EF4B9C))
-    den = tl.fma(x, den, _f32(0x435DC32D))
-    num = tl.fma(x, num, _f32(0x4273CC76))
-    den = tl.fma(x, den, _f32(0x439A8CA3))
-    num = tl.fma(x, num, _f32(0x426473AD))
-    den = tl.fma(x, den, _f32(0x43586D8A))
-    num = tl.fma(x, num, _f32(0x41A05101))
-    den = tl.fma(x, den, _f32(0x42707982))
+    num = _horner(x, (0x383DE04B, 0x3EFF40C5, 0x40D284FA, 0x41EF4B9C, 0x4273CC76, 0x426473AD, 0x41A05101), True)
+    den = _horner(x, (0x3F800000, 0x417101AD, 0x42A6185B, 0x435DC32D, 0x439A8CA3, 0x43586D8A, 0x42707982), True)
     x2 = x * x
     return x + tl.fma(x2, -0.5, (x * x2) * _div(num, den))
 
@@ -137,24 +140,11 @@ def _libdevice_log1p(a):
     e = (one.to(tl.int32, bitcast=True) - 0x3F400000) & -(1 << 23)
     scaled = (a.to(tl.int32, bitcast=True) - e).to(tl.float32, bitcast=True)
     m = scaled + tl.fma(0.25, (0x40800000 - e).to(tl.float32, bitcast=True), -1.0)
-    r = tl.fma(_f32(0xBD39BF78), m, _f32(0x3DD80012))
-    r = tl.fma(r, m, _f32(0xBE0778E0))
-    r = tl.fma(r, m, _f32(0x3E146475))
-    r = tl.fma(r, m, _f32(0xBE2A68DD))
-    r = tl.fma(r, m, _f32(0x3E4CAF9E))
-    r = tl.fma(r, m, _f32(0xBE800042))
-    r = tl.fma(r, m, _f32(0x3EAAAAE6))
-    r = tl.fma(r, m, -0.5)
+    r = _horner(m, (0xBD39BF78, 0x3DD80012, 0xBE0778E0, 0x3E146475, 0xBE2A68DD, 0x3E4CAF9E, 0xBE800042,
+                    0x3EAAAAE6, 0xBF000000), True)
     r = tl.fma(r * m, m, m)
     # e * 2**-23 * ln2 with ln2 pre-scaled: the same exact product, one multiply fewer.
     return tl.fma(e.to(tl.float32), _f32(0x33B17218), r)
-
-
-@triton.jit
-def _central_step(p, t, coeff: tl.constexpr, FUSED: tl.constexpr):
-    if FUSED:
-        return tl.fma(t, p, _f32(coeff))
-    return p * t + _f32(coeff)
 
 
 @triton.jit
@@ -189,14 +179,9 @@ def normal_f32(word, table_ptr, table_lo, table_hi, MODE: tl.constexpr):
         t = _neg(_xla_cpu_log1p_rational(u * _neg(u))) + -2.5
     else:
         t = _neg(_libdevice_log1p(u * _neg(u))) + -2.5
-    p = _central_step(_f32(0x32F16588), t, 0x34B84B36, MODE == 1)
-    p = _central_step(p, t, 0xB66C7357, MODE == 1)
-    p = _central_step(p, t, 0xB6935AC1, MODE == 1)
-    p = _central_step(p, t, 0x396532DB, MODE == 1)
-    p = _central_step(p, t, 0xBAA45408, MODE == 1)
-    p = _central_step(p, t, 0xBB88E4EF, MODE == 1)
-    p = _central_step(p, t, 0x3E7C8F63, MODE == 1)
-    p = _central_step(p, t, 0x3FC02E2F, MODE == 1)
+    # XLA:CPU contracts erf_inv's multiply-adds into FMAs, XLA:GPU leaves them separate.
+    p = _horner(t, (0x32F16588, 0x34B84B36, 0xB66C7357, 0xB6935AC1, 0x396532DB, 0xBAA45408, 0xBB88E4EF,
+                    0x3E7C8F63, 0x3FC02E2F), MODE == 1)
     value = (u * p) * _f32(0x3FB504F3)
     offset = word - ((table_hi + 1) << 9).to(tl.uint32, bitcast=True)
     bound = ((0x7FFFFF - table_hi + table_lo) << 9).to(tl.uint32, bitcast=True)
