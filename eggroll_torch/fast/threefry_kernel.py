@@ -37,7 +37,7 @@ def _member_key(key_ptr, layer, epoch_ptr, pair, NOISE_REUSE: tl.constexpr):
 
 @triton.jit
 def _normals_kernel(
-    key_ptr, epoch_ptr, table_ptr, table_lo, table_hi, out_ptr,
+    key_ptr, epoch_ptr, table_ptr, out_ptr,
     cols, stride_l, stride_p, stride_row, stride_col,
     NOISE_REUSE: tl.constexpr, SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr,
     ROWS: tl.constexpr, BLOCK: tl.constexpr,
@@ -54,7 +54,7 @@ def _normals_kernel(
         valid = row < ROWS
         counter = (row * cols + col).to(tl.uint32, bitcast=True)
         y0, y1 = threefry2x32(m0, m1, tl.zeros_like(counter), counter)
-        value = finish(y0 ^ y1, table_ptr, table_lo, table_hi, SHIFT, MASK, MODE)
+        value = finish(y0 ^ y1, table_ptr, SHIFT, MASK, MODE)
         tl.store(dest + row * stride_row, value, mask=valid)
 
 
@@ -71,7 +71,7 @@ def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, out: torch.Ten
     fmt = FORMATS[out.dtype]
     block, warps = launch_shape(rows)
     _normals_kernel[(pairs, cols, layers)](
-        layer_keys.view(torch.int32), epoch, how.table, how.lo, how.hi, out,
+        layer_keys.view(torch.int32), epoch, how.table, out,
         cols, out.stride(0), out.stride(1), out.stride(2), out.stride(3),
         NOISE_REUSE=noise_reuse, SHIFT=fmt.shift, MASK=fmt.mask, MODE=how.mode, ROWS=rows, BLOCK=block,
         num_warps=warps, enable_fp_fusion=False,

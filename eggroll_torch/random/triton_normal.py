@@ -1,19 +1,20 @@
 """Triton kernels for CUDA: ``jax.random.normal`` for a batch of keys, hashed and finished in
 one pass, bit for bit equal to the other backends of :mod:`eggroll_torch.random`.
 
-Float32 values are mostly computed, not looked up: the 32 MiB table of :mod:`normal_tables`
-turns every value into a random L2 read (measured on an H100: 0.9e11 values/s). The kernels
-compute one contiguous range of mantissas with straight-line arithmetic and read the two ends
-from a partial table (:mod:`partial_table`): ``erf_inv``'s ``w >= 5`` tail, whose square root
-and coefficient selects would otherwise run for every value, and for the ``"cpu"`` variant also
-log1p's ``log(1 + x)`` branch, XLA:CPU's other half of log1p. ``MODE_XLA_CPU`` repeats
-:mod:`xla_cpu_f32` operation for operation (``tl.fma`` where XLA:CPU contracts); its one division
-is a hardware reciprocal with an FMA correction. ``MODE_XLA_GPU`` repeats :mod:`gpu_variant`
-(libdevice's ``log1pf``, no contraction). Kernels are compiled with ``enable_fp_fusion=False``
-so that no other multiply-add fuses. The hash and this arithmetic are issue-bound on sm_90
-(about 130 instructions per value, 68 of them threefry), so every instruction counts: the
-input range is known, so range checks (``div.full``'s, libdevice's special values, XLA's clamps)
-are left out, and the table read is inline PTX (see :func:`_table_or`).
+Float32 values are mostly computed, not looked up: reading every value from the 32 MiB table
+of :mod:`normal_tables` is a random L2 read each (measured on an H100: 0.9e11 values/s). The
+kernels compute one branch with straight-line arithmetic and read the table only where a value
+leaves it (:func:`_table_where`): ``erf_inv``'s ``w >= 5`` tail (0.34% of the mantissas), whose
+square root and coefficient selects would otherwise run for every value, and for the ``"cpu"``
+variant also the ``log(1 + x)`` branch of XLA:CPU's log1p (35.6%; computing both log1p branches
+for every value was slower: 1.8e11 against 2.4e11 normals/s on an H100). ``MODE_XLA_CPU``
+repeats :mod:`xla_cpu_f32` operation for operation (``tl.fma`` where XLA:CPU contracts); its one
+division is a hardware reciprocal with an FMA correction. ``MODE_XLA_GPU`` repeats
+:mod:`gpu_variant` (libdevice's ``log1pf``, no contraction). Kernels are compiled with
+``enable_fp_fusion=False`` so that no other multiply-add fuses. Hash and arithmetic are
+issue-bound on sm_90 (about 120 instructions per value, 68 of them threefry), so the range
+checks the inputs never need (``div.full``'s, libdevice's special values, XLA's clamps) are
+left out and negations are ``neg.f32``, which folds into the next instruction.
 
 Exactness is checked, not assumed: at first use on a device, the kernel's value for every one
 of the 2**23 mantissas is compared with the table (:func:`finishing`); on a mismatch (another GPU
@@ -32,7 +33,6 @@ import torch
 import triton
 import triton.language as tl
 
-from . import partial_table
 from .float_bits import FORMATS
 from .normal_tables import normal_table
 from .triton_support import interpreting
@@ -112,9 +112,10 @@ def _neg(x):
 
 @triton.jit
 def _div(num, den):
-    """``num / den`` for the positive, normal ``den`` of :func:`_xla_cpu_log1p_rational`: the hardware
-    reciprocal and one FMA correction, which round like ``div.rn`` for every input the kernels
-    see (checked at first use, see :func:`finishing`; ``div.full.f32`` would add range checks)."""
+    """``num / den`` for the positive, normal ``den`` of :func:`_xla_cpu_log1p_rational` (where its
+    value is kept): the hardware reciprocal and one FMA correction, which round like ``div.rn``
+    for every such input (checked at first use, see :func:`finishing`; ``div.full.f32`` would add
+    range checks)."""
     r = tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [den], dtype=tl.float32,
                                   is_pure=True, pack=1)
     q = num * r
@@ -148,59 +149,67 @@ def _libdevice_log1p(a):
 
 
 @triton.jit
-def _table_or(value, offset, bound, table_ptr):
-    """``table_ptr[offset >> 9]`` where ``offset < bound`` (unsigned), else ``value``.
+def _table_where(word, value, key, table_ptr, CPU: tl.constexpr):
+    """``table_ptr[word >> 9]`` where the kernel leaves its branch, else ``value``: ``key <= -0.4142``
+    (``CPU``: ``key`` is log1p's argument, XLA:CPU keeps its rational branch for ``|x| < 0.4142``)
+    or ``key >= 2.5`` (``key`` is ``t = w - 2.5``, exact near ``w = 5``, so this is ``w >= 5``).
 
     A predicated load in inline PTX: as a ``tl.load`` this gather would fix the layout of the
     whole computation to one element per thread, and the vectorized store would then go
     through shared memory (measured: 13 of 154 instructions per value on sm_90).
     """
+    if CPU:
+        test: tl.constexpr = "setp.le.f32 p, $3, 0fBED413CD;"
+    else:
+        test: tl.constexpr = "setp.ge.f32 p, $3, 0f40200000;"
     return tl.inline_asm_elementwise(
-        "{ .reg .pred p; .reg .b32 s; .reg .b64 a; shr.u32 s, $2, 9; mad.wide.u32 a, s, 4, $4; "
-        "mov.b32 $0, $1; setp.lt.u32 p, $2, $3; @p ld.global.nc.b32 $0, [a]; }",
-        "=r,r,r,r,l", [value, offset, bound, table_ptr.to(tl.uint64, bitcast=True)], dtype=tl.float32,
+        "{ .reg .pred p; .reg .b32 s; .reg .b64 a; shr.u32 s, $1, 9; mad.wide.u32 a, s, 4, $4; "
+        "mov.b32 $0, $2; " + test + " @p ld.global.nc.b32 $0, [a]; }",
+        "=r,r,r,r,l", [word, value, key, table_ptr.to(tl.uint64, bitcast=True)], dtype=tl.float32,
         is_pure=True, pack=1)
 
 
 @triton.jit
-def normal_f32(word, table_ptr, table_lo, table_hi, MODE: tl.constexpr):
+def normal_f32(word, table_ptr, MODE: tl.constexpr):
     """``jax.random.normal``'s float32 for uint32 ``word``s, whose 23 high bits are the mantissa
     ``m``: ``sqrt(2) * erf_inv(u)`` with ``u = max(lo, (1.m - 1) * 2 + lo)``, as XLA:CPU
     (``MODE_XLA_CPU``) or XLA:GPU computes it.
 
     ``u`` is formed as ``(2.m - 2) + lo``, the same float (both products are exact), and
     ``max(lo, .)`` is dropped: the sum of ``lo`` and a non-negative float never rounds below ``lo``.
-    Mantissas ``m < table_lo`` or ``m > table_hi`` are read from ``table_ptr``: counted from
-    ``table_hi + 1`` modulo 2**23, the high range then the low range are one contiguous run of
-    ``2**23 - 1 - table_hi + table_lo`` entries (see :mod:`partial_table` for what it holds).
+    Where ``erf_inv`` leaves the branch computed here (``"gpu"``: its ``w >= 5`` tail; ``"cpu"``:
+    also log1p's ``log(1 + x)`` branch), the value is read from the full table ``table_ptr``.
     """
     u = ((word >> 9) | 0x40000000).to(tl.float32, bitcast=True) + -2.0 + _f32(0xBF7FFFFF)
+    x = u * _neg(u)
     if MODE == 1:
-        t = _neg(_xla_cpu_log1p_rational(u * _neg(u))) + -2.5
+        t = _neg(_xla_cpu_log1p_rational(x)) + -2.5
     else:
-        t = _neg(_libdevice_log1p(u * _neg(u))) + -2.5
+        t = _neg(_libdevice_log1p(x)) + -2.5
     # XLA:CPU contracts erf_inv's multiply-adds into FMAs, XLA:GPU leaves them separate.
     p = _horner(t, (0x32F16588, 0x34B84B36, 0xB66C7357, 0xB6935AC1, 0x396532DB, 0xBAA45408, 0xBB88E4EF,
                     0x3E7C8F63, 0x3FC02E2F), MODE == 1)
     value = (u * p) * _f32(0x3FB504F3)
-    offset = word - ((table_hi + 1) << 9).to(tl.uint32, bitcast=True)
-    bound = ((0x7FFFFF - table_hi + table_lo) << 9).to(tl.uint32, bitcast=True)
-    return _table_or(value, offset, bound, table_ptr)
-
-
-@triton.jit
-def finish(word, table_ptr, table_lo, table_hi, SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr):
-    """The normal of each uint32 ``word``: ``table[(word >> SHIFT) & MASK]`` (``MODE_TABLE``) or
-    computed, ``table`` being then the partial table of :mod:`partial_table`."""
-    if MODE == 0:
-        value = tl.load(table_ptr + ((word >> SHIFT) & MASK).to(tl.int32, bitcast=True))
+    if MODE == 1:
+        value = _table_where(word, value, x, table_ptr, True)
     else:
-        value = normal_f32(word, table_ptr, table_lo, table_hi, MODE)
+        value = _table_where(word, value, t, table_ptr, False)
     return value
 
 
 @triton.jit
-def _rows_kernel(key_ptr, table_ptr, table_lo, table_hi, out_ptr, n, blocks_per_row,
+def finish(word, table_ptr, SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr):
+    """The normal of each uint32 ``word``: ``table[(word >> SHIFT) & MASK]`` (``MODE_TABLE``) or
+    computed, with the table for the values outside the computed branch (:func:`normal_f32`)."""
+    if MODE == 0:
+        value = tl.load(table_ptr + ((word >> SHIFT) & MASK).to(tl.int32, bitcast=True))
+    else:
+        value = normal_f32(word, table_ptr, MODE)
+    return value
+
+
+@triton.jit
+def _rows_kernel(key_ptr, table_ptr, out_ptr, n, blocks_per_row,
                  SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     row = pid // blocks_per_row
@@ -209,42 +218,34 @@ def _rows_kernel(key_ptr, table_ptr, table_lo, table_hi, out_ptr, n, blocks_per_
     k1 = tl.load(key_ptr + 2 * row + 1).to(tl.uint32, bitcast=True)
     counter = col.to(tl.uint32, bitcast=True)
     y0, y1 = threefry2x32(k0, k1, tl.zeros_like(counter), counter)
-    value = finish(y0 ^ y1, table_ptr, table_lo, table_hi, SHIFT, MASK, MODE)
+    value = finish(y0 ^ y1, table_ptr, SHIFT, MASK, MODE)
     tl.store(out_ptr + row.to(tl.int64) * n + col, value, mask=col < n)
 
 
 @triton.jit
-def _mantissa_kernel(table_ptr, table_lo, table_hi, out_ptr, start, count, MODE: tl.constexpr, BLOCK: tl.constexpr):
+def _mantissa_kernel(table_ptr, out_ptr, start, count, MODE: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    value = normal_f32((start + offs).to(tl.uint32, bitcast=True) << 9, table_ptr, table_lo, table_hi, MODE)
+    value = normal_f32((start + offs).to(tl.uint32, bitcast=True) << 9, table_ptr, MODE)
     tl.store(out_ptr + offs, value, mask=offs < count)
 
 
 @dataclass(frozen=True)
 class Finishing:
-    """How the kernels turn words into normals: ``mode`` (a ``MODE_*``), ``table`` (the whole
-    lookup table for ``MODE_TABLE``, else the partial table of :mod:`partial_table`) and the
-    bounds ``lo``/``hi`` of the computed mantissas."""
+    """How the kernels turn words into normals: ``mode`` (a ``MODE_*``) and the exact ``table``
+    of ``dtype``'s normals (read for every value in ``MODE_TABLE``, else outside the computed branch)."""
 
     mode: int
     table: torch.Tensor
-    lo: int = 0
-    hi: int = 0
-
-
-def _computed_range(variant: str, device: torch.device) -> Finishing:
-    """The kernels' finishing for ``variant``: computed mantissas ``[lo, hi]`` and the table of the
-    rest (:mod:`partial_table`). Reading the ``"cpu"`` variant's log(1 + x) branch instead of
-    computing both log1p branches for every value: 1.8e11 -> 2.4e11 normals/s on an H100."""
-    lo, hi, table = partial_table.computed_range(variant, device)
-    return Finishing(MODE_XLA_CPU if variant == "cpu" else MODE_XLA_GPU, table, lo, hi)
 
 
 def _launch_mantissas(finishing: Finishing, out: torch.Tensor, start: int) -> None:
     _mantissa_kernel[(triton.cdiv(out.numel(), _BLOCK),)](
-        finishing.table, finishing.lo, finishing.hi, out, start, out.numel(), MODE=finishing.mode, BLOCK=_BLOCK,
-        enable_fp_fusion=False,
+        finishing.table, out, start, out.numel(), MODE=finishing.mode, BLOCK=_BLOCK, enable_fp_fusion=False,
     )
+
+
+def _computed(variant: str, table: torch.Tensor) -> Finishing:
+    return Finishing(MODE_XLA_CPU if variant == "cpu" else MODE_XLA_GPU, table)
 
 
 @functools.cache
@@ -252,7 +253,7 @@ def _float32_finishing(variant: str, device: torch.device) -> Finishing:
     table = normal_table(torch.float32, device, variant)
     if interpreting():
         return Finishing(MODE_TABLE, table)
-    computed = _computed_range(variant, device)
+    computed = _computed(variant, table)
     every = torch.empty(1 << 23, dtype=torch.float32, device=device)
     _launch_mantissas(computed, every, 0)
     wrong = int((every.view(torch.int32) != table.view(torch.int32)).sum())
@@ -305,15 +306,15 @@ def normal_rows(keys: torch.Tensor, out: torch.Tensor, *, variant: str) -> None:
     block, warps = launch_shape(n)
     blocks = triton.cdiv(n, block)
     _rows_kernel[(rows * blocks,)](
-        keys.contiguous().view(torch.int32), how.table, how.lo, how.hi, out, n, blocks,
+        keys.contiguous().view(torch.int32), how.table, out, n, blocks,
         SHIFT=fmt.shift, MASK=fmt.mask, MODE=how.mode, BLOCK=block, num_warps=warps, enable_fp_fusion=False,
     )
 
 
 def normal_f32_mantissas(start: int, stop: int, variant: str, device) -> torch.Tensor:
     """The float32 normal of every mantissa in ``[start, stop)`` as the kernels compute it on
-    ``device`` (computed range, partial table), without the first-use check of :func:`finishing`."""
+    ``device`` (computed branch, the rest from the table), without the first-use check of :func:`finishing`."""
     device = _cuda_device(device)
     out = torch.empty(stop - start, dtype=torch.float32, device=device)
-    _launch_mantissas(_computed_range(variant, device), out, start)
+    _launch_mantissas(_computed(variant, normal_table(torch.float32, device, variant)), out, start)
     return out

@@ -7,12 +7,15 @@ every dtype, batch shapes, row boundaries and the thread split.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import eggroll_torch.random as jr
-from eggroll_torch.random import native
-from eggroll_torch.random.normal_tables import normal_table, normal_values
+from eggroll_torch.random import native, xla_cpu_f32
+from eggroll_torch.random.exact_numpy import F32, add32, mul32
+from eggroll_torch.random.gpu_variant import log1p_libdevice
+from eggroll_torch.random.normal_tables import normal_inputs, normal_table, normal_values
 from eggroll_torch.random.triton_support import triton_usable
 from random_support import assert_same_bits, backend
 
@@ -37,6 +40,22 @@ def _draw_both(keys, shape, dtype, variant):
     with backend("kernel"):
         got = jr.normal(keys, shape, dtype, variant=variant)
     return got, expected
+
+
+def test_random_kernel_table_branches():
+    """The predicates with which the CUDA kernels leave their computed branch for the table
+    (triton_normal._table_where) select exactly the values that branch does not cover."""
+    u = normal_inputs(torch.arange(1 << 23, dtype=torch.int32), torch.float32).numpy()
+    x = mul32(u, -u)
+    # "gpu": the kernel tests t = w - 2.5 >= 2.5 where XLA:GPU's erf_inv tests w >= 5.
+    w = -log1p_libdevice(x)
+    np.testing.assert_array_equal(add32(w, F32(-2.5)) >= F32(2.5), w >= F32(5.0))
+    # "cpu": the kernel tests x <= -0.4142 (0xBED413CD) for XLA:CPU's log(1 + x) branch, which
+    # must contain erf_inv's w >= 5 tail, since the kernel computes only the rational branch.
+    to_table = x <= np.array(0xBED413CD, dtype=np.uint32).view(np.float32)
+    np.testing.assert_array_equal(to_table, ~xla_cpu_f32.log1p_rational_branch(x))
+    tail = -xla_cpu_f32.log1p_f32(x) >= F32(5.0)
+    assert tail.any() and not (tail & ~to_table).any(), "erf_inv's tail outside the table region"
 
 
 @NO_COMPILER
