@@ -6,7 +6,8 @@ The workload is one EGGROLL layer's factors for a whole population: keys ``(N, 2
 ``normal(keys, (a + b, r))`` of shape ``(N, a + b, r)`` float32, by default N = 4096 threads and
 (2048 + 2048, 16), i.e. 2**28 values (1 GiB). On CUDA both variants are timed. JAX runs ``jit(vmap(normal))`` on the same keys in
 the same process (on the GPU when ``--device cuda`` and JAX has one); ``torch.randn`` of the same
-shape is the no-parity floor. ``--scale`` shrinks N for slow hosts. The first eggroll call
+shape is the no-parity floor; the generators are timed in turns (see ``_median_times``).
+``--scale`` shrinks N for slow hosts. The first eggroll call
 (table build, kernel compilation) is reported separately from the steady-state median. The
 fraction of values bit-identical to JAX's is reported (1.0 expected against XLA:CPU; against
 XLA:GPU the ``"gpu"`` variant is used, whose tail entries are known to differ, see gpu_variant).
@@ -19,17 +20,26 @@ import statistics
 import time
 
 
-def _median_time(fn, repeats: int, sync) -> float:
-    times = []
+def _median_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
+    """The median wall time of each ``fns[name]()``, which must return once its work is done.
+
+    The generators take turns, one call each per round, after ``warmup`` untimed calls each: a
+    GPU's clock ramping up, or any other drift, then weighs on every ratio alike instead of on
+    whichever generator happened to be timed first.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def main(device: str, population: int = 4096, rows: int = 4096, rank: int = 16, repeats: int = 3,
+def main(device: str, population: int = 4096, rows: int = 4096, rank: int = 16, repeats: int = 7,
          backend: str = "auto", check: bool = True, threads: int | None = None) -> dict:
     """Time the three generators on ``device``; print a table and return the numbers (seconds).
 
@@ -38,6 +48,8 @@ def main(device: str, population: int = 4096, rows: int = 4096, rank: int = 16, 
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be a positive int; got {repeats!r}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be a positive int or None; got {threads!r}")
     if device == "cpu":
@@ -67,21 +79,28 @@ def main(device: str, population: int = 4096, rows: int = 4096, rank: int = 16, 
     jax_keys = jax.random.split(jax.random.key(0), population)
     keys = jr.wrap_key_data(np.asarray(jax.random.key_data(jax_keys)), device=device)
 
-    first_call, timed = {}, {}
+    first_call = {}
     for name in variants:
         start = time.perf_counter()
         jr.normal(keys, shape, variant=name)
         sync()
         first_call[name] = time.perf_counter() - start
-        timed[name] = _median_time(lambda name=name: jr.normal(keys, shape, variant=name), repeats, sync)
     ours = jr.normal(keys, shape, variant=variant)
-    ours_s = timed[variant]
 
     jax_draw = jax.jit(jax.vmap(lambda k: jax.random.normal(k, shape, jnp.float32)))
     reference = jax_draw(jax_keys).block_until_ready()
-    jax_s = _median_time(lambda: jax_draw(jax_keys).block_until_ready(), repeats, lambda: None)
 
-    randn_s = _median_time(lambda: torch.randn((population,) + shape, device=device), repeats, sync)
+    def synced(fn):
+        def call():
+            fn()
+            sync()
+        return call
+
+    generators = {name: synced(lambda name=name: jr.normal(keys, shape, variant=name)) for name in variants}
+    generators["jax"] = lambda: jax_draw(jax_keys).block_until_ready()
+    generators["randn"] = synced(lambda: torch.randn((population,) + shape, device=device))
+    timed = _median_times(generators, repeats)
+    ours_s, jax_s, randn_s = timed[variant], timed["jax"], timed["randn"]
 
     identical = None
     if check:
@@ -126,7 +145,7 @@ def _cli(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_random", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 4096-member population")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (each generator once per round)")
     parser.add_argument("--backend", choices=("auto", "eager", "compiled", "kernel"), default="auto")
     parser.add_argument("--no-check", action="store_true", help="skip the bit comparison with JAX")
     parser.add_argument("--threads", type=int, help="torch and XLA:CPU threads (default: their own)")

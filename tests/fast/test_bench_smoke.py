@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 
 from benchmarks.__main__ import main
+from benchmarks.bench_random import _median_times
 from benchmarks.report import write_report
 from eggroll_torch.fast import draw_pair_normals, layer_keys
 from eggroll_torch.random import key
@@ -44,3 +46,18 @@ def test_bench_noise_draw(benchmark):
     out = torch.empty(4, 64, 4, 2 * 64).transpose(2, 3)
     result = benchmark.pedantic(draw_pair_normals, args=(keys, 1, out), kwargs={"noise_reuse": 1}, rounds=3)
     assert result is out and torch.isfinite(out).all()
+
+
+def test_bench_random_times_generators_in_turns():
+
+    calls = []
+    timed = _median_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up each, then one call each per round
+    assert set(timed) == {"a", "b"} and all(t >= 0 for t in timed.values())
+
+
+def test_bench_random_rejects_bad_repeats():
+    from benchmarks.bench_random import main as bench_random_main
+
+    with pytest.raises(ValueError, match="repeats must be a positive int"):
+        bench_random_main("cpu", repeats=0)
