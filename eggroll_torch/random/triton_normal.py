@@ -163,7 +163,7 @@ def _table_where(word, value, key, table_ptr, CPU: tl.constexpr):
     else:
         test: tl.constexpr = "setp.ge.f32 p, $3, 0f40200000;"
     return tl.inline_asm_elementwise(
-        "{ .reg .pred p; .reg .b32 s; .reg .b64 a; shr.u32 s, $1, 9; mad.wide.u32 a, s, 4, $4; "
+        "{ .reg .pred p; .reg .b32 s; .reg .b64 a, d; shr.u32 s, $1, 9; mul.wide.u32 d, s, 4; add.u64 a, $4, d; "
         "mov.b32 $0, $2; " + test + " @p ld.global.nc.b32 $0, [a]; }",
         "=r,r,r,r,l", [word, value, key, table_ptr.to(tl.uint64, bitcast=True)], dtype=tl.float32,
         is_pure=True, pack=1)
