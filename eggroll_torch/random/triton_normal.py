@@ -276,8 +276,8 @@ def _cuda_device(device) -> torch.device:
 def launch_shape(length: int) -> tuple[int, int]:
     """``(BLOCK, num_warps)`` for a kernel drawing ``length`` values per program row: 16 values
     per thread, 4 warps. Measured on an H100: bfloat16 (table) draws 1.9e11 -> 3.1e11 normals/s
-    going from 8 to 16 per thread; computed float32 2.22e11 -> 2.29e11 ("gpu") and 2.27e11 ->
-    2.37e11 ("cpu"), 4 per thread being slower still.
+    going from 8 to 16 per thread; computed float32 2.22e11 -> 2.33e11 ("gpu") and 2.35e11 ->
+    2.42e11 ("cpu"), 4 per thread being slower still.
     """
     block = min(2048, triton.next_power_of_2(length))
     return block, max(1, block // 512)
