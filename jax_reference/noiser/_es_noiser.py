@@ -55,14 +55,19 @@ class ESNoiser(Noiser):
                                         fitnesses, iterinfos, es_map)
 
     @classmethod
+    def _leaf_update(cls, frozen_noiser_params, noiser_params, fitnesses, iterinfos):
+        def update(param, key, es_class):
+            return cls._do_update(param, key, fitnesses, iterinfos, es_class, noiser_params["sigma"],
+                                  frozen_noiser_params)
+
+        return update
+
+    @classmethod
     def _do_updates_original(cls, frozen_noiser_params, noiser_params, params, base_keys, fitnesses,
                              iterinfos, es_map):
         """:meth:`do_updates` leaf by leaf."""
-        grads = _update.gradient_tree(
-            lambda p, k, m: cls._do_update(p, k, fitnesses, iterinfos, m, noiser_params["sigma"],
-                                           frozen_noiser_params),
-            params, base_keys, es_map,
-        )
+        grads = _update.gradient_tree(cls._leaf_update(frozen_noiser_params, noiser_params, fitnesses, iterinfos),
+                                      params, base_keys, es_map)
         return _update.apply_solver(frozen_noiser_params, noiser_params, params, grads)
 
     @classmethod
@@ -70,8 +75,6 @@ class ESNoiser(Noiser):
                             iterinfos, es_map):
         """:meth:`do_updates` with same-shaped leaves of one es_map class vmapped together."""
         grads = _update.batched_gradient_tree(
-            lambda p, k, m: cls._do_update(p, k, fitnesses, iterinfos, m, noiser_params["sigma"],
-                                           frozen_noiser_params),
-            params, base_keys, es_map,
+            cls._leaf_update(frozen_noiser_params, noiser_params, fitnesses, iterinfos), params, base_keys, es_map
         )
         return _update.apply_solver(frozen_noiser_params, noiser_params, params, grads)
