@@ -97,26 +97,31 @@ class ShardedUpdates:
 
     @contextlib.contextmanager
     def installed(self, trainer: EggrollTrainer):
-        """``trainer.noiser`` is this object inside the ``with`` block, the noiser again after."""
-        trainer.noiser = self
+        """Inside the ``with`` block the trainer's update is sharded: ``trainer.noiser`` is this
+        object (the functional update) and its pair engine asks :meth:`gradients` (EGGROLL)."""
+        trainer.noiser, trainer._sharding = self, self
         try:
             yield
         finally:
-            trainer.noiser = self._noiser
+            trainer.noiser, trainer._sharding = self._noiser, None
+
+    def gradients(self, compute, flat_params: Mapping[str, torch.Tensor]) -> dict:
+        """Every parameter's gradient: ``compute(paths) -> {path: gradient}`` run on this rank's
+        parameters, the others received from their owners, bit for bit."""
+        grads = dict(compute([path for path, owner in self.owners.items() if owner is None or owner == self._rank]))
+        grads.update(self._exchange(grads, flat_params))
+        return {path: grads[path] for path in flat_params}
 
     def do_updates(self, frozen_noiser_params, noiser_params, params, base_keys, fitnesses, iterinfos, es_map):
         """``ESNoiser.do_updates`` (unbatched) with the estimates spread over the ranks."""
         _update.check_update(noiser_params, params, base_keys, fitnesses, iterinfos, es_map)
         estimate = self._noiser._leaf_update(frozen_noiser_params, noiser_params, fitnesses, iterinfos)
         flat_params, flat_keys, flat_classes = (flatten_paths(t) for t in (params, base_keys, es_map))
-        grads = {
-            path: estimate(flat_params[path], flat_keys[path], flat_classes[path])
-            for path, owner in self.owners.items()
-            if owner is None or owner == self._rank
-        }
-        grads.update(self._exchange(grads, flat_params))
-        grad_tree = nest({path: grads[path] for path in flat_params})
-        return _update.apply_solver(frozen_noiser_params, noiser_params, params, grad_tree)
+        grads = self.gradients(
+            lambda paths: {path: estimate(flat_params[path], flat_keys[path], flat_classes[path]) for path in paths},
+            flat_params,
+        )
+        return _update.apply_solver(frozen_noiser_params, noiser_params, params, nest(grads))
 
     def _layout(self, flat_params: Mapping[str, torch.Tensor]) -> tuple[list[list[tuple[str, int]]], int]:
         """Per rank, ``(path, byte offset)`` of its gradients in its buffer; the buffer length."""

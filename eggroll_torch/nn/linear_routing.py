@@ -86,3 +86,75 @@ def _top_level_values(args, kwargs):
             yield from value
         else:
             yield value
+
+
+class PopulationRouting(TorchFunctionMode):
+    """Torch function mode of one member of a pair-engine population (inside its vmap).
+
+    ``matrices``: ``{path: MatrixNoise}`` (see :mod:`.engine`); ``vectors``:
+    ``{path: (parameter, sigma-scaled noise (P, *shape))}``; ``member``: the member index
+    (batched by the population's vmap). ``F.linear`` on a matrix and ``F.layer_norm`` with a
+    noisy weight or bias run the population custom ops of :mod:`.member_ops`; any other function
+    given a noisy parameter receives the member's value ``param + s_m * noise[m // 2]``, so every
+    use of a parameter sees its noise. A matrix reaching any other function raises, as in
+    :class:`LinearRouting`.
+    """
+
+    def __init__(self, matrices, vectors, member: torch.Tensor):
+        super().__init__()
+        self._matrices = {id(noise.weight): (name, noise) for name, noise in matrices.items()}
+        self._vectors = {id(param): (name, noise) for name, (param, noise) in vectors.items()}
+        self._member = member
+
+    def _noise(self, value):
+        hit = self._vectors.get(id(value)) if value is not None else None
+        return None if hit is None else hit[1]
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        from .member_ops import lowrank_linear, member_layer_norm, member_value
+
+        kwargs = kwargs or {}
+        if func is F.linear:
+            x, weight, bias = _linear_args(args, kwargs)
+            hit = self._matrices.get(id(weight))
+            if hit is not None:
+                noise = hit[1]
+                # The bias folded into the factor rows is used only when it is the one passed.
+                folded = noise.bias_columns if bias is noise.bias else 0
+                return lowrank_linear(x, weight, bias, self._noise(bias), noise.B, noise.rows, self._member, folded)
+        elif func is F.layer_norm:
+            x, shape, weight, bias, eps = _layer_norm_args(args, kwargs)
+            weight_noise, bias_noise = self._noise(weight), self._noise(bias)
+            if weight_noise is not None or bias_noise is not None:
+                return member_layer_norm(x, list(shape), weight, weight_noise, bias, bias_noise, self._member, eps)
+        if func in _METADATA:
+            return func(*args, **kwargs)
+        for value in _top_level_values(args, kwargs):
+            hit = self._matrices.get(id(value))
+            if hit is not None:
+                raise ValueError(
+                    f"parameter {hit[0]!r} is an MM_PARAM (low-rank noise), which only applies "
+                    f"through F.linear / nn.Linear, but the model passes it to "
+                    f"{getattr(func, '__qualname__', func)}; give it full-rank noise with "
+                    f"es_classes={{{hit[0]!r}: PARAM}} (or EXCLUDED to leave it unperturbed)"
+                )
+
+        def member_of(value):
+            noise = self._noise(value) if isinstance(value, torch.Tensor) else None
+            return value if noise is None else member_value(value, noise, self._member)
+
+        args = tuple([member_of(v) for v in a] if isinstance(a, list) else
+                     tuple(member_of(v) for v in a) if isinstance(a, tuple) else member_of(a) for a in args)
+        kwargs = {k: member_of(v) for k, v in kwargs.items()}
+        return func(*args, **kwargs)
+
+
+def _layer_norm_args(args, kwargs):
+    names = ("input", "normalized_shape", "weight", "bias", "eps")
+    defaults = {"weight": None, "bias": None, "eps": 1e-5}
+    values = dict(zip(names, args))
+    for name in names[len(args):]:
+        values[name] = kwargs.get(name, defaults.get(name))
+    shape = values["normalized_shape"]
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return values["input"], shape, values["weight"], values["bias"], float(values["eps"])

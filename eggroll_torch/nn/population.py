@@ -42,7 +42,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from eggroll_torch import tree
-from .linear_routing import LinearRouting
+from .linear_routing import LinearRouting, PopulationRouting
 
 InDims = int | None | tuple[int | None, ...]
 
@@ -77,6 +77,7 @@ class Population:
         factors: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None,
         member_routes: Callable[[int], Mapping[str, Callable]] | None,
         is_current: Callable[[], bool],
+        pair_noise: tuple[Mapping, Mapping] | None = None,
     ):
         self.size = size
         self.epoch = epoch
@@ -86,6 +87,7 @@ class Population:
         self._factors = None if factors is None else dict(factors)
         self._member_routes = member_routes
         self._is_current = is_current
+        self._pair_noise = pair_noise
         floating = {t.dtype for t in self._shared.values() if t.is_floating_point()}
         self._dtype = floating.pop() if len(floating) == 1 else None
         self._device = next(iter(self._shared.values())).device if self._shared else None
@@ -105,6 +107,8 @@ class Population:
                 "load_state_dict since); get a fresh one with trainer.population()"
             )
         dims = self._check_inputs(args, in_dims)
+        if self._pair_noise is not None:
+            return self._paired(args, dims, kwargs)
         if self._factors is not None:
             return self._vectorized(args, dims, kwargs)
         return self._member_by_member(args, dims, kwargs)
@@ -165,6 +169,18 @@ class Population:
         return vmap(member, in_dims=(0, 0, 0, *dims), randomness="different")(
             members, self._values, self._factors, *args
         )
+
+    def _paired(self, args, dims, kwargs):
+        # Parameters stay shared; the routing mode applies each member's noise where the
+        # module uses a parameter (see PopulationRouting).
+        matrices, vectors = self._pair_noise
+
+        def member(index, *member_args):
+            with PopulationRouting(matrices, vectors, index):
+                return functional_call(self._module, self._shared, member_args, kwargs)
+
+        members = torch.arange(self.size, device=self._device)
+        return vmap(member, in_dims=(0, *dims), randomness="different")(members, *args)
 
     def _member_by_member(self, args, dims, kwargs):
         outputs = []

@@ -1,11 +1,18 @@
 """``EggrollTrainer``: evolution strategies over the parameters of any ``nn.Module``.
 
-The trainer is a thin shell around the functional layer: the module's parameters become the
-nested dict ``params`` (path ``"0.weight"`` -> ``params["0"]["weight"]``), keys come from
-``simple_es_tree_key`` (:mod:`.param_tree`), and every epoch calls the noiser's
-``convert_fitnesses`` and ``do_updates`` on that dict with ``iterinfo = (epochs, thread_ids)``,
-``epochs`` all equal to the trainer's epoch and ``thread_ids = arange(N)``. The update is
-therefore the functional layer's, bit for bit, for the same params, keys and fitnesses.
+The module's parameters become the nested dict ``params`` of the functional layer (path
+``"0.weight"`` -> ``params["0"]["weight"]``) and keys come from ``simple_es_tree_key``
+(:mod:`.param_tree`); member ``n`` of epoch ``e`` is upstream's ``iterinfo = (e, n)``.
+
+Two engines compute an epoch:
+
+- EGGROLL (``noiser="eggroll"`` or ``"reeggroll"``) with an even N runs the pair engine
+  (:mod:`.engine`): each antithetic pair's noise is drawn once, in bulk, read by the forward and
+  the update, and the update is one matmul per matrix. Noise is the functional layer's bit for
+  bit; the update agrees with ``do_updates`` within the ``reduction`` tolerance (summation
+  order). :meth:`EggrollTrainer.graphed_step` replays such a generation as a CUDA graph.
+- Every other noiser, and an odd N, calls the noiser's ``convert_fitnesses`` and ``do_updates``
+  on ``params`` with ``iterinfo = (full(N, epoch), arange(N))``: the functional update, bit for bit.
 
 Population size: any N >= 1 is accepted, as upstream accepts it. Members ``2i`` and ``2i + 1``
 are an antithetic pair; with an odd N the last member has no partner, which leaves the estimate
@@ -21,8 +28,12 @@ from torch import nn
 from eggroll_torch import random as es_random
 from eggroll_torch.models.common import MM_PARAM, PARAM
 from eggroll_torch.optim import resolve_solver
-from . import checks, state
+from eggroll_torch.noiser import _update
+from eggroll_torch.noiser._fitness import standardize_unchecked
+from . import checks, engine, state
 from .es_classes import named_parameters_with_owner, resolve_es_classes
+from .graphed import GraphedStep
+from .metrics import update_metrics
 from .noisers import low_rank_factors, resolve_noiser
 from .param_tree import assign_keys, flatten_paths, nest
 from .population import Population
@@ -121,6 +132,14 @@ class EggrollTrainer:
         self._keys = keys
         self._frozen, self._noiser_params = frozen, noiser_params
         self._signature = {path: (p.shape, p.dtype) for path, p in params.items()}
+        # The bias path of each nn.Linear's weight: the pair engine folds it into the correction.
+        self._linear_biases = _linear_biases(module)
+        # Set by eggroll_torch.distributed's sharded update while it runs an update.
+        self._sharding = None
+        self._engine = None
+        if engine.supports(self.noiser, frozen, self.population_size):
+            self._engine = engine.PairEngine(params, classes, keys, rank=rank, noise_reuse=noise_reuse,
+                                             freeze_nonlora=freeze_nonlora)
         self.epoch = 0
         self._generation = 0
 
@@ -157,6 +176,10 @@ class EggrollTrainer:
         """
         members = self._members(members)
         params = self._current_params()
+        generation = self._generation
+        pairs = self._pairs(members)
+        if pairs is not None:
+            return self._paired_population(self._engine.draw(self.epoch, pairs), params)
         iterinfo = self.iterinfo(members)
         shared, values, factors = dict(params), {}, {}
         for path, param in params.items():
@@ -171,7 +194,6 @@ class EggrollTrainer:
                     values[path] = noisy
         matrices = [path for path, c in self.es_classes.items() if c == MM_PARAM]
         vectorized = len(factors) == len(matrices)
-        generation = self._generation
         return Population(
             self.module,
             size=len(members),
@@ -182,6 +204,37 @@ class EggrollTrainer:
             member_routes=None if vectorized else self._member_routes(matrices, members),
             is_current=lambda: self._generation == generation,
         )
+
+    def _paired_population(self, draws: engine.PairDraws, params: dict, epoch=None) -> Population:
+        """The population of the pair engine's ``draws`` (``epoch``: what ``pop.epoch`` reports)."""
+        generation = self._generation
+        return Population(
+            self.module, size=2 * len(draws.pairs), epoch=self.epoch if epoch is None else epoch, shared=params,
+            values={}, factors=None, member_routes=None, is_current=lambda: self._generation == generation,
+            pair_noise=self._engine.forward_noise(draws, params, self._noiser_params["sigma"], self._linear_biases),
+        )
+
+    def _paired_update(self, draws: engine.PairDraws, params: dict, fitnesses: torch.Tensor) -> tuple[dict, dict]:
+        """``(new noiser_params, new flat params)`` from the pair engine's gradients; under a
+        sharded distributed update each rank computes its own parameters' gradients."""
+        sigma = self._noiser_params["sigma"]
+        if self._sharding is None:
+            grads = self._engine.gradients(draws, params, fitnesses, sigma)
+        else:
+            def owned(paths):
+                subset = self._engine.draw(self.epoch, draws.pairs, paths)
+                return self._engine.gradients(subset, {path: params[path] for path in paths}, fitnesses, sigma)
+
+            grads = self._sharding.gradients(owned, params)
+        new_noiser_params, new_tree = _update.apply_solver(self._frozen, dict(self._noiser_params), nest(params),
+                                                           nest(grads))
+        return new_noiser_params, flatten_paths(new_tree)
+
+    def _pairs(self, members: range) -> range | None:
+        """The antithetic pairs ``members`` consists of, when the pair engine runs them."""
+        if self._engine is None or members.start % 2 or len(members) % 2:
+            return None
+        return range(members.start // 2, members.stop // 2)
 
     def _members(self, members: range | None) -> range:
         if members is None:
@@ -222,7 +275,12 @@ class EggrollTrainer:
         synchronizes with the device).
         """
         raw = checks.raw_fitness(raw_fitness, self.population_size, self.device)
-        fitnesses = self.noiser.convert_fitnesses(self._frozen, self._noiser_params, raw)
+        pairs = self._pairs(range(self.population_size))
+        if pairs is not None:
+            # EGGROLL's convert_fitnesses without its second finiteness check (one sync fewer).
+            fitnesses = standardize_unchecked(raw, self._frozen["group_size"])
+        else:
+            fitnesses = self.noiser.convert_fitnesses(self._frozen, self._noiser_params, raw)
         if fitnesses.numel() != self.population_size:
             raise ValueError(
                 f"noiser {self.noiser.__name__} shaped {self.population_size} raw fitnesses into "
@@ -230,19 +288,16 @@ class EggrollTrainer:
                 "population_size == group_size"
             )
         params = self._current_params()
-        new_noiser_params, new_tree = self.noiser.do_updates(
-            self._frozen, dict(self._noiser_params), nest(params), nest(self._keys), fitnesses,
-            self.iterinfo(), nest(self.es_classes),
-        )
-        new_params = flatten_paths(new_tree)
-        stats_dtype = torch.promote_types(raw.dtype, torch.float32)
-        metrics = {
-            "epoch": self.epoch,
-            "fitness_mean": raw.to(stats_dtype).mean(),
-            "fitness_max": raw.max().to(stats_dtype),
-            "fitness_min": raw.min().to(stats_dtype),
-            "update_norm": _change_norm(params, new_params),
-        }
+        if pairs is not None:
+            new_noiser_params, new_params = self._paired_update(self._engine.draw(self.epoch, pairs), params,
+                                                                fitnesses)
+        else:
+            new_noiser_params, new_tree = self.noiser.do_updates(
+                self._frozen, dict(self._noiser_params), nest(params), nest(self._keys), fitnesses,
+                self.iterinfo(), nest(self.es_classes),
+            )
+            new_params = flatten_paths(new_tree)
+        metrics = {"epoch": self.epoch, **update_metrics(raw, params, new_params)}
         self._write_params(new_params)
         self._noiser_params = new_noiser_params
         self.epoch += 1
@@ -256,6 +311,16 @@ class EggrollTrainer:
         and returns the raw fitness tensor of shape ``(N,)``, member ``i`` at index ``i``.
         """
         return self.update(fitness_fn(self.population()))
+
+    def graphed_step(self, fitness_fn: Callable[[Population], torch.Tensor], *, warmup: int = 2) -> GraphedStep:
+        """``step(fitness_fn)`` recorded as one CUDA graph: call the result once per generation.
+
+        For the pair engine (``noiser="eggroll"``, even N) on CUDA; elsewhere the result simply
+        calls :meth:`step`. ``fitness_fn`` must run on the device only (no ``.item()``, no data-
+        dependent shapes) and always read its inputs from the same tensors (refill them in place
+        between calls to change the data). See :class:`eggroll_torch.nn.graphed.GraphedStep`.
+        """
+        return GraphedStep(self, fitness_fn, warmup=warmup)
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit-identically: parameters, solver state,
@@ -288,6 +353,8 @@ class EggrollTrainer:
         self._write_params(params)
         self._noiser_params = state.unpack(self._noiser_params, noiser_leaves)
         self._keys = {path: k.to(self.device, copy=True) for path, k in keys.items()}
+        if self._engine is not None:
+            self._engine.set_keys(self._keys)
         self.es_key = es_key.to(self.device, copy=True)
         self.epoch = epoch
         self._generation += 1
@@ -305,6 +372,16 @@ class EggrollTrainer:
         with torch.no_grad():
             for path, _, _, param in named_parameters_with_owner(self.module):
                 param.copy_(new_params[path])
+
+
+def _linear_biases(module: nn.Module) -> dict[str, str]:
+    """``{weight path: bias path}`` of the ``nn.Linear`` layers whose weight has one bias."""
+    path_of = {id(p): path for path, _, _, p in named_parameters_with_owner(module)}
+    found: dict[str, set] = {}
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear) and layer.bias is not None:
+            found.setdefault(path_of[id(layer.weight)], set()).add(path_of[id(layer.bias)])
+    return {weight: next(iter(biases)) for weight, biases in found.items() if len(biases) == 1}
 
 
 def _read_params(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -359,14 +436,3 @@ def _checked_tensors(name: str, saved, signature: Mapping) -> dict[str, torch.Te
                 f"{tuple(shape)}; load a state saved from the same architecture"
             )
     return dict(saved)
-
-
-def _change_norm(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Global L2 norm of ``new - old`` over all parameters, accumulated in float32 (float64 for
-    float64 parameters)."""
-    total = None
-    for path, before in old.items():
-        wide = torch.promote_types(before.dtype, torch.float32)
-        part = (new[path].to(wide) - before.to(wide)).square().sum()
-        total = part if total is None else total.to(torch.promote_types(total.dtype, part.dtype)) + part
-    return torch.zeros(()) if total is None else total.sqrt()

@@ -14,7 +14,12 @@ def standardize_fitnesses(raw_scores: torch.Tensor, group_size: int) -> torch.Te
     give zeros. ``group_size > 0``: each group of ``group_size`` consecutive members subtracts
     its own mean but all divide by the GLOBAL standard deviation. ``N`` must be a multiple of it.
     """
-    scores = check_raw_scores(raw_scores, group_size)
+    return standardize_unchecked(check_raw_scores(raw_scores, group_size), group_size)
+
+
+def standardize_unchecked(scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """:func:`standardize_fitnesses` of scores the caller has validated: the same values, with
+    no host synchronisation (the finiteness check reads the device), so a CUDA graph can hold it."""
     spread = sqrt(var(scores, 0, keepdim=True) + weak_scalar(1e-5, scores))
     if group_size == 0:
         return divide_by_broadcast(scores - mean(scores, 0, keepdim=True), spread)

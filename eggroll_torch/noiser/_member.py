@@ -68,7 +68,10 @@ def scalar(value, param_dtype: torch.dtype, device) -> torch.Tensor:
 
     float32 (float64 for float64 params, which need JAX's x64 mode where scalars are float64).
     """
-    return torch.as_tensor(value, dtype=default_float_dtype(param_dtype), device=device)
+    dtype = default_float_dtype(param_dtype)
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype=dtype, device=device)
+    return torch.full((), value, dtype=dtype, device=device)
 
 
 def lora_sigma(sigma, rank: int, param_dtype: torch.dtype, device) -> torch.Tensor:

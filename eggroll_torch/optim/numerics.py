@@ -4,6 +4,9 @@ JAX converts a Python scalar to the dtype of the array it meets *before* the ope
 ("weak typing"); torch instead keeps the scalar in the kernel's wider compute type for bfloat16
 and float16, and divides CUDA tensors by a CPU scalar through its reciprocal. Building the scalar
 as a tensor of the array's dtype on the array's device gives JAX's bits in both cases.
+
+Scalars are built with ``torch.full`` (a fill kernel on the device) rather than ``torch.tensor``
+(a host-to-device copy), so that all of this can be recorded in a CUDA graph.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ def weak_scalar(value, like: torch.Tensor) -> torch.Tensor:
     """
     if isinstance(value, torch.Tensor):
         return value.to(dtype=like.dtype, device=like.device)
-    return torch.tensor(value, dtype=like.dtype, device=like.device)
+    return torch.full((), value, dtype=like.dtype, device=like.device)
 
 
 def default_float_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -41,9 +44,9 @@ def one_minus_power(decay, count: torch.Tensor, dtype: torch.dtype = torch.float
     float32 the float64 power of the same float32 base, rounded to float32, gives XLA's bits for
     optax's default betas up to count 872 (0.999) and at most one float32 ulp away beyond that.
     """
-    base = torch.tensor(decay, dtype=dtype, device=count.device).to(torch.float64)
+    base = torch.full((), decay, dtype=dtype, device=count.device).to(torch.float64)
     power = torch.pow(base, count.to(torch.float64)).to(dtype)
-    return torch.tensor(1.0, dtype=dtype, device=count.device) - power
+    return torch.ones((), dtype=dtype, device=count.device) - power
 
 
 def divide_by_broadcast(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -95,7 +98,7 @@ def mean(x: torch.Tensor, dim, keepdim: bool = False) -> torch.Tensor:
         count *= x.shape[d]
     compute = _computation_dtype(x.dtype)
     total = x.to(compute).sum(dim=dims, keepdim=keepdim)
-    reciprocal = torch.tensor(1.0, dtype=compute, device=x.device) / torch.tensor(count, dtype=compute, device=x.device)
+    reciprocal = torch.ones((), dtype=compute, device=x.device) / torch.full((), count, dtype=compute, device=x.device)
     return (total * reciprocal).to(x.dtype)
 
 

@@ -1,6 +1,8 @@
 """nn.mlp_matches_functional: the functional MLP wrapped as an ``nn.Sequential`` gets the same keys,
-the same population outputs and exactly the same updates as the functional path; and
-(slow) upstream's 10-epoch MLP example run through the nn trainer tracks jax_reference's run."""
+the same population outputs and the same updates as the functional path (bit for bit where the
+trainer calls the functional update; within the ``reduction`` tolerance per step where its pair
+engine collapses antithetic pairs, i.e. EGGROLL with an even population); and (slow) upstream's
+10-epoch MLP example run through the nn trainer tracks jax_reference's run."""
 from __future__ import annotations
 
 import numpy as np
@@ -78,6 +80,10 @@ def test_nn_mlp_matches_functional(noiser, solver, options, dtype, device):
     frozen, noiser_params = cls.init_noiser(
         params, 0.2, 0.03, **(settings | noiser_kwargs | {"solver": resolve_solver(solver)})
     )
+    # The pair engine sums over pairs instead of members (same estimate, other summation order)
+    # and adds bias and correction in the matmul's epilogue (fewer roundings).
+    engine = cls is all_noisers["eggroll"]
+    update_kind, forward_kind = ("reduction", "fused") if engine else ("exact", "reduction")
     for path, key in _flat(keys).items():
         assert_parity(trainer.keys[_seq_path(path)], key, "exact", what=f"key of {path}")
 
@@ -87,15 +93,19 @@ def test_nn_mlp_matches_functional(noiser, solver, options, dtype, device):
         iterinfo = trainer.iterinfo()
         out = trainer.population()(x)
         expected = common.MLP.forward(cls, frozen, noiser_params, frozen_params, params, keys, iterinfo, x)
-        assert_parity(out, expected, "reduction", what=f"population outputs, epoch {epoch}")
+        assert_parity(out, expected, forward_kind, what=f"population outputs, epoch {epoch}")
 
         raw = -((out.float() - 2) ** 2)[:, 0]
         trainer.update(raw)
         fitnesses = cls.convert_fitnesses(frozen, noiser_params, raw)
         noiser_params, params = cls.do_updates(frozen, noiser_params, params, keys, fitnesses, iterinfo, es_map)
+        current = dict(trainer.module.named_parameters())
         for path, value in _flat(params).items():
-            got = dict(trainer.module.named_parameters())[_seq_path(path)]
-            assert_parity(got, value, "exact", what=f"{path} after epoch {epoch}")
+            assert_parity(current[_seq_path(path)], value, update_kind, what=f"{path} after epoch {epoch}")
+        # Each epoch then starts both sides from the trainer's parameters, so every step is held
+        # to one step's tolerance rather than an accumulated one.
+        params = {layer: {leaf: current[_seq_path(f"{layer}.{leaf}")].detach().clone() for leaf in leaves}
+                  for layer, leaves in params.items()}
 
 
 def _flat(nested) -> dict:

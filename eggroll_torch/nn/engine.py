@@ -1,0 +1,236 @@
+"""The pair engine of :class:`EggrollTrainer`: EGGROLL's noise drawn once per antithetic pair, in
+bulk, and its update as one matmul per matrix.
+
+Members ``2p`` and ``2p + 1`` share the key ``fold_in(fold_in(key, true_epoch), p)`` and differ
+only in sign, so a population of N members needs ``P = N / 2`` draws per parameter. The engine
+draws them for every parameter of a shape at once (one call of the fused threefry + normal
+kernels of :mod:`eggroll_torch.fast.noise` per group, C on the CPU and Triton on CUDA) and keeps them for the epoch, so the
+forward and the update read the same draws instead of drawing twice:
+
+- ``MM_PARAM`` ``(out, in)``: ``z = normal(key_p, (in + out, r))``, ``B_p = z[:in]``,
+  ``A_p = z[in:]`` (upstream's split); member ``n`` uses ``s_n * c * A_p @ B_p.T`` with
+  ``c = sigma / sqrt(r)`` rounded to the parameter's dtype, ``s_n = +1`` for even ``n``.
+- ``PARAM``: ``z`` ``(P, *shape)``; member ``n`` uses ``param + s_n * round(sigma * z_p)``.
+
+The draws are the functional layer's bit for bit (same keys, same sampler); the forward computes
+``round(c * z)`` exactly as ``get_lora_update_params`` does and only moves the exact sign flip.
+The update collapses each pair: upstream's ``sum_n f_n A_n @ B_n.T / N`` equals
+``sum_p w_p A_p @ B_p.T`` with ``w_p = c (f_2p - f_2p+1) / N``, one matmul of inner size
+``P * r``, which changes only summation order and the rounding of ``w_p`` (within the
+``reduction`` tolerance of :mod:`conformance.tolerances`).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from eggroll_torch import random as es_random
+from eggroll_torch.fast.noise import draw_pair_normals
+from eggroll_torch.fast.update import matrix_step
+from eggroll_torch.models.common import MM_PARAM, PARAM
+from eggroll_torch.noiser import eggroll
+from eggroll_torch.noiser._member import lora_sigma, scalar
+
+
+def supports(noiser, frozen_noiser_params: Mapping, population_size: int) -> bool:
+    """True when the engine computes what ``noiser`` would: upstream's EGGROLL (``"eggroll"``,
+    ``"reeggroll"``) with whole antithetic pairs (even N)."""
+    return noiser is eggroll.EggRoll and population_size % 2 == 0 and frozen_noiser_params.get("rank", 0) >= 1
+
+
+def true_epoch(epoch, noise_reuse: int):
+    """The epoch folded into the keys: 0 when ``noise_reuse == 0``, else ``epoch // noise_reuse``
+    (``epoch``: an int or an integer tensor)."""
+    if noise_reuse == 0:
+        return 0
+    if torch.is_tensor(epoch):
+        return torch.div(epoch, noise_reuse, rounding_mode="floor")
+    return epoch // noise_reuse
+
+
+def pair_keys(keys: torch.Tensor, epoch, pairs: range, noise_reuse: int) -> torch.Tensor:
+    """Keys ``(L, P, 2)`` of pairs ``pairs`` for parameter keys ``(L, 2)``:
+    ``fold_in(fold_in(keys[l], true_epoch), p)``."""
+    epoch_keys = es_random.fold_in(keys, true_epoch(epoch, noise_reuse))
+    index = torch.arange(pairs.start, pairs.stop, dtype=torch.int64, device=keys.device)
+    return es_random.fold_in(epoch_keys[:, None, :], index)
+
+
+@dataclass
+class MatrixNoise:
+    """One matrix's share of a population forward (see :meth:`PairEngine.forward_noise`)."""
+
+    weight: torch.Tensor
+    B: torch.Tensor
+    rows: torch.Tensor
+    bias: torch.Tensor | None
+    bias_noise: torch.Tensor | None
+    bias_columns: int
+
+
+@dataclass
+class PairDraws:
+    """One epoch's unit normals for pairs ``pairs``.
+
+    ``matrices[path]``: ``(P, r, in + out)``, entry ``[p, k, j]`` being entry ``(j, k)`` of pair
+    ``p``'s ``normal(key, (in + out, r))`` draw: the layout the draw kernel writes coalesced and
+    in which the update's operands are plain views (see :mod:`eggroll_torch.fast.lowrank`).
+    ``vectors[path]``: ``(P, *shape)``.
+    """
+
+    pairs: range
+    matrices: dict
+    vectors: dict
+
+    def factors(self, path: str, in_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z_B (P, in, r), z_A (P, out, r))``, views of a matrix's draw."""
+        z = self.matrices[path]
+        return z[:, :, :in_features].transpose(1, 2), z[:, :, in_features:].transpose(1, 2)
+
+
+class PairEngine:
+    """Draws and update for the parameters of one trainer.
+
+    Args:
+        params: ``{path: tensor}`` (shapes and dtypes are read once; values at each call).
+        classes: ``{path: es class}``. keys: ``{path: uint32 key (2,)}``.
+        rank, noise_reuse, freeze_nonlora: the noiser's settings.
+    """
+
+    def __init__(self, params: Mapping[str, torch.Tensor], classes: Mapping[str, int],
+                 keys: Mapping[str, torch.Tensor], *, rank: int, noise_reuse: int, freeze_nonlora: bool):
+        self.rank, self.noise_reuse, self.freeze_nonlora = rank, noise_reuse, freeze_nonlora
+        self.classes = dict(classes)
+        self.matrix_groups, self.vector_groups = {}, {}
+        for path, param in params.items():
+            es_class = classes[path]
+            if es_class == MM_PARAM:
+                group = self.matrix_groups.setdefault((param.shape[0] + param.shape[1], param.dtype), [])
+            elif es_class == PARAM and not freeze_nonlora:
+                group = self.vector_groups.setdefault((tuple(param.shape), param.dtype), [])
+            else:
+                continue
+            group.append(path)
+        self.set_keys(keys)
+
+    def set_keys(self, keys: Mapping[str, torch.Tensor]) -> None:
+        """Use ``keys`` from now on (after ``load_state_dict``); forgets the cached draws."""
+        self._group_keys = {
+            group: torch.stack([keys[path] for path in paths])
+            for groups in (self.matrix_groups, self.vector_groups) for group, paths in groups.items()
+        }
+        self._cache_epoch, self._cache = None, {}
+
+    def draw(self, epoch, pairs: range, paths=None) -> PairDraws:
+        """The unit normals of ``pairs`` in ``epoch`` (an int, or a one-element integer tensor on
+        the device, as a CUDA graph needs), for every perturbed parameter or only ``paths``.
+
+        Draws of an int epoch are kept until the true epoch changes, so the forward and the
+        update of an epoch read one draw. A parameter's values do not depend on which other
+        parameters or pairs are drawn with it.
+        """
+        noise_epoch = true_epoch(epoch, self.noise_reuse)
+        wanted = None if paths is None else frozenset(paths)
+        tag = (pairs.start, pairs.stop, wanted)
+        cacheable = not torch.is_tensor(noise_epoch)
+        if cacheable:
+            if self._cache_epoch != noise_epoch:
+                self._cache_epoch, self._cache = noise_epoch, {}
+            if tag in self._cache:
+                return self._cache[tag]
+        matrices = self._draw_groups(self.matrix_groups, epoch, pairs, wanted, lambda rows: (self.rank, rows), True)
+        vectors = self._draw_groups(self.vector_groups, epoch, pairs, wanted, lambda shape: shape, False)
+        draws = PairDraws(pairs, matrices, vectors)
+        if cacheable:
+            self._cache[tag] = draws
+        return draws
+
+    def _draw_groups(self, groups: dict, epoch, pairs: range, wanted, shape_of, transposed: bool) -> dict:
+        out = {}
+        for (size, dtype), paths in groups.items():
+            keys = self._group_keys[size, dtype]
+            if wanted is not None:
+                slots = [slot for slot, path in enumerate(paths) if path in wanted]
+                if not slots:
+                    continue
+                paths = [paths[slot] for slot in slots]
+                # uint32 indexing is missing on CUDA in some torch releases; the int32 view is not.
+                keys = keys.view(torch.int32)[torch.tensor(slots, device=keys.device)].view(torch.uint32)
+            shape = shape_of(size)
+            drawn = torch.empty(len(paths), len(pairs), *shape, dtype=dtype, device=keys.device)
+            # The draw's own (rows, cols) is the stored shape's transpose for matrices.
+            target = drawn.transpose(2, 3) if transposed else drawn.reshape(len(paths), len(pairs), -1, 1)
+            if pairs.start == 0:
+                draw_pair_normals(keys, epoch, target, noise_reuse=self.noise_reuse)
+            else:
+                target.copy_(es_random.normal(pair_keys(keys, epoch, pairs, self.noise_reuse), target.shape[2:], dtype))
+            out.update(zip(paths, drawn.unbind(0)))
+        return out
+
+    @torch.no_grad()
+    def forward_noise(self, draws: PairDraws, params: Mapping[str, torch.Tensor], sigma,
+                      biases: Mapping[str, str | None]) -> tuple[dict, dict]:
+        """What the population forward reads (see :mod:`.member_ops`):
+
+        - ``{path: MatrixNoise}`` for the matrices: ``B`` ``(P, in, r)`` unit normals and
+          ``rows`` ``(P, K, out)`` whose first ``r`` rows are ``c * z_A`` (rounded to the dtype as
+          the functional layer rounds ``A``), followed by the rows of the bias that
+          ``biases[path]`` names (its two members' values when it is noisy, else its value) and
+          zero rows up to ``K``, a multiple of 8 so the correction's matmul stays aligned;
+        - ``{path: (param, sigma * z (P, *shape))}`` for the noisy vectors, rounded likewise.
+
+        The sign is exact, so it is applied later.
+        """
+        vectors = {}
+        for path, z in draws.vectors.items():
+            param = params[path]
+            vectors[path] = (param, z * scalar(sigma, param.dtype, param.device).to(param.dtype))
+        matrices = {}
+        for path, z in draws.matrices.items():
+            param = params[path]
+            in_features, r, pairs = param.shape[1], self.rank, z.shape[0]
+            bias_path = biases.get(path)
+            bias = None if bias_path is None else params[bias_path]
+            bias_noise = vectors[bias_path][1] if bias_path in vectors else None
+            columns = 0 if bias is None else (1 if bias_noise is None else 2)
+            rows = torch.empty(pairs, -(-(r + columns) // 8) * 8, param.shape[0], dtype=param.dtype, device=param.device)
+            c = lora_sigma(sigma, r, param.dtype, param.device).to(param.dtype)
+            torch.mul(z[:, :, in_features:], c, out=rows[:, :r])
+            if bias_noise is not None:
+                torch.add(bias, bias_noise, out=rows[:, r])
+                torch.sub(bias, bias_noise, out=rows[:, r + 1])
+            elif bias is not None:
+                rows[:, r] = bias
+            rows[:, r + columns:] = 0
+            matrices[path] = MatrixNoise(param, z[:, :, :in_features].transpose(1, 2), rows, bias, bias_noise, columns)
+        return matrices, vectors
+
+    def gradients(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitnesses: torch.Tensor,
+                  sigma) -> dict[str, torch.Tensor]:
+        """Upstream's descent direction ``-(estimate * sqrt(N))`` of each parameter in ``params``
+        (any subset, each computed on its own), from shaped ``fitnesses`` ``(N,)`` of the whole
+        population; ``draws`` must cover all its pairs and the perturbed parameters asked for."""
+        n = fitnesses.shape[0]
+        differences = {}
+        grads = {}
+        for path, param in params.items():
+            if path not in draws.matrices and path not in draws.vectors:
+                grads[path] = torch.zeros_like(param)
+                continue
+            # float32 at least, float64 for float64 parameters, as the functional estimate promotes.
+            wide = torch.promote_types(torch.promote_types(fitnesses.dtype, param.dtype), torch.float32)
+            if wide not in differences:
+                pairs = fitnesses.to(wide).view(-1, 2)
+                differences[wide] = (pairs[:, 0] - pairs[:, 1]) * (-math.sqrt(n) / n)
+            if path in draws.matrices:
+                c = lora_sigma(sigma, self.rank, param.dtype, param.device).to(wide)
+                grads[path] = matrix_step(draws.matrices[path], differences[wide] * c, param.shape[1])
+            else:
+                s = scalar(sigma, param.dtype, param.device).to(wide)
+                z = draws.vectors[path].reshape(n // 2, -1)
+                grads[path] = ((differences[wide] * s) @ z.to(wide)).view(param.shape).to(param.dtype)
+        return grads
+

@@ -1,0 +1,132 @@
+"""A whole ES generation of :class:`EggrollTrainer` recorded once as a CUDA graph and replayed.
+
+A generation has static shapes: the pair engine's draws, the population forward, the user's
+fitness, fitness shaping, the update and the optimizer step. Recorded once, it is replayed with
+one launch, so Python and kernel-launch overhead disappear from the generation's time. What the
+graph reads and writes must stay in the same tensors: the module's parameters (written in place),
+the optimizer state (held in buffers the graph copies each new state into) and the epoch (a
+device counter the graph advances). Replays give the same parameters as :meth:`EggrollTrainer.step`
+within the ``reduction`` tolerance of matmul summation order (cuBLAS may choose other kernels
+inside a graph), and the same noise bit for bit.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from eggroll_torch import tree
+from eggroll_torch.noiser._fitness import standardize_unchecked
+from .metrics import update_metrics
+
+
+class GraphedStep:
+    """``trainer.graphed_step(fitness_fn)``: each call runs one generation, as ``trainer.step``.
+
+    Built with ``warmup`` eager generations on a side stream (so kernels are compiled and
+    cuBLAS workspaces allocated) whose effects are then undone, and one recorded generation: the
+    trainer is where it was before. On a device other than CUDA the calls run ``trainer.step``.
+
+    Each call checks the raw fitness after the replay (one host synchronisation): a non-finite
+    score raises ``ValueError`` and leaves parameters, optimizer state and epoch as they were,
+    because the graph applies the update only when every score is finite.
+
+    The graph belongs to the trainer state it was recorded from: after ``trainer.step``,
+    ``trainer.update`` or ``load_state_dict`` a call raises ``RuntimeError``; record a new one.
+    """
+
+    def __init__(self, trainer, fitness_fn: Callable, *, warmup: int = 2):
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
+            raise ValueError(f"warmup must be an int >= 1 (kernels compile before recording); got {warmup!r}")
+        if not callable(fitness_fn):
+            raise TypeError(f"fitness_fn must be callable (population -> raw fitness (N,)); got {fitness_fn!r}")
+        self._trainer = trainer
+        self._fitness_fn = fitness_fn
+        self._graph = None
+        if trainer.device.type != "cuda":
+            return
+        if trainer._pairs(range(trainer.population_size)) is None:
+            raise ValueError(
+                "graphed_step needs the pair engine, which runs noiser='eggroll' (or 'reeggroll') with an even "
+                f"population_size; this trainer has noiser {trainer.noiser.__name__} and N={trainer.population_size}. "
+                "Use trainer.step instead"
+            )
+        saved = trainer.state_dict()
+        leaves, self._state_def = tree.flatten(trainer._noiser_params)
+        self._state = [leaf.clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves]
+        trainer._noiser_params = tree.unflatten(self._state_def, self._state)
+        self._epoch = torch.full((1,), trainer.epoch, dtype=torch.int64, device=trainer.device)
+        device = trainer.device
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                self._generation()
+        torch.cuda.current_stream(device).wait_stream(side)
+        self._restore(saved)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self._outputs = self._generation()
+        self._expected = trainer._generation
+
+    def _restore(self, saved: dict) -> None:
+        trainer = self._trainer
+        trainer.load_state_dict(saved)
+        for buffer, leaf in zip(self._state, tree.leaves(trainer._noiser_params)):
+            if isinstance(buffer, torch.Tensor):
+                buffer.copy_(leaf)
+        trainer._noiser_params = tree.unflatten(self._state_def, self._state)
+        self._epoch.fill_(trainer.epoch)
+
+    def _generation(self) -> dict:
+        """One generation on device tensors only: no host synchronisation, static shapes."""
+        trainer = self._trainer
+        params = trainer._current_params()
+        draws = trainer._engine.draw(self._epoch, range(trainer.population_size // 2))
+        raw = self._fitness_fn(trainer._paired_population(draws, params))
+        if not isinstance(raw, torch.Tensor) or raw.shape != (trainer.population_size,) \
+                or not raw.is_floating_point() or raw.device != trainer.device:
+            raise ValueError(
+                f"fitness_fn must return a floating tensor of shape (N={trainer.population_size},) on "
+                f"{trainer.device}; got {raw if not isinstance(raw, torch.Tensor) else (raw.dtype, tuple(raw.shape), raw.device)}"
+            )
+        finite = torch.isfinite(raw).all()
+        fitnesses = standardize_unchecked(raw, trainer._frozen["group_size"])
+        new_noiser_params, new_params = trainer._paired_update(draws, params, fitnesses)
+        metrics = update_metrics(raw, params, new_params)
+        with torch.no_grad():
+            for path, param in params.items():
+                param.copy_(torch.where(finite, new_params[path], param))
+            for buffer, leaf in zip(self._state, tree.leaves(new_noiser_params)):
+                if isinstance(buffer, torch.Tensor):
+                    buffer.copy_(torch.where(finite, leaf, buffer))
+        self._epoch.add_(finite.to(self._epoch.dtype))
+        return {"finite": finite, **metrics}
+
+    @property
+    def graphed(self) -> bool:
+        """True when calls replay a CUDA graph (False off CUDA, where they run ``trainer.step``)."""
+        return self._graph is not None
+
+    def __call__(self) -> dict:
+        """One generation; returns ``trainer.step``'s metrics (0-d tensors, copies)."""
+        trainer = self._trainer
+        if self._graph is None:
+            return trainer.step(self._fitness_fn)
+        if trainer._generation != self._expected:
+            raise RuntimeError(
+                "the trainer changed (step, update or load_state_dict) since this graph was recorded, so "
+                "the graph would read stale state; record a new one with trainer.graphed_step(fitness_fn)"
+            )
+        self._graph.replay()
+        if not bool(self._outputs["finite"]):
+            raise ValueError(
+                f"fitness_fn returned a NaN or infinite score in epoch {trainer.epoch}; nothing was "
+                "updated. Return one finite raw score per member"
+            )
+        metrics = {"epoch": trainer.epoch,
+                   **{name: value.clone() for name, value in self._outputs.items() if name != "finite"}}
+        trainer.epoch += 1
+        trainer._generation += 1
+        self._expected = trainer._generation
+        return metrics

@@ -1,0 +1,165 @@
+"""A member's noisy layers as custom ops whose ``vmap`` rule computes the whole population at once.
+
+Inside the population's ``torch.func.vmap`` over members, each member would otherwise run
+``x @ W.T + (x @ B) @ A.T + bias`` op by op, and vmap's generic batching turns the member's bias
+and LayerNorm affine into broadcast passes over the activations. These ops carry the member
+index instead; their vmap rule sees all N members and runs what a population needs:
+
+- :func:`lowrank_linear`: one shared ``(rows, in) @ (in, out)`` GEMM whose epilogue adds the
+  low-rank correction, the correction being one batched matmul per antithetic pair through the
+  rank dimension, with each member's bias folded into it as extra rank columns (precomputed
+  once per population by :meth:`.engine.PairEngine.forward_noise`).
+- :func:`member_layer_norm`: the normalisation of all rows at once, then each member's
+  ``weight`` and ``bias`` in one pass.
+
+Member ``m`` (a 0-d int64 tensor) belongs to pair ``m // 2`` of the draws and has sign
+``+1`` for even ``m``, ``-1`` for odd. Outside a population vmap (a single member, or another
+vmap level around the call) the ops compute exactly that definition with plain torch ops.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from eggroll_torch.fast.cpu_linear import linear as cpu_linear
+
+
+def _pair_and_sign(member: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    pair = torch.div(member, 2, rounding_mode="floor").reshape(1)
+    sign = (1 - 2 * (member % 2)).to(dtype)
+    return pair, sign
+
+
+def member_value(shared: torch.Tensor, noise: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+    """``shared + s_m * noise[m // 2]``: a ``PARAM``'s value for member ``member`` (``noise`` is
+    the sigma-scaled pair noise ``(P, *shape)``, rounded as the functional layer rounds it)."""
+    pair, sign = _pair_and_sign(member, shared.dtype)
+    return shared + sign * noise.index_select(0, pair)[0]
+
+
+@torch.library.custom_op("eggroll_torch::lowrank_linear", mutates_args=())
+def lowrank_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, bias_noise: torch.Tensor | None,
+                   B: torch.Tensor, rows: torch.Tensor, member: torch.Tensor, bias_columns: int) -> torch.Tensor:
+    """Member ``m``'s ``x @ W.T + (s_m * (x @ B_p)) @ A_p.T + bias_m`` with ``p = m // 2``.
+
+    x: ``(..., in)``; weight: ``(out, in)``; bias: ``(out,)`` or None; bias_noise: ``(P, out)``
+    sigma-scaled noise of the bias or None; B: ``(P, in, r)`` unit normals; rows: ``(P, K, out)``
+    whose first ``r`` rows are ``A_p.T`` (``sigma / sqrt(r)`` applied) and whose next
+    ``bias_columns`` rows hold the bias (both members' values when it is noisy): the population
+    rule reads the bias from there; member: 0-d int64.
+    """
+    return _single_linear(x, weight, bias, bias_noise, B, rows, member, bias_columns)
+
+
+def _single_linear(x, weight, bias, bias_noise, B, rows, member, bias_columns):
+    pair, sign = _pair_and_sign(member, x.dtype)
+    projected = (x @ B.index_select(0, pair)[0]) * sign
+    out = x @ weight.T + projected @ rows.index_select(0, pair)[0, :B.shape[-1]]
+    if bias is None:
+        return out
+    return out + (bias if bias_noise is None else member_value(bias, bias_noise, member))
+
+
+@lowrank_linear.register_fake
+def _(x, weight, bias, bias_noise, B, rows, member, bias_columns):
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def _population_linear(x, weight, bias, bias_noise, B, rows, members: int, bias_columns: int):
+    """All members at once: ``x`` ``(N, *rows, in)`` -> ``(N, *rows, out)``."""
+    pairs, per_member, rank = members // 2, math.prod(x.shape[1:-1]), B.shape[-1]
+    flat = x.reshape(members * per_member, x.shape[-1])
+    # Left operand of the correction: s_m * (x @ B_p) in the first r columns, then a one in the
+    # member's bias column (the rows of A hold each member's bias there), then zeros.
+    left = x.new_zeros(pairs, 2, per_member, rows.shape[1])
+    left[..., :rank] = torch.bmm(flat.view(pairs, 2 * per_member, -1), B).view(pairs, 2, per_member, rank)
+    left[:, 1, :, :rank].neg_()
+    if bias_columns == 1:
+        left[..., rank] = 1
+    elif bias_columns == 2:
+        left[:, 0, :, rank] = 1
+        left[:, 1, :, rank + 1] = 1
+    correction = torch.bmm(left.view(pairs, 2 * per_member, -1), rows).view(members * per_member, -1)
+    if bias is not None and bias_columns == 0:
+        member_bias = bias if bias_noise is None else torch.stack([bias + bias_noise, bias - bias_noise], 1)
+        correction.view(members, per_member, -1).add_(member_bias.reshape(-1, 1, weight.shape[0]))
+    if flat.device.type == "cpu":
+        out = cpu_linear(flat.contiguous(), weight, add=correction)
+    else:
+        out = correction.addmm_(flat, weight.T)
+    return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def _is_population_level(member_dim, *other_dims) -> bool:
+    return member_dim is not None and all(d is None for d in other_dims)
+
+
+@lowrank_linear.register_vmap
+def _(info, in_dims, x, weight, bias, bias_noise, B, rows, member, bias_columns):
+    x_dim, w_dim, b_dim, n_dim, B_dim, r_dim, m_dim, _ = in_dims
+    if _is_population_level(m_dim, w_dim, b_dim, n_dim, B_dim, r_dim):
+        x = x.expand(info.batch_size, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
+        return _population_linear(x, weight, bias, bias_noise, B, rows, info.batch_size, bias_columns), 0
+    if x_dim is not None and all(d is None for d in (w_dim, b_dim, n_dim, B_dim, r_dim, m_dim)):
+        # Another vmap level that only maps x: its axis is one more row axis.
+        return lowrank_linear(x.movedim(x_dim, 0), weight, bias, bias_noise, B, rows, member, bias_columns), 0
+    return torch.vmap(_single_linear, in_dims=in_dims)(x, weight, bias, bias_noise, B, rows, member, bias_columns), 0
+
+
+@torch.library.custom_op("eggroll_torch::member_layer_norm", mutates_args=())
+def member_layer_norm(x: torch.Tensor, normalized_shape: list[int], weight: torch.Tensor | None,
+                      weight_noise: torch.Tensor | None, bias: torch.Tensor | None, bias_noise: torch.Tensor | None,
+                      member: torch.Tensor, eps: float) -> torch.Tensor:
+    """``F.layer_norm`` with member ``m``'s weight and bias (``shared + s_m * noise[m // 2]``
+    where a noise is given, the shared tensor where not)."""
+    return _single_layer_norm(x, normalized_shape, weight, weight_noise, bias, bias_noise, member, eps)
+
+
+def _single_layer_norm(x, normalized_shape, weight, weight_noise, bias, bias_noise, member, eps):
+    if weight is not None and weight_noise is not None:
+        weight = member_value(weight, weight_noise, member)
+    if bias is not None and bias_noise is not None:
+        bias = member_value(bias, bias_noise, member)
+    return F.layer_norm(x, normalized_shape, weight, bias, eps)
+
+
+@member_layer_norm.register_fake
+def _(x, normalized_shape, weight, weight_noise, bias, bias_noise, member, eps):
+    return torch.empty_like(x)
+
+
+def _members_of(shared, noise, members: int, shape) -> torch.Tensor | None:
+    """``(N, 1, *shape)`` per-member values, or the shared tensor, or None."""
+    if shared is None:
+        return None
+    if noise is None:
+        return shared
+    return torch.stack([shared + noise, shared - noise], dim=1).reshape(members, 1, *shape)
+
+
+@member_layer_norm.register_vmap
+def _(info, in_dims, x, normalized_shape, weight, weight_noise, bias, bias_noise, member, eps):
+    x_dim, _, w_dim, wn_dim, b_dim, bn_dim, m_dim, _ = in_dims
+    if _is_population_level(m_dim, w_dim, wn_dim, b_dim, bn_dim):
+        members = info.batch_size
+        x = x.expand(members, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
+        normed = F.layer_norm(x, normalized_shape, None, None, eps)
+        grouped = normed.reshape(members, -1, *normalized_shape)
+        w = _members_of(weight, weight_noise, members, normalized_shape)
+        b = _members_of(bias, bias_noise, members, normalized_shape)
+        if w is not None and b is not None:
+            out = torch.addcmul(b, grouped, w)
+        elif w is not None:
+            out = grouped * w
+        elif b is not None:
+            out = grouped + b
+        else:
+            out = grouped
+        return out.reshape(x.shape), 0
+    if x_dim is not None and all(d is None for d in (w_dim, wn_dim, b_dim, bn_dim, m_dim)):
+        return member_layer_norm(x.movedim(x_dim, 0), normalized_shape, weight, weight_noise, bias, bias_noise,
+                                 member, eps), 0
+    return torch.vmap(_single_layer_norm, in_dims=in_dims)(
+        x, normalized_shape, weight, weight_noise, bias, bias_noise, member, eps), 0
