@@ -33,8 +33,6 @@ def stack_ratios(wl, m: dict) -> dict:
         "torch_over_jax_cpu_time": _ratio(m, "jax_generation", "generation", "cpu_s"),
         "forward_torch_over_jax": _ratio(m, "jax_forward", "forward"),
         "generation_torch_ops_over_inference": _ratio(m, "inference", "generation_torch_ops"),
-        "nn_trainer_over_inference": _ratio(m, "inference", "nn_trainer"),
-        "nn_trainer_over_jax": _ratio(m, "jax_generation", "nn_trainer"),
         "jax_forward_over_jax_inference": _ratio(m, "jax_inference", "jax_forward"),
         "jax_generation_over_jax_inference": _ratio(m, "jax_inference", "jax_generation"),
         "torch_inference_over_jax_inference": _ratio(m, "jax_inference", "inference"),
@@ -51,4 +49,21 @@ def mlp_ratios(m: dict) -> dict:
         "torch_over_jax": _ratio(m, "jax_generation", "generation"),
         "torch_over_jax_cpu_time": _ratio(m, "jax_generation", "generation", "cpu_s"),
         "nn_trainer_over_jax": _ratio(m, "jax_generation", "nn_trainer"),
+    }
+
+
+def trainer_ratios(wl, m: dict) -> dict:
+    """Ratios of a trainer workload: the public API against the network's own inference and
+    against jax_reference, and the generation's peak memory against inference's."""
+    gen_over_inf = _ratio(m, "inference", "generation")
+    peak_gen = (m.get("generation") or {}).get("peak_bytes")
+    peak_inf = (m.get("inference") or {}).get("peak_bytes")
+    return {
+        "generation_over_inference": gen_over_inf,
+        "update_bound": wl.bound,
+        "generation_over_bound": None if gen_over_inf is None else gen_over_inf / wl.bound,
+        "generation_eager_over_inference": _ratio(m, "inference", "generation_eager"),
+        "torch_over_jax": _ratio(m, "jax_generation", "generation"),
+        "torch_over_jax_cpu_time": _ratio(m, "jax_generation", "generation", "cpu_s"),
+        "peak_over_inference": peak_gen / peak_inf if peak_gen and peak_inf else None,
     }

@@ -57,6 +57,7 @@ class Runner:
             "quick": quick,
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "environment": describe(device, f32_matmul),
+            "api": [],
             "workloads": [],
             "sweep": None,
             "random": None,
@@ -212,6 +213,7 @@ class Runner:
         try:
             self.measure(wl.name, "inference", example.torch_inference, into=m)
             self.measure(wl.name, "generation", example.torch_generation, into=m)
+            self.measure(wl.name, "nn_trainer", example.nn_trainer, into=m)
         finally:
             torch.set_num_threads(threads)
         self.measure(wl.name, "jax_inference", example.jax_inference, framework="jax", into=m)
@@ -219,25 +221,38 @@ class Runner:
         entry["ratios"] = ratio_defs.mlp_ratios(m)
         return entry
 
-    def run_trainer(self, wl, entry) -> None:
-        """Time ``eggroll_torch.nn.EggrollTrainer`` on a workload already measured (last, as it is
-        the slowest variant and the least needed)."""
-        from .mlp_example import MLPExample
-        from .torch_stack import TorchStack
+    def run_api(self, wl) -> dict:
+        """A real network through ``EggrollTrainer``: its inference, a generation (graphed on
+        CUDA, and eager beside it), and the same architecture in jax_reference."""
+        from eggroll_torch.nn import default_es_classes
 
+        from .jax_trainer import JaxTrainerSide, numpy_inputs
+        from .torch_trainer import TorchTrainerSide
+
+        entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
+        self.results["api"].append(entry)
         m = entry["measurements"]
-        if wl.kind == "mlp_example":
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                self.measure(wl.name, "nn_trainer", MLPExample(wl, self.device).nn_trainer, into=m)
-            finally:
-                torch.set_num_threads(threads)
-            entry["ratios"] = ratio_defs.mlp_ratios(m)
-            return
-        self.measure(wl.name, "nn_trainer", lambda: TorchStack(wl, self.device, self.cuda_graphs).nn_trainer(), min_reps=2,
-                     target_s=0.0, min_left_s=40.0, into=m)
-        entry["ratios"] = ratio_defs.stack_ratios(wl, m)
+        try:
+            side = TorchTrainerSide(wl, self.device, self.cuda_graphs)
+        except Exception as error:  # noqa: BLE001
+            entry["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
+            print(f"[{self.device}] {wl.name}: could not build the model: {entry['error']}", flush=True)
+            _free(self.device)
+            return entry
+        self.measure(wl.name, "inference", side.inference, into=m)
+        self.measure(wl.name, "generation", side.generation, into=m)
+        if self.device == "cuda" and self.cuda_graphs:
+            self.measure(wl.name, "generation_eager", lambda: side.generation(graphed=False), into=m)
+        initial, classes = side.initial, default_es_classes(side.model)
+        inputs, targets = numpy_inputs(side)
+        del side
+        _free(self.device)
+        self.measure(wl.name, "jax_generation",
+                     lambda: JaxTrainerSide(wl, initial, classes, inputs, targets, self.f32_matmul).generation(),
+                     framework="jax", into=m)
+        entry["ratios"] = ratio_defs.trainer_ratios(wl, m)
+        self.save()
+        return entry
 
     def run_sweep(self, sweep, reserve_s: float) -> dict:
         from .jax_stack import JaxStack
@@ -304,12 +319,18 @@ class Runner:
 
     def run(self, parts=PARTS) -> dict:
         """Measure the ``parts`` of the plan (see :data:`PARTS`), in that order of priority."""
-        workloads, sweep = plan(self.device, self.quick)
-        self.build_normal_tables([*workloads, sweep.base])
+        api, workloads, sweep = plan(self.device, self.quick)
+        self.build_normal_tables([*api, *workloads, sweep.base])
         from .selfcheck import run as selfcheck
 
         self.results["selfcheck"] = selfcheck(self.device)
         print(f"[{self.device} {self.elapsed():6.0f}s] self-check: {json.dumps(self.results['selfcheck'])}", flush=True)
+        if "api" in parts:
+            for wl in api:
+                if self.left() < 30:
+                    self.results["api"].append({"name": wl.name, "config": wl.config(), "error": "skipped: time budget"})
+                else:
+                    self.run_api(wl)
         if "workloads" in parts:
             for wl in workloads:
                 if self.left() < 30:
@@ -324,9 +345,5 @@ class Runner:
             self.run_sweep(sweep, reserve_s=60.0 if "random" in parts and not self.quick else 0.0)
         if "random" in parts:
             self.run_random_benchmark()
-        if "trainer" in parts:
-            for wl, entry in zip(workloads, self.results["workloads"]):
-                if "measurements" in entry:
-                    self.run_trainer(wl, entry)
         self.save()
         return self.results

@@ -9,8 +9,7 @@
   the SGD step (:class:`eggroll_torch.fast.LowRankStack`); ``generation_torch_ops``: the same
   with the forward in torch ops instead of the Triton kernels (CUDA only, to show what they buy);
   ``generation_no_triton``: noise in torch ops as well, measured only if a Triton kernel failed.
-* ``nn_trainer``: ``eggroll_torch.nn.EggrollTrainer.step`` on an ``nn.Sequential`` of the same
-  layers: the general trainer, through the functional (parity) layer.
+* The same layers through the public trainer are a trainer workload (:mod:`.torch_trainer`).
 
 With ``cuda_graphs``, inference, forward and generation are replayed as CUDA graphs (static shapes), with the
 epoch counter on the device; ``generation_eager`` is the same generation without a graph.
@@ -120,26 +119,3 @@ class TorchStack:
             return raw
 
         return self._graphed(step) if graphed else step
-
-    def nn_trainer(self):
-        """Callable: one ``EggrollTrainer.step`` on the same layers as an ``nn.Sequential``."""
-        from torch import nn
-
-        from eggroll_torch.nn import EggrollTrainer
-
-        modules = []
-        for index, w in enumerate(self.weights):
-            linear = nn.Linear(w.shape[1], w.shape[0], bias=False, device=self.device, dtype=self.dtype)
-            with torch.no_grad():
-                linear.weight.copy_(w)
-            modules.append(linear)
-            if index < len(self.weights) - 1:
-                modules.append(nn.Tanh())
-        trainer = EggrollTrainer(nn.Sequential(*modules), self.wl.sigma, self.wl.lr,
-                                 population_size=self.wl.members, rank=self.wl.rank, noise_reuse=1,
-                                 es_key=self.es_key)
-
-        def fitness(population):
-            return population(self.x).flatten(1).mean(1, dtype=torch.float32)
-
-        return lambda: trainer.step(fitness)

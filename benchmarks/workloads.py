@@ -11,9 +11,46 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 
-# What a run measures, in priority order: the workloads with their baselines, the population
-# sweep, benchmarks/bench_random.py, then eggroll_torch.nn's trainer on the same workloads.
-PARTS = ("workloads", "sweep", "random", "trainer")
+# What a run measures, in priority order: real networks through the public trainer
+# (EggrollTrainer) against their own inference and jax_reference, the stack workloads of the
+# kernel-level engine with their baselines, the population sweep, benchmarks/bench_random.py.
+PARTS = ("api", "workloads", "sweep", "random")
+
+
+@dataclass(frozen=True)
+class TrainerWorkload:
+    """A network a user trains, run through ``eggroll_torch.nn.EggrollTrainer`` (see
+    :mod:`benchmarks.nn_models`): ``model`` is ``"blocks"`` (``layers`` pre-LayerNorm residual MLP
+    blocks and a linear head, fitness the mean output), ``"gpt"`` (a decoder of ``layers`` blocks
+    over ``vocab`` tokens, fitness the mean log-likelihood of fixed tokens) or ``"stack"``
+    (``layers`` square bias-free layers with tanh, fitness the mean output). ``members`` x
+    ``tokens`` rows, ``noise_reuse=1``, SGD."""
+
+    name: str
+    model: str
+    width: int
+    members: int
+    tokens: int
+    rank: int
+    dtype: str
+    layers: int = 2
+    vocab: int = 0
+    heads: int = 0
+    tied: bool = True
+    sigma: float = 0.01
+    lr: float = 1e-3
+
+    kind = "trainer"
+
+    def config(self) -> dict:
+        """The JSON description of the workload."""
+        return {"kind": self.kind, **asdict(self)}
+
+    @property
+    def bound(self) -> float:
+        """``1 / (1 + r / (2T))``: the generation / inference ratio the update's matmul
+        (inner size ``N * r / 2`` beside inference's ``N * T``) leaves at best."""
+        return 1.0 / (1.0 + self.rank / (2 * self.tokens))
 
 
 @dataclass(frozen=True)
@@ -101,10 +138,29 @@ QUICK_WORKLOADS = (
 QUICK_SWEEP = Sweep(StackWorkload("quick_sweep_d32_t16_r4_f32", 32, 0, 16, 4, "float32", layers=2), (32,))
 
 
-def plan(device: str, quick: bool) -> tuple[tuple, Sweep]:
-    """The workloads and the sweep to run on ``device`` (``"cpu"`` or ``"cuda"``)."""
+CUDA_TRAINER = (
+    TrainerWorkload("blocks_d1024_n1024_t32_r16", "blocks", 1024, 1024, 32, 16, "bfloat16"),
+    TrainerWorkload("blocks_d2048_n512_t64_r16", "blocks", 2048, 512, 64, 16, "bfloat16"),
+    TrainerWorkload("gpt_d1024_l8_t128_n256_r8", "gpt", 1024, 256, 128, 8, "bfloat16", layers=8, vocab=8192,
+                    heads=16),
+    TrainerWorkload("stack_d1024_n4096_t16_r16_f32", "stack", 1024, 4096, 16, 16, "float32", layers=4),
+    TrainerWorkload("stack_d4096_n2048_t64_r16", "stack", 4096, 2048, 64, 16, "bfloat16", layers=4),
+    TrainerWorkload("stack_d4096_n8192_t16_r4", "stack", 4096, 8192, 16, 4, "bfloat16", layers=4),
+)
+CPU_TRAINER = (
+    TrainerWorkload("blocks_d256_n512_t16_r4_f32", "blocks", 256, 512, 16, 4, "float32"),
+)
+QUICK_TRAINER = (
+    TrainerWorkload("quick_blocks_d32_n16_t8_r4", "blocks", 32, 16, 8, 4, "float32"),
+    TrainerWorkload("quick_gpt_d32_l2_t8_n8_r2", "gpt", 32, 8, 8, 2, "float32", layers=2, vocab=64, heads=4),
+)
+
+
+def plan(device: str, quick: bool) -> tuple[tuple, tuple, Sweep]:
+    """The trainer workloads, the stack workloads and the sweep to run on ``device``
+    (``"cpu"`` or ``"cuda"``)."""
     if quick:
-        return QUICK_WORKLOADS, QUICK_SWEEP
+        return QUICK_TRAINER, QUICK_WORKLOADS, QUICK_SWEEP
     if device == "cuda":
-        return CUDA_WORKLOADS, CUDA_SWEEP
-    return CPU_WORKLOADS, CPU_SWEEP
+        return CUDA_TRAINER, CUDA_WORKLOADS, CUDA_SWEEP
+    return CPU_TRAINER, CPU_WORKLOADS, CPU_SWEEP

@@ -31,13 +31,22 @@ def test_bench_quick_run_writes_results_and_report(tmp_path, monkeypatch):
         assert all(v["time_s"] > 0 and v["reps"] >= 1 for v in workload["measurements"].values())
         assert all(math.isfinite(r) and r > 0 for r in workload["ratios"].values() if r is not None)
     stack = results["workloads"][1]
-    assert set(stack["measurements"]) >= {"inference", "noise", "forward", "generation", "nn_trainer",
+    assert set(stack["measurements"]) >= {"inference", "noise", "forward", "generation",
                                           "jax_inference", "jax_forward", "jax_generation"}
+    assert "nn_trainer" in results["workloads"][0]["measurements"]
+    api = results["api"]
+    assert [w["name"] for w in api] == ["quick_blocks_d32_n16_t8_r4", "quick_gpt_d32_l2_t8_n8_r2"]
+    for workload in api:
+        failed = {k: v["error"] for k, v in workload["measurements"].items() if "error" in v}
+        assert not failed, failed
+        assert set(workload["measurements"]) == {"inference", "generation", "jax_generation"}
+        assert all(math.isfinite(r) and r > 0 for r in workload["ratios"].values() if r is not None)
     points = results["sweep"]["points"]
     assert [p["members"] for p in points] == [32] and "time_s" in points[0]["jax_generation"]
     written = write_report([str(out)], str(tmp_path))
     report = (tmp_path / "PERFORMANCE.md").read_text()
     assert "quick_d32_n32_t16_r4_f32" in report and "No results yet" in report  # no CUDA results here
+    assert "quick_gpt_d32_l2_t8_n8_r2" in report and "Through the public API" in report
     assert (tmp_path / "throughput_cpu.png").stat().st_size > 0 and len(written) == 2
 
 
