@@ -94,6 +94,15 @@ def run_case(check, adapter, case, reference: Reference, mode: str) -> CaseResul
     return _summarise(case.case_id, mode, compared, messages, getattr(check, "keep_output_details", False))
 
 
+# Generated examples a backend rejects as unsupported, with none accepted yet, after which the
+# property is reported as skipped instead of searching on.
+_UNSUPPORTED_GIVE_UP = 20
+
+
+class _NothingSupported(Exception):
+    """Every generated example so far was an input the backend cannot express."""
+
+
 def run_hypothesis(check, adapter, reference: Reference, profile: str) -> CaseResult | None:
     """Differential property: generated cases, adapter vs the live reference. ``None`` if n/a."""
     strategy = check.strategy(profile)
@@ -110,12 +119,25 @@ def run_hypothesis(check, adapter, reference: Reference, profile: str) -> CaseRe
     def differential(case):
         if not set(case.requires) <= set(adapter.capabilities):
             reject()
+        # The backend runs first, so that an input it cannot express costs no reference run.
+        crash = None
+        try:
+            outputs = check.compute(adapter, case)
+        except caps.Unsupported as e:  # an input the backend cannot express: not its failure
+            seen["unsupported"] = str(e)
+            seen["rejected"] = seen.get("rejected", 0) + 1
+            if seen["examples"] == 0 and seen["rejected"] >= _UNSUPPORTED_GIVE_UP:
+                raise _NothingSupported from e
+            reject()
+        except Exception as e:  # judged below, once the input is known to be valid
+            crash = e
         try:
             expected = reference.compute_live(check, case)
         except Exception:  # input the reference itself rejects: not a valid example
             reject()
+        if crash is not None:
+            raise crash
         seen["examples"] += 1
-        outputs = check.compute(adapter, case)
         compared, messages = _compare_outputs(check, outputs, expected, require_all=True)
         messages += check.relations(outputs, case)
         result = _summarise("hypothesis", "hypothesis", compared, messages, False)
@@ -129,7 +151,11 @@ def run_hypothesis(check, adapter, reference: Reference, profile: str) -> CaseRe
         differential()
     except AssertionError:
         pass
+    except _NothingSupported:
+        return CaseResult(f"hypothesis[{profile}]", "skip", "hypothesis", messages=[seen["unsupported"]])
     except Exception as e:
+        if seen["failed"] is None and seen["examples"] == 0 and "unsupported" in seen:
+            return CaseResult(f"hypothesis[{profile}]", "skip", "hypothesis", messages=[seen["unsupported"]])
         if seen["failed"] is None:
             return CaseResult(f"hypothesis[{profile}]", "error", "hypothesis", examples=max(seen["examples"], 1),
                               messages=[f"{type(e).__name__}: {e}"])

@@ -1,7 +1,8 @@
 """Backend adapters and how ``--backend`` names resolve to them.
 
 Built-in names: ``jax_reference``, ``eggroll_torch`` (CPU), ``eggroll_torch-cuda`` (when
-``torch.cuda.is_available()``) and ``upstream`` (when ``$HYPERSCALEES_SRC`` is set). Anything
+``torch.cuda.is_available()``), ``eggroll_torch-trainer`` (the public ``EggrollTrainer`` on the
+CPU, :mod:`.eggroll_torch_trainer`) and ``upstream`` (when ``$HYPERSCALEES_SRC`` is set). Anything
 of the form ``package.module:Name`` is a plug-in: ``Name`` is imported and called with no
 arguments and must give a :class:`~conformance.adapters.base.Adapter`. See
 :mod:`conformance.adapters.base` for the protocol.
@@ -29,7 +30,9 @@ def _jax_reference() -> Adapter:
     return JaxReferenceAdapter()
 
 
-def _eggroll_torch(device: str) -> Callable[[], Adapter]:
+def _eggroll_torch(device: str, trainer: bool = False) -> Callable[[], Adapter]:
+    """The functional layer's adapter, or with ``trainer`` the public ``EggrollTrainer``'s."""
+
     def make() -> Adapter:
         try:
             import torch
@@ -39,9 +42,10 @@ def _eggroll_torch(device: str) -> Callable[[], Adapter]:
             raise BackendUnavailable("torch.cuda.is_available() is False")
         try:
             from .eggroll_torch import EggrollTorchAdapter
+            from .eggroll_torch_trainer import EggrollTrainerAdapter
         except ImportError as e:
             raise BackendUnavailable(f"eggroll_torch cannot be imported ({e})") from e
-        return EggrollTorchAdapter(device=device)
+        return (EggrollTrainerAdapter if trainer else EggrollTorchAdapter)(device=device)
 
     return make
 
@@ -61,6 +65,7 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
     "jax_reference": _jax_reference,
     "eggroll_torch": _eggroll_torch("cpu"),
     "eggroll_torch-cuda": _eggroll_torch("cuda"),
+    "eggroll_torch-trainer": _eggroll_torch("cpu", trainer=True),
     "upstream": _upstream,
 }
 

@@ -91,13 +91,16 @@ def use_kernel(device, dtype: torch.dtype) -> str | None:
 
 
 def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noise_reuse: int,
-                      variant: str = "cpu", kernel: str | None = "auto") -> torch.Tensor:
+                      variant: str = "cpu", kernel: str | None = "auto", scaled: tuple | None = None) -> torch.Tensor:
     """Fill ``out`` ``(L, P, rows, cols)`` with ``normal(pair_keys[l, p], (rows, cols), out.dtype)``.
 
     ``out`` may have any strides (a ``(L, P, cols, rows)`` tensor transposed in its last two
     axes is the layout :mod:`.lowrank` uses). ``variant`` is passed to
     ``eggroll_torch.random.normal``'s table. ``kernel``: ``"auto"`` (what :func:`use_kernel`
-    picks), ``"triton"``, ``"c"`` or None for torch ops. Returns ``out``.
+    picks), ``"triton"``, ``"c"`` or None for torch ops. ``scaled``: ``(tensor, split, scale)``
+    also writes ``out[:, :, split:] * scale`` (a float, rounded to ``out``'s dtype first, the
+    product rounded once) into ``tensor`` ``(L, P, rows - split, cols)``: the Triton kernel
+    stores it as it draws, the other paths multiply afterwards. Returns ``out``.
     """
     _check(layer_keys, out, noise_reuse)
     if kernel == "auto":
@@ -109,11 +112,11 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
             computed = out.dtype == torch.float32 and variant == "cpu"
             table = None if computed else normal_table(out.dtype, out.device, variant)
             threefry_cpu.draw(layer_keys, int(true_epoch(int(epoch), noise_reuse)), table, out)
-            return out
+            return _scale_after(out, scaled)
         from .threefry_kernel import launch_normals
 
         launch_normals(layer_keys.contiguous(), _epoch_tensor(epoch, out.device), out,
-                       noise_reuse=noise_reuse, variant=variant)
+                       noise_reuse=noise_reuse, variant=variant, scaled=scaled)
         return out
     layers, pairs, rows, cols = out.shape
     keys = pair_keys(layer_keys, epoch, pairs, noise_reuse)
@@ -123,4 +126,11 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
             out[layer, start:start + step] = es_random.normal(
                 keys[layer, start:start + step], (rows, cols), out.dtype, variant=variant
             )
+    return _scale_after(out, scaled)
+
+
+def _scale_after(out: torch.Tensor, scaled: tuple | None) -> torch.Tensor:
+    if scaled is not None:
+        target, split, scale = scaled
+        torch.mul(out[:, :, split:], torch.full((), scale, dtype=out.dtype, device=out.device), out=target)
     return out

@@ -39,8 +39,9 @@ def _member_key(key_ptr, layer, epoch_ptr, pair, NOISE_REUSE: tl.constexpr):
 def _normals_kernel(
     key_ptr, epoch_ptr, table_ptr, out_ptr,
     cols, stride_l, stride_p, stride_row, stride_col,
+    scaled_ptr, scale, split, sc_stride_l, sc_stride_p, sc_stride_row, sc_stride_col,
     NOISE_REUSE: tl.constexpr, SHIFT: tl.constexpr, MASK: tl.constexpr, MODE: tl.constexpr,
-    ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    ROWS: tl.constexpr, BLOCK: tl.constexpr, SCALED: tl.constexpr,
 ):
     pair = tl.program_id(0)
     col = tl.program_id(1)
@@ -49,6 +50,9 @@ def _normals_kernel(
     # whose stores are contiguous in the (.., cols, rows) layout the factors use.
     m0, m1 = _member_key(key_ptr, layer, epoch_ptr, pair, NOISE_REUSE)
     dest = out_ptr + layer.to(tl.int64) * stride_l + pair.to(tl.int64) * stride_p + col * stride_col
+    if SCALED:
+        scaled_dest = (scaled_ptr + layer.to(tl.int64) * sc_stride_l + pair.to(tl.int64) * sc_stride_p
+                       + col * sc_stride_col)
     for r0 in range(0, ROWS, BLOCK):
         row = r0 + tl.arange(0, BLOCK)
         valid = row < ROWS
@@ -56,23 +60,40 @@ def _normals_kernel(
         y0, y1 = threefry2x32(m0, m1, tl.zeros_like(counter), counter)
         value = finish(y0 ^ y1, table_ptr, SHIFT, MASK, MODE)
         tl.store(dest + row * stride_row, value, mask=valid)
+        if SCALED:
+            # One rounded product in the output dtype, as torch's `value * scale` gives it: the
+            # float32 product rounded to nearest even (spelled out for bfloat16, whose conversion
+            # Triton's interpreter truncates).
+            product = value.to(tl.float32) * scale
+            if out_ptr.dtype.element_ty == tl.bfloat16:
+                bits = product.to(tl.uint32, bitcast=True)
+                bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+                product = bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
+            else:
+                product = product.to(out_ptr.dtype.element_ty)
+            tl.store(scaled_dest + (row - split) * sc_stride_row, product, mask=valid & (row >= split))
 
 
 def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, out: torch.Tensor,
-                   *, noise_reuse: int, variant: str) -> None:
+                   *, noise_reuse: int, variant: str, scaled: tuple | None = None) -> None:
     """Fill ``out`` of shape ``(L, P, rows, cols)`` (any strides) with the draws described above.
 
     ``layer_keys``: ``(L, 2)`` uint32; ``epoch``: int32 tensor of one element on ``out``'s device
     (read by the kernel, so a CUDA graph replay can advance it); ``variant``: ``"cpu"`` or
-    ``"gpu"`` (see ``eggroll_torch.random``).
+    ``"gpu"`` (see ``eggroll_torch.random``). ``scaled``: ``(tensor, split, scale)`` also stores
+    ``out[..., j, :] * scale``, rounded to ``out``'s dtype, at ``tensor[..., j - split, :]`` for
+    ``j >= split`` (``tensor``: ``(L, P, rows - split, cols)``, any strides; ``scale`` a float
+    exactly representable in that dtype).
     """
     layers, pairs, rows, cols = out.shape
     how = finishing(out.dtype, variant, out.device)
     fmt = FORMATS[out.dtype]
     block, warps = launch_shape(rows)
+    target, split, scale = scaled if scaled is not None else (out, 0, 1.0)
     _normals_kernel[(pairs, cols, layers)](
         layer_keys.view(torch.int32), epoch, how.table, out,
         cols, out.stride(0), out.stride(1), out.stride(2), out.stride(3),
+        target, float(scale), split, target.stride(0), target.stride(1), target.stride(2), target.stride(3),
         NOISE_REUSE=noise_reuse, SHIFT=fmt.shift, MASK=fmt.mask, MODE=how.mode, ROWS=rows, BLOCK=block,
-        num_warps=warps, enable_fp_fusion=False,
+        SCALED=scaled is not None, num_warps=warps, enable_fp_fusion=False,
     )

@@ -29,7 +29,6 @@ import torch
 
 from eggroll_torch import random as es_random
 from eggroll_torch.fast.noise import draw_pair_normals
-from eggroll_torch.fast.update import matrix_step
 from eggroll_torch.models.common import MM_PARAM, PARAM
 from eggroll_torch.noiser import eggroll
 from eggroll_torch.noiser._member import lora_sigma, scalar
@@ -78,17 +77,28 @@ class PairDraws:
     ``matrices[path]``: ``(P, r, in + out)``, entry ``[p, k, j]`` being entry ``(j, k)`` of pair
     ``p``'s ``normal(key, (in + out, r))`` draw: the layout the draw kernel writes coalesced and
     in which the update's operands are plain views (see :mod:`eggroll_torch.fast.lowrank`).
+    ``rows[path]``: ``(P, K, out)`` whose first ``r`` rows are ``round(c * z_A)`` (``c`` the
+    scale of ``scale``), written by the draw itself where the kernel can; the forward fills the
+    rest (see :meth:`PairEngine.forward_noise`). Absent for draws made only for an update.
     ``vectors[path]``: ``(P, *shape)``.
     """
 
     pairs: range
     matrices: dict
     vectors: dict
+    rows: dict
+    scale: dict
 
     def factors(self, path: str, in_features: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z_B (P, in, r), z_A (P, out, r))``, views of a matrix's draw."""
         z = self.matrices[path]
         return z[:, :, :in_features].transpose(1, 2), z[:, :, in_features:].transpose(1, 2)
+
+
+def factor_rows(rank: int) -> int:
+    """``K``: the rank plus two bias rows, rounded up to a multiple of 8 so that the correction's
+    matmul stays aligned for the tensor cores."""
+    return -(-(rank + 2) // 8) * 8
 
 
 class PairEngine:
@@ -108,7 +118,7 @@ class PairEngine:
         for path, param in params.items():
             es_class = classes[path]
             if es_class == MM_PARAM:
-                group = self.matrix_groups.setdefault((param.shape[0] + param.shape[1], param.dtype), [])
+                group = self.matrix_groups.setdefault((param.shape[1], param.shape[0], param.dtype), [])
             elif es_class == PARAM and not freeze_nonlora:
                 group = self.vector_groups.setdefault((tuple(param.shape), param.dtype), [])
             else:
@@ -124,9 +134,15 @@ class PairEngine:
         }
         self._cache_epoch, self._cache = None, {}
 
-    def draw(self, epoch, pairs: range, paths=None) -> PairDraws:
+    def lora_scale(self, sigma, dtype: torch.dtype) -> float:
+        """``c = sigma / sqrt(r)`` as the functional layer computes it, rounded to ``dtype``, as a
+        Python float (computed on the host, so a CUDA graph can record a draw that uses it)."""
+        return float(lora_sigma(sigma, self.rank, dtype, "cpu").to(dtype))
+
+    def draw(self, epoch, pairs: range, paths=None, sigma=None) -> PairDraws:
         """The unit normals of ``pairs`` in ``epoch`` (an int, or a one-element integer tensor on
-        the device, as a CUDA graph needs), for every perturbed parameter or only ``paths``.
+        the device, as a CUDA graph needs), for every perturbed parameter or only ``paths``;
+        with ``sigma`` also the scaled factor rows a forward reads.
 
         Draws of an int epoch are kept until the true epoch changes, so the forward and the
         update of an epoch read one draw. A parameter's values do not depend on which other
@@ -134,41 +150,60 @@ class PairEngine:
         """
         noise_epoch = true_epoch(epoch, self.noise_reuse)
         wanted = None if paths is None else frozenset(paths)
-        tag = (pairs.start, pairs.stop, wanted)
         cacheable = not torch.is_tensor(noise_epoch)
         if cacheable:
             if self._cache_epoch != noise_epoch:
                 self._cache_epoch, self._cache = noise_epoch, {}
-            if tag in self._cache:
-                return self._cache[tag]
-        matrices = self._draw_groups(self.matrix_groups, epoch, pairs, wanted, lambda rows: (self.rank, rows), True)
-        vectors = self._draw_groups(self.vector_groups, epoch, pairs, wanted, lambda shape: shape, False)
-        draws = PairDraws(pairs, matrices, vectors)
+            for (start, stop, cached_paths, scaled), draws in self._cache.items():
+                if (start, stop) == (pairs.start, pairs.stop) and (cached_paths is None or cached_paths == wanted) \
+                        and (sigma is None or scaled):
+                    return draws
+        draws = PairDraws(pairs, {}, {}, {}, {})
+        for (in_features, out_features, dtype), group in self.matrix_groups.items():
+            keys, group = self._selected(in_features, out_features, dtype, group=group, wanted=wanted)
+            if group:
+                self._draw_matrices(draws, keys, group, epoch, in_features, out_features, dtype, sigma)
+        for (shape, dtype), group in self.vector_groups.items():
+            keys, group = self._selected(shape, dtype, group=group, wanted=wanted)
+            if group:
+                drawn = torch.empty(len(group), len(pairs), *shape, dtype=dtype, device=keys.device)
+                self._fill(keys, epoch, pairs, drawn.reshape(len(group), len(pairs), -1, 1))
+                draws.vectors.update(zip(group, drawn.unbind(0)))
         if cacheable:
-            self._cache[tag] = draws
+            self._cache[pairs.start, pairs.stop, wanted, sigma is not None] = draws
         return draws
 
-    def _draw_groups(self, groups: dict, epoch, pairs: range, wanted, shape_of, transposed: bool) -> dict:
-        out = {}
-        for (size, dtype), paths in groups.items():
-            keys = self._group_keys[size, dtype]
-            if wanted is not None:
-                slots = [slot for slot, path in enumerate(paths) if path in wanted]
-                if not slots:
-                    continue
-                paths = [paths[slot] for slot in slots]
-                # uint32 indexing is missing on CUDA in some torch releases; the int32 view is not.
-                keys = keys.view(torch.int32)[torch.tensor(slots, device=keys.device)].view(torch.uint32)
-            shape = shape_of(size)
-            drawn = torch.empty(len(paths), len(pairs), *shape, dtype=dtype, device=keys.device)
-            # The draw's own (rows, cols) is the stored shape's transpose for matrices.
-            target = drawn.transpose(2, 3) if transposed else drawn.reshape(len(paths), len(pairs), -1, 1)
-            if pairs.start == 0:
-                draw_pair_normals(keys, epoch, target, noise_reuse=self.noise_reuse)
-            else:
-                target.copy_(es_random.normal(pair_keys(keys, epoch, pairs, self.noise_reuse), target.shape[2:], dtype))
-            out.update(zip(paths, drawn.unbind(0)))
-        return out
+    def _selected(self, *group_key, group, wanted):
+        keys = self._group_keys[group_key]
+        if wanted is None:
+            return keys, group
+        slots = [slot for slot, path in enumerate(group) if path in wanted]
+        # uint32 indexing is missing on CUDA in some torch releases; the int32 view is not.
+        keys = keys.view(torch.int32)[torch.tensor(slots, dtype=torch.int64, device=keys.device)].view(torch.uint32)
+        return keys, [group[slot] for slot in slots]
+
+    def _fill(self, keys, epoch, pairs: range, target, scaled=None) -> None:
+        """``target`` ``(L, P, rows, cols)`` = the pairs' draws; the fused kernels start at pair 0."""
+        if pairs.start == 0:
+            draw_pair_normals(keys, epoch, target, noise_reuse=self.noise_reuse, scaled=scaled)
+            return
+        target.copy_(es_random.normal(pair_keys(keys, epoch, pairs, self.noise_reuse), target.shape[2:], target.dtype))
+        if scaled is not None:
+            out, split, scale = scaled
+            torch.mul(target[:, :, split:], torch.full((), scale, dtype=target.dtype, device=target.device), out=out)
+
+    def _draw_matrices(self, draws, keys, group, epoch, in_features, out_features, dtype, sigma) -> None:
+        count, pairs, rows = len(group), len(draws.pairs), in_features + out_features
+        drawn = torch.empty(count, pairs, self.rank, rows, dtype=dtype, device=keys.device)
+        scaled = None
+        if sigma is not None:
+            scale = self.lora_scale(sigma, dtype)
+            factor = torch.empty(count, pairs, factor_rows(self.rank), out_features, dtype=dtype, device=keys.device)
+            scaled = (factor[:, :, :self.rank].transpose(2, 3), in_features, scale)
+            draws.rows.update(zip(group, factor.unbind(0)))
+            draws.scale.update((path, scale) for path in group)
+        self._fill(keys, epoch, draws.pairs, drawn.transpose(2, 3), scaled)
+        draws.matrices.update(zip(group, drawn.unbind(0)))
 
     @torch.no_grad()
     def forward_noise(self, draws: PairDraws, params: Mapping[str, torch.Tensor], sigma,
@@ -179,7 +214,7 @@ class PairEngine:
           ``rows`` ``(P, K, out)`` whose first ``r`` rows are ``c * z_A`` (rounded to the dtype as
           the functional layer rounds ``A``), followed by the rows of the bias that
           ``biases[path]`` names (its two members' values when it is noisy, else its value) and
-          zero rows up to ``K``, a multiple of 8 so the correction's matmul stays aligned;
+          zero rows up to ``K`` (:func:`factor_rows`);
         - ``{path: (param, sigma * z (P, *shape))}`` for the noisy vectors, rounded likewise.
 
         The sign is exact, so it is applied later.
@@ -191,14 +226,16 @@ class PairEngine:
         matrices = {}
         for path, z in draws.matrices.items():
             param = params[path]
-            in_features, r, pairs = param.shape[1], self.rank, z.shape[0]
+            in_features, r = param.shape[1], self.rank
+            rows = draws.rows[path]
+            scale = self.lora_scale(sigma, param.dtype)
+            if draws.scale[path] != scale:
+                torch.mul(z[:, :, in_features:], torch.full((), scale, dtype=z.dtype, device=z.device), out=rows[:, :r])
+                draws.scale[path] = scale
             bias_path = biases.get(path)
             bias = None if bias_path is None else params[bias_path]
             bias_noise = vectors[bias_path][1] if bias_path in vectors else None
             columns = 0 if bias is None else (1 if bias_noise is None else 2)
-            rows = torch.empty(pairs, -(-(r + columns) // 8) * 8, param.shape[0], dtype=param.dtype, device=param.device)
-            c = lora_sigma(sigma, r, param.dtype, param.device).to(param.dtype)
-            torch.mul(z[:, :, in_features:], c, out=rows[:, :r])
             if bias_noise is not None:
                 torch.add(bias, bias_noise, out=rows[:, r])
                 torch.sub(bias, bias_noise, out=rows[:, r + 1])
@@ -227,10 +264,21 @@ class PairEngine:
                 differences[wide] = (pairs[:, 0] - pairs[:, 1]) * (-math.sqrt(n) / n)
             if path in draws.matrices:
                 c = lora_sigma(sigma, self.rank, param.dtype, param.device).to(wide)
-                grads[path] = matrix_step(draws.matrices[path], differences[wide] * c, param.shape[1])
+                grads[path] = matrix_gradient(draws.matrices[path], differences[wide] * c, param.shape[1])
             else:
                 s = scalar(sigma, param.dtype, param.device).to(wide)
                 z = draws.vectors[path].reshape(n // 2, -1)
                 grads[path] = ((differences[wide] * s) @ z.to(wide)).view(param.shape).to(param.dtype)
         return grads
 
+
+def matrix_gradient(z: torch.Tensor, weights: torch.Tensor, in_features: int) -> torch.Tensor:
+    """``sum_p weights[p] * A_p @ B_p.T`` ``(out, in)`` from a draw ``z`` ``(P, r, in + out)``:
+    one ``(out, P*r) @ (P*r, in)`` matmul over views of ``z``, the weights applied to the
+    smaller of the two operands (rounded to ``z``'s dtype, so the matmul runs at its speed)."""
+    stacked = z.reshape(-1, z.shape[-1])
+    a_rows, b_rows = stacked[:, in_features:], stacked[:, :in_features]
+    scale = weights.to(z.dtype).repeat_interleave(z.shape[1])[:, None]
+    if a_rows.shape[1] <= b_rows.shape[1]:
+        return (a_rows * scale).T @ b_rows
+    return a_rows.T @ (b_rows * scale)

@@ -82,7 +82,8 @@ class GraphedStep:
         """One generation on device tensors only: no host synchronisation, static shapes."""
         trainer = self._trainer
         params = trainer._current_params()
-        draws = trainer._engine.draw(self._epoch, range(trainer.population_size // 2))
+        draws = trainer._engine.draw(self._epoch, range(trainer.population_size // 2),
+                                     sigma=trainer._noiser_params["sigma"])
         raw = self._fitness_fn(trainer._paired_population(draws, params))
         if not isinstance(raw, torch.Tensor) or raw.shape != (trainer.population_size,) \
                 or not raw.is_floating_point() or raw.device != trainer.device:

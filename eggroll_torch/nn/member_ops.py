@@ -9,8 +9,9 @@ index instead; their vmap rule sees all N members and runs what a population nee
   low-rank correction, the correction being one batched matmul per antithetic pair through the
   rank dimension, with each member's bias folded into it as extra rank columns (precomputed
   once per population by :meth:`.engine.PairEngine.forward_noise`).
-- :func:`member_layer_norm`: the normalisation of all rows at once, then each member's
-  ``weight`` and ``bias`` in one pass.
+- :func:`member_layer_norm`: every row normalised and given its member's ``weight`` and
+  ``bias`` in one pass (a Triton kernel on CUDA, :mod:`.member_kernels`; elsewhere the
+  normalisation of all rows, then the affine in one broadcast pass).
 
 Member ``m`` (a 0-d int64 tensor) belongs to pair ``m // 2`` of the draws and has sign
 ``+1`` for even ``m``, ``-1`` for odd. Outside a population vmap (a single member, or another
@@ -24,6 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from eggroll_torch.fast.cpu_linear import linear as cpu_linear
+from eggroll_torch.random.triton_support import triton_usable
+
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _pair_and_sign(member: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,6 +149,15 @@ def _(info, in_dims, x, normalized_shape, weight, weight_noise, bias, bias_noise
     if _is_population_level(m_dim, w_dim, wn_dim, b_dim, bn_dim):
         members = info.batch_size
         x = x.expand(members, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
+        width = math.prod(normalized_shape)
+        if triton_usable(x.device) and x.dtype in _KERNEL_DTYPES and x.numel():
+            from .member_kernels import member_layer_norm_rows
+
+            flat = x.reshape(-1, width).contiguous()
+            shared = [None if t is None else t.reshape(width) for t in (weight, bias)]
+            noises = [None if t is None else t.reshape(-1, width) for t in (weight_noise, bias_noise)]
+            out = member_layer_norm_rows(flat, flat.shape[0] // members, shared[0], noises[0], shared[1], noises[1], eps)
+            return out.view(x.shape), 0
         normed = F.layer_norm(x, normalized_shape, None, None, eps)
         grouped = normed.reshape(members, -1, *normalized_shape)
         w = _members_of(weight, weight_noise, members, normalized_shape)

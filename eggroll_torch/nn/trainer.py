@@ -179,7 +179,8 @@ class EggrollTrainer:
         generation = self._generation
         pairs = self._pairs(members)
         if pairs is not None:
-            return self._paired_population(self._engine.draw(self.epoch, pairs), params)
+            return self._paired_population(
+                self._engine.draw(self.epoch, pairs, sigma=self._noiser_params["sigma"]), params)
         iterinfo = self.iterinfo(members)
         shared, values, factors = dict(params), {}, {}
         for path, param in params.items():

@@ -50,3 +50,7 @@ def test_random_rows_triton_kernel_is_bit_identical(results):
 
 def test_lowrank_triton_kernels_match_torch_ops(results):
     _assert(results, "stack_")
+
+
+def test_member_layer_norm_triton_kernel_matches_per_member_layer_norm(results):
+    _assert(results, "member_ln_")

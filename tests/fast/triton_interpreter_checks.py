@@ -1,5 +1,5 @@
 """Run by test_fast_triton_kernels.py in a fresh process with ``TRITON_INTERPRET=1``: checks every
-Triton kernel of eggroll_torch.fast on CPU tensors and prints one JSON object
+Triton kernel of eggroll_torch.fast (and the population LayerNorm of eggroll_torch.nn) on CPU tensors and prints one JSON object
 ``{check: {"ok": bool, "detail": str}}``.
 
 Triton reads the switch when a kernel module is first imported, so the checks cannot share a
@@ -32,6 +32,14 @@ def check_normals(results):
                 same = torch.equal(out.contiguous().view(WORD[dtype]), expected.view(WORD[dtype]))
                 results[f"normals_{str(dtype)[6:]}_reuse{noise_reuse}_{layout}"] = {
                     "ok": same, "detail": "bit-identical" if same else "bits differ"}
+            # The scaled copy of rows 7.. that the pair engine's forward reads, written by the draw.
+            scaled = torch.empty(2, 3, 3, 12, dtype=dtype).transpose(2, 3)
+            draw_pair_normals(keys, torch.tensor([5], dtype=torch.int32), torch.empty(2, 3, 19, 3, dtype=dtype),
+                              noise_reuse=noise_reuse, kernel="triton", scaled=(scaled, 7, 0.1015625))
+            want = expected[:, :, 7:] * torch.full((), 0.1015625, dtype=dtype)
+            same = torch.equal(scaled.contiguous().view(WORD[dtype]), want.view(WORD[dtype]))
+            results[f"normals_scaled_{str(dtype)[6:]}_reuse{noise_reuse}"] = {
+                "ok": same, "detail": "bit-identical" if same else "bits differ"}
 
 
 def check_rows(results):
@@ -80,6 +88,29 @@ def check_stack(results):
         results[name] = {"ok": not bad, "detail": "; ".join(bad) or "fused equals torch ops"}
 
 
+def check_member_layer_norm(results):
+    """eggroll_torch.nn's population LayerNorm: each member's rows with its own weight and bias."""
+    import torch.nn.functional as F
+
+    from eggroll_torch.nn.member_kernels import member_layer_norm_rows
+
+    gen = torch.Generator().manual_seed(0)
+    members, rows, width = 6, 5, 40
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        x, weight, bias = (torch.randn(shape, generator=gen).to(dtype) for shape in ((members * rows, width), width, width))
+        weight_noise, bias_noise = ((0.1 * torch.randn(members // 2, width, generator=gen)).to(dtype) for _ in range(2))
+        for label, args in (("noisy", (weight, weight_noise, bias, bias_noise)), ("shared_bias", (None, None, bias, None))):
+            got = member_layer_norm_rows(x, rows, *args, 1e-5)
+            want = []
+            for m in range(members):
+                sign = 1 if m % 2 == 0 else -1
+                w = None if args[0] is None else args[0] + sign * args[1][m // 2]
+                b = args[2] if args[3] is None else args[2] + sign * args[3][m // 2]
+                want.append(F.layer_norm(x[m * rows:(m + 1) * rows], (width,), w, b, 1e-5))
+            outcome = compare(got, torch.cat(want), "reduction")
+            results[f"member_ln_{str(dtype)[6:]}_{label}"] = {"ok": outcome.ok, "detail": outcome.message()}
+
+
 def main() -> int:
     if os.environ.get("TRITON_INTERPRET") != "1":
         print(json.dumps({"setup": {"ok": False, "detail": "TRITON_INTERPRET=1 is not set"}}))
@@ -88,6 +119,7 @@ def main() -> int:
     check_normals(results)
     check_rows(results)
     check_stack(results)
+    check_member_layer_norm(results)
     print(json.dumps(results))
     return 0
 
