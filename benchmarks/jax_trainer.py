@@ -14,23 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eggroll_torch.nn.param_tree import nest
 from jax_reference.models import common
 from jax_reference.noiser import eggroll
 
 ES_SEED = 1
 JAX_PRECISION = {"highest": "float32", "high": "tensorfloat32"}
 EggRoll = eggroll.EggRoll
-
-
-def _nest(flat: dict) -> dict:
-    tree: dict = {}
-    for path, value in flat.items():
-        *parents, last = path.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return tree
 
 
 def _leaf(tree: dict, path: str):
@@ -49,10 +39,10 @@ class JaxTrainerSide:
     def __init__(self, workload, initial: dict, classes: dict, inputs, targets, f32_matmul: str):
         self.wl = workload
         self.dtype = jnp.dtype(workload.dtype)
-        self.params = _nest({path: jnp.asarray(value, dtype=self.dtype) for path, value in initial.items()})
-        self.es_map = _nest(dict(classes))
+        self.params = nest({path: jnp.asarray(value, dtype=self.dtype) for path, value in initial.items()})
+        self.es_map = nest(dict(classes))
         self.tree_key = common.simple_es_tree_key(self.params, jax.random.key(ES_SEED),
-                                                  _nest({path: () for path in initial}))
+                                                  nest({path: () for path in initial}))
         self.frozen, self.noiser_params = EggRoll.init_noiser(self.params, workload.sigma, workload.lr,
                                                               rank=workload.rank, noise_reuse=1)
         self.inputs = jnp.asarray(inputs, dtype=jnp.int32 if workload.model == "gpt" else self.dtype)

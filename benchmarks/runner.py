@@ -153,17 +153,23 @@ class Runner:
         self.results["workloads"].append(entry)
         return entry
 
+    def build_side(self, entry: dict, build):
+        """``build()``, or None with the reason recorded in ``entry`` (an out-of-memory included)."""
+        try:
+            return build()
+        except Exception as error:  # noqa: BLE001 - a model that cannot be built is a result
+            entry["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
+            print(f"[{self.device}] {entry['name']}: could not build the model: {entry['error']}", flush=True)
+            _free(self.device)
+            return None
+
     def run_stack(self, wl) -> dict:
         from .torch_stack import TorchStack
 
         entry = self.new_entry(wl)
         m = entry["measurements"]
-        try:
-            side = TorchStack(wl, self.device, self.cuda_graphs)
-        except Exception as error:  # noqa: BLE001
-            entry["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
-            print(f"[{self.device}] {wl.name}: could not build the model: {entry['error']}", flush=True)
-            _free(self.device)
+        side = self.build_side(entry, lambda: TorchStack(wl, self.device, self.cuda_graphs))
+        if side is None:
             return entry
         self.measure(wl.name, "inference", side.inference, into=m)
         self.measure(wl.name, "randn", side.randn, into=m)
@@ -232,15 +238,13 @@ class Runner:
         entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
         self.results["api"].append(entry)
         m = entry["measurements"]
-        try:
-            side = TorchTrainerSide(wl, self.device, self.cuda_graphs)
-        except Exception as error:  # noqa: BLE001
-            entry["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
-            print(f"[{self.device}] {wl.name}: could not build the model: {entry['error']}", flush=True)
-            _free(self.device)
+        side = self.build_side(entry, lambda: TorchTrainerSide(wl, self.device, self.cuda_graphs))
+        if side is None:
             return entry
-        self.measure(wl.name, "inference", side.inference, into=m)
-        self.measure(wl.name, "generation", side.generation, into=m)
+        # Seconds per call on the CPU: more calls, so that one slow call cannot move the median.
+        reps = 3 if self.device == "cuda" or self.quick else 7
+        self.measure(wl.name, "inference", side.inference, into=m, min_reps=reps)
+        self.measure(wl.name, "generation", side.generation, into=m, min_reps=reps)
         if self.device == "cuda" and self.cuda_graphs:
             self.measure(wl.name, "generation_eager", lambda: side.generation(graphed=False), into=m)
         initial, classes = side.initial, default_es_classes(side.model)

@@ -2,7 +2,7 @@
 
 Built-in names: ``jax_reference``, ``eggroll_torch`` (CPU), ``eggroll_torch-cuda`` (when
 ``torch.cuda.is_available()``), ``eggroll_torch-trainer`` (the public ``EggrollTrainer`` on the
-CPU, :mod:`.eggroll_torch_trainer`) and ``upstream`` (when ``$HYPERSCALEES_SRC`` is set). Anything
+CPU, :mod:`.eggroll_torch_trainer`), ``eggroll_torch-trainer-cuda`` and ``upstream`` (when ``$HYPERSCALEES_SRC`` is set). Anything
 of the form ``package.module:Name`` is a plug-in: ``Name`` is imported and called with no
 arguments and must give a :class:`~conformance.adapters.base.Adapter`. See
 :mod:`conformance.adapters.base` for the protocol.
@@ -66,6 +66,7 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
     "eggroll_torch": _eggroll_torch("cpu"),
     "eggroll_torch-cuda": _eggroll_torch("cuda"),
     "eggroll_torch-trainer": _eggroll_torch("cpu", trainer=True),
+    "eggroll_torch-trainer-cuda": _eggroll_torch("cuda", trainer=True),
     "upstream": _upstream,
 }
 

@@ -64,13 +64,18 @@ class LinearRouting(TorchFunctionMode):
             for value in _top_level_values(args, kwargs):
                 name = self._routed(value)
                 if name is not None:
-                    raise ValueError(
-                        f"parameter {name!r} is an MM_PARAM (low-rank noise), which only applies "
-                        f"through F.linear / nn.Linear, but the model passes it to "
-                        f"{getattr(func, '__qualname__', func)}; give it full-rank noise with "
-                        f"es_classes={{{name!r}: PARAM}} (or EXCLUDED to leave it unperturbed)"
-                    )
+                    raise matrix_misuse(name, func)
         return func(*args, **kwargs)
+
+
+def matrix_misuse(name: str, func) -> ValueError:
+    """The error for an ``MM_PARAM`` that reaches a function other than ``F.linear``."""
+    return ValueError(
+        f"parameter {name!r} is an MM_PARAM (low-rank noise), which only applies "
+        f"through F.linear / nn.Linear, but the model passes it to "
+        f"{getattr(func, '__qualname__', func)}; give it full-rank noise with "
+        f"es_classes={{{name!r}: PARAM}} (or EXCLUDED to leave it unperturbed)"
+    )
 
 
 def _linear_args(args, kwargs):
@@ -132,12 +137,7 @@ class PopulationRouting(TorchFunctionMode):
         for value in _top_level_values(args, kwargs):
             hit = self._matrices.get(id(value))
             if hit is not None:
-                raise ValueError(
-                    f"parameter {hit[0]!r} is an MM_PARAM (low-rank noise), which only applies "
-                    f"through F.linear / nn.Linear, but the model passes it to "
-                    f"{getattr(func, '__qualname__', func)}; give it full-rank noise with "
-                    f"es_classes={{{hit[0]!r}: PARAM}} (or EXCLUDED to leave it unperturbed)"
-                )
+                raise matrix_misuse(hit[0], func)
 
         def member_of(value):
             noise = self._noise(value) if isinstance(value, torch.Tensor) else None
