@@ -171,7 +171,8 @@ class EggrollTrainerAdapter(EggrollTorchAdapter):
         def snapshot():
             # Copies: the trainer updates these tensors in place, and a numpy view would follow.
             current = dict(trainer.module.named_parameters())
-            return {name: {leaf: self.out(current[f"{2 * index}.{leaf}"].detach().clone()) for leaf in ("weight", "bias")}
+            return {name: {leaf: self.out(current[f"{2 * index}.{leaf}"].detach().clone())
+                           for leaf in ("weight", "bias")}
                     for index, name in enumerate(names)}
 
         params, scores = [snapshot()], []

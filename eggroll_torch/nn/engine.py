@@ -4,8 +4,8 @@ bulk, and its update as one matmul per matrix.
 Members ``2p`` and ``2p + 1`` share the key ``fold_in(fold_in(key, true_epoch), p)`` and differ
 only in sign, so a population of N members needs ``P = N / 2`` draws per parameter. The engine
 draws them for every parameter of a shape at once (one call of the fused threefry + normal
-kernels of :mod:`eggroll_torch.fast.noise` per group, C on the CPU and Triton on CUDA) and keeps them for the epoch, so the
-forward and the update read the same draws instead of drawing twice:
+kernels of :mod:`eggroll_torch.fast.noise` per group, C on the CPU and Triton on CUDA) and keeps
+them for the epoch, so the forward and the update read the same draws instead of drawing twice:
 
 - ``MM_PARAM`` ``(out, in)``: ``z = normal(key_p, (in + out, r))``, ``B_p = z[:in]``,
   ``A_p = z[in:]`` (upstream's split); member ``n`` uses ``s_n * c * A_p @ B_p.T`` with

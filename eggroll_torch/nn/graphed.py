@@ -87,9 +87,10 @@ class GraphedStep:
         raw = self._fitness_fn(trainer._paired_population(draws, params))
         if not isinstance(raw, torch.Tensor) or raw.shape != (trainer.population_size,) \
                 or not raw.is_floating_point() or raw.device != trainer.device:
+            got = (raw.dtype, tuple(raw.shape), raw.device) if isinstance(raw, torch.Tensor) else raw
             raise ValueError(
                 f"fitness_fn must return a floating tensor of shape (N={trainer.population_size},) on "
-                f"{trainer.device}; got {raw if not isinstance(raw, torch.Tensor) else (raw.dtype, tuple(raw.shape), raw.device)}"
+                f"{trainer.device}; got {got}"
             )
         finite = torch.isfinite(raw).all()
         fitnesses = standardize_unchecked(raw, trainer._frozen["group_size"])

@@ -154,9 +154,9 @@ def _(info, in_dims, x, normalized_shape, weight, weight_noise, bias, bias_noise
             from .member_kernels import member_layer_norm_rows
 
             flat = x.reshape(-1, width).contiguous()
-            shared = [None if t is None else t.reshape(width) for t in (weight, bias)]
-            noises = [None if t is None else t.reshape(-1, width) for t in (weight_noise, bias_noise)]
-            out = member_layer_norm_rows(flat, flat.shape[0] // members, shared[0], noises[0], shared[1], noises[1], eps)
+            w, b = (None if t is None else t.reshape(width) for t in (weight, bias))
+            w_noise, b_noise = (None if t is None else t.reshape(-1, width) for t in (weight_noise, bias_noise))
+            out = member_layer_norm_rows(flat, flat.shape[0] // members, w, w_noise, b, b_noise, eps)
             return out.view(x.shape), 0
         normed = F.layer_norm(x, normalized_shape, None, None, eps)
         grouped = normed.reshape(members, -1, *normalized_shape)
