@@ -17,12 +17,14 @@ class GraphedStep:
     captured call returned (the same tensors every time, overwritten by each replay).
 
     Construction runs ``step`` ``warmup`` times on a side stream (their effects on tensors, e.g.
-    parameter updates, happen), then records one more call without executing its kernels: after
-    construction the tensors have advanced ``warmup`` steps. On a non-CUDA device, or with
+    parameter updates, happen), calls ``after_warmup()`` if given (e.g. to undo those effects),
+    then records one more call without executing its kernels: without ``after_warmup`` the
+    tensors have advanced ``warmup`` steps after construction. On a non-CUDA device, or with
     ``enabled=False``, calls run ``step`` directly.
     """
 
-    def __init__(self, step: Callable[[], object], device, *, warmup: int = 2, enabled: bool = True):
+    def __init__(self, step: Callable[[], object], device, *, warmup: int = 2, enabled: bool = True,
+                 after_warmup: Callable[[], None] | None = None):
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
             raise ValueError(f"warmup must be an int >= 1 (kernels compile before capture); got {warmup!r}")
         self._step = step
@@ -36,6 +38,8 @@ class GraphedStep:
             for _ in range(warmup):
                 step()
         torch.cuda.current_stream(device).wait_stream(side)
+        if after_warmup is not None:
+            after_warmup()
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph):
             self._result = step()

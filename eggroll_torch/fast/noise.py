@@ -31,15 +31,16 @@ def true_epoch(epoch, noise_reuse: int):
     return 0 if noise_reuse == 0 else epoch // noise_reuse
 
 
-def pair_keys(layer_keys: torch.Tensor, epoch, num_pairs: int, noise_reuse: int) -> torch.Tensor:
-    """Member keys ``(L, P, 2)``: ``fold_in(fold_in(layer_keys[l], true_epoch), p)``.
+def pair_keys(layer_keys: torch.Tensor, epoch, num_pairs: int, noise_reuse: int, first: int = 0) -> torch.Tensor:
+    """Member keys ``(L, P, 2)``: ``fold_in(fold_in(layer_keys[l], true_epoch), p)`` for pairs
+    ``p = first .. first + num_pairs - 1``.
 
     ``epoch``: a Python int or an integer tensor of one element.
     """
     if torch.is_tensor(epoch):
         epoch = epoch.reshape(())
     epoch_keys = es_random.fold_in(layer_keys, true_epoch(epoch, noise_reuse))
-    pairs = torch.arange(num_pairs, dtype=torch.int64, device=layer_keys.device)
+    pairs = torch.arange(first, first + num_pairs, dtype=torch.int64, device=layer_keys.device)
     return es_random.fold_in(epoch_keys[:, None, :], pairs)
 
 

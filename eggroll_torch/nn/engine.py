@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from eggroll_torch import random as es_random
-from eggroll_torch.fast.noise import draw_pair_normals
+from eggroll_torch.fast.noise import draw_pair_normals, pair_keys, true_epoch
 from eggroll_torch.models.common import MM_PARAM, PARAM
 from eggroll_torch.noiser import eggroll
 from eggroll_torch.noiser._member import lora_sigma, scalar
@@ -38,24 +38,6 @@ def supports(noiser, frozen_noiser_params: Mapping, population_size: int) -> boo
     """True when the engine computes what ``noiser`` would: upstream's EGGROLL (``"eggroll"``,
     ``"reeggroll"``) with whole antithetic pairs (even N)."""
     return noiser is eggroll.EggRoll and population_size % 2 == 0 and frozen_noiser_params.get("rank", 0) >= 1
-
-
-def true_epoch(epoch, noise_reuse: int):
-    """The epoch folded into the keys: 0 when ``noise_reuse == 0``, else ``epoch // noise_reuse``
-    (``epoch``: an int or an integer tensor)."""
-    if noise_reuse == 0:
-        return 0
-    if torch.is_tensor(epoch):
-        return torch.div(epoch, noise_reuse, rounding_mode="floor")
-    return epoch // noise_reuse
-
-
-def pair_keys(keys: torch.Tensor, epoch, pairs: range, noise_reuse: int) -> torch.Tensor:
-    """Keys ``(L, P, 2)`` of pairs ``pairs`` for parameter keys ``(L, 2)``:
-    ``fold_in(fold_in(keys[l], true_epoch), p)``."""
-    epoch_keys = es_random.fold_in(keys, true_epoch(epoch, noise_reuse))
-    index = torch.arange(pairs.start, pairs.stop, dtype=torch.int64, device=keys.device)
-    return es_random.fold_in(epoch_keys[:, None, :], index)
 
 
 @dataclass
@@ -187,7 +169,8 @@ class PairEngine:
         if pairs.start == 0:
             draw_pair_normals(keys, epoch, target, noise_reuse=self.noise_reuse, scaled=scaled)
             return
-        target.copy_(es_random.normal(pair_keys(keys, epoch, pairs, self.noise_reuse), target.shape[2:], target.dtype))
+        keys = pair_keys(keys, epoch, len(pairs), self.noise_reuse, first=pairs.start)
+        target.copy_(es_random.normal(keys, target.shape[2:], target.dtype))
         if scaled is not None:
             out, split, scale = scaled
             torch.mul(target[:, :, split:], torch.full((), scale, dtype=target.dtype, device=target.device), out=out)

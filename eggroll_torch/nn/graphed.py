@@ -16,16 +16,18 @@ from collections.abc import Callable
 import torch
 
 from eggroll_torch import tree
+from eggroll_torch.fast.graphs import GraphedStep
 from eggroll_torch.noiser._fitness import standardize_unchecked
 from .metrics import update_metrics
 
 
-class GraphedStep:
+class GraphedGeneration:
     """``trainer.graphed_step(fitness_fn)``: each call runs one generation, as ``trainer.step``.
 
-    Built with ``warmup`` eager generations on a side stream (so kernels are compiled and
-    cuBLAS workspaces allocated) whose effects are then undone, and one recorded generation: the
-    trainer is where it was before. On a device other than CUDA the calls run ``trainer.step``.
+    Recorded by :class:`eggroll_torch.fast.GraphedStep` after ``warmup`` eager generations on a
+    side stream (so kernels are compiled and cuBLAS workspaces allocated) whose effects are undone
+    before recording: the trainer is where it was before. On a device other than CUDA the calls
+    run ``trainer.step``.
 
     Each call checks the raw fitness after the replay (one host synchronisation): a non-finite
     score raises ``ValueError`` and leaves parameters, optimizer state and epoch as they were,
@@ -56,17 +58,10 @@ class GraphedStep:
         self._state = [leaf.clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves]
         trainer._noiser_params = tree.unflatten(self._state_def, self._state)
         self._epoch = torch.full((1,), trainer.epoch, dtype=torch.int64, device=trainer.device)
-        device = trainer.device
-        side = torch.cuda.Stream(device=device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(warmup):
-                self._generation()
-        torch.cuda.current_stream(device).wait_stream(side)
-        self._restore(saved)
-        self._graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._graph):
-            self._outputs = self._generation()
+        # The state is restored before recording, not after: restoring replaces the engine's key
+        # tensors and cached draws, which a recorded graph would still read at their old addresses.
+        self._graph = GraphedStep(self._generation, trainer.device, warmup=warmup,
+                                  after_warmup=lambda: self._restore(saved))
         self._expected = trainer._generation
 
     def _restore(self, saved: dict) -> None:
@@ -108,7 +103,7 @@ class GraphedStep:
     @property
     def graphed(self) -> bool:
         """True when calls replay a CUDA graph (False off CUDA, where they run ``trainer.step``)."""
-        return self._graph is not None
+        return self._graph is not None and self._graph.graphed
 
     def __call__(self) -> dict:
         """One generation; returns ``trainer.step``'s metrics (0-d tensors, copies)."""
@@ -120,14 +115,14 @@ class GraphedStep:
                 "the trainer changed (step, update or load_state_dict) since this graph was recorded, so "
                 "the graph would read stale state; record a new one with trainer.graphed_step(fitness_fn)"
             )
-        self._graph.replay()
-        if not bool(self._outputs["finite"]):
+        outputs = self._graph()
+        if not bool(outputs["finite"]):
             raise ValueError(
                 f"fitness_fn returned a NaN or infinite score in epoch {trainer.epoch}; nothing was "
                 "updated. Return one finite raw score per member"
             )
         metrics = {"epoch": trainer.epoch,
-                   **{name: value.clone() for name, value in self._outputs.items() if name != "finite"}}
+                   **{name: value.clone() for name, value in outputs.items() if name != "finite"}}
         trainer.epoch += 1
         trainer._generation += 1
         self._expected = trainer._generation

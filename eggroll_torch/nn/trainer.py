@@ -32,7 +32,7 @@ from eggroll_torch.noiser import _update
 from eggroll_torch.noiser._fitness import standardize_unchecked
 from . import checks, engine, state
 from .es_classes import named_parameters_with_owner, resolve_es_classes
-from .graphed import GraphedStep
+from .graphed import GraphedGeneration
 from .metrics import update_metrics
 from .noisers import low_rank_factors, resolve_noiser
 from .param_tree import assign_keys, flatten_paths, nest
@@ -313,15 +313,15 @@ class EggrollTrainer:
         """
         return self.update(fitness_fn(self.population()))
 
-    def graphed_step(self, fitness_fn: Callable[[Population], torch.Tensor], *, warmup: int = 2) -> GraphedStep:
+    def graphed_step(self, fitness_fn: Callable[[Population], torch.Tensor], *, warmup: int = 2) -> GraphedGeneration:
         """``step(fitness_fn)`` recorded as one CUDA graph: call the result once per generation.
 
         For the pair engine (``noiser="eggroll"``, even N) on CUDA; elsewhere the result simply
         calls :meth:`step`. ``fitness_fn`` must run on the device only (no ``.item()``, no data-
         dependent shapes) and always read its inputs from the same tensors (refill them in place
-        between calls to change the data). See :class:`eggroll_torch.nn.graphed.GraphedStep`.
+        between calls to change the data). See :class:`eggroll_torch.nn.graphed.GraphedGeneration`.
         """
-        return GraphedStep(self, fitness_fn, warmup=warmup)
+        return GraphedGeneration(self, fitness_fn, warmup=warmup)
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit-identically: parameters, solver state,
