@@ -99,21 +99,29 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
     axes is the layout :mod:`.lowrank` uses). ``variant`` is passed to
     ``eggroll_torch.random.normal``'s table. ``kernel``: ``"auto"`` (what :func:`use_kernel`
     picks), ``"triton"``, ``"c"`` or None for torch ops. ``scaled``: ``(tensor, split, scale)``
-    also writes ``out[:, :, split:] * scale`` (a float, rounded to ``out``'s dtype first, the
-    product rounded once) into ``tensor`` ``(L, P, rows - split, cols)``: the Triton kernel
-    stores it as it draws, the other paths multiply afterwards. Returns ``out``.
+    splits each draw of ``split + tensor.shape[2]`` rows: rows below ``split`` go to ``out``
+    ``(L, P, split, cols)``, the rest times ``scale`` (a float exact in ``out``'s dtype; the
+    product rounded once) to ``tensor`` ``(L, P, rows - split, cols)``. The Triton kernel stores
+    both as it draws; the other paths draw whole rows first. Returns ``out``.
     """
     _check(layer_keys, out, noise_reuse)
     if kernel == "auto":
         kernel = use_kernel(out.device, out.dtype)
     _check_kernel(kernel, out)
+    if scaled is not None and kernel != "triton":
+        target, split, scale = scaled
+        whole = out.new_empty(out.shape[0], out.shape[1], split + target.shape[2], out.shape[3])
+        draw_pair_normals(layer_keys, epoch, whole, noise_reuse=noise_reuse, variant=variant, kernel=kernel)
+        out.copy_(whole[:, :, :split])
+        torch.mul(whole[:, :, split:], torch.full((), scale, dtype=out.dtype, device=out.device), out=target)
+        return out
     if kernel is not None:
         if kernel == "c":
             # The C kernel computes XLA:CPU's float32 values; other variants and dtypes use tables.
             computed = out.dtype == torch.float32 and variant == "cpu"
             table = None if computed else normal_table(out.dtype, out.device, variant)
             threefry_cpu.draw(layer_keys, int(true_epoch(int(epoch), noise_reuse)), table, out)
-            return _scale_after(out, scaled)
+            return out
         from .threefry_kernel import launch_normals
 
         launch_normals(layer_keys.contiguous(), _epoch_tensor(epoch, out.device), out,
@@ -127,11 +135,5 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
             out[layer, start:start + step] = es_random.normal(
                 keys[layer, start:start + step], (rows, cols), out.dtype, variant=variant
             )
-    return _scale_after(out, scaled)
-
-
-def _scale_after(out: torch.Tensor, scaled: tuple | None) -> torch.Tensor:
-    if scaled is not None:
-        target, split, scale = scaled
-        torch.mul(out[:, :, split:], torch.full((), scale, dtype=out.dtype, device=out.device), out=target)
     return out
+

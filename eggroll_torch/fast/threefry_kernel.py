@@ -59,7 +59,10 @@ def _normals_kernel(
         counter = (row * cols + col).to(tl.uint32, bitcast=True)
         y0, y1 = threefry2x32(m0, m1, tl.zeros_like(counter), counter)
         value = finish(y0 ^ y1, table_ptr, SHIFT, MASK, MODE)
-        tl.store(dest + row * stride_row, value, mask=valid)
+        if SCALED:
+            tl.store(dest + row * stride_row, value, mask=valid & (row < split))
+        else:
+            tl.store(dest + row * stride_row, value, mask=valid)
         if SCALED:
             # One rounded product in the output dtype, as torch's `value * scale` gives it: the
             # float32 product rounded to nearest even (spelled out for bfloat16, whose conversion
@@ -80,16 +83,19 @@ def launch_normals(layer_keys: torch.Tensor, epoch: torch.Tensor, out: torch.Ten
 
     ``layer_keys``: ``(L, 2)`` uint32; ``epoch``: int32 tensor of one element on ``out``'s device
     (read by the kernel, so a CUDA graph replay can advance it); ``variant``: ``"cpu"`` or
-    ``"gpu"`` (see ``eggroll_torch.random``). ``scaled``: ``(tensor, split, scale)`` also stores
-    ``out[..., j, :] * scale``, rounded to ``out``'s dtype, at ``tensor[..., j - split, :]`` for
-    ``j >= split`` (``tensor``: ``(L, P, rows - split, cols)``, any strides; ``scale`` a float
-    exactly representable in that dtype).
+    ``"gpu"`` (see ``eggroll_torch.random``). ``scaled``: ``(tensor, split, scale)`` splits the
+    draw of ``split + tensor.shape[2]`` rows: rows ``j < split`` go to ``out``
+    (``(L, P, split, cols)``), the others, times ``scale`` and rounded to ``out``'s dtype, to
+    ``tensor[..., j - split, :]`` (``tensor``: ``(L, P, rows - split, cols)``, any strides;
+    ``scale`` a float exactly representable in that dtype).
     """
     layers, pairs, rows, cols = out.shape
     how = finishing(out.dtype, variant, out.device)
     fmt = FORMATS[out.dtype]
-    block, warps = launch_shape(rows)
     target, split, scale = scaled if scaled is not None else (out, 0, 1.0)
+    if scaled is not None:
+        rows = split + target.shape[2]
+    block, warps = launch_shape(rows)
     _normals_kernel[(pairs, cols, layers)](
         layer_keys.view(torch.int32), epoch, how.table, out,
         cols, out.stride(0), out.stride(1), out.stride(2), out.stride(3),

@@ -54,27 +54,28 @@ class MatrixNoise:
 
 @dataclass
 class PairDraws:
-    """One epoch's unit normals for pairs ``pairs``.
+    """One epoch's draws for pairs ``pairs``, at the sigma they were drawn for.
 
-    ``matrices[path]``: ``(P, r, in + out)``, entry ``[p, k, j]`` being entry ``(j, k)`` of pair
-    ``p``'s ``normal(key, (in + out, r))`` draw: the layout the draw kernel writes coalesced and
-    in which the update's operands are plain views (see :mod:`eggroll_torch.fast.lowrank`).
-    ``rows[path]``: ``(P, K, out)`` whose first ``r`` rows are ``round(c * z_A)`` (``c`` the
-    scale of ``scale``), written by the draw itself where the kernel can; the forward fills the
-    rest (see :meth:`PairEngine.forward_noise`). Absent for draws made only for an update.
-    ``vectors[path]``: ``(P, *shape)``.
+    A matrix's draw ``normal(key_p, (in + out, r))`` is kept in two parts, laid out so that the
+    draw kernel writes them coalesced and the update's operands are plain views:
+
+    - ``matrices[path]``: ``B``, the rows ``[:in]``, as ``(r, P, in)`` (entry ``[k, p, j]`` is
+      entry ``(j, k)`` of pair ``p``'s draw);
+    - ``rows[path]``: ``(K, P, out)`` whose first ``r`` rows are ``A = round(c * z[in:])`` in the
+      same layout, exactly upstream's ``A`` up to the member's sign; the forward fills the rest
+      (see :meth:`PairEngine.forward_noise`).
+
+    ``vectors[path]``: ``(P, *shape)`` unit normals.
     """
 
     pairs: range
     matrices: dict
     vectors: dict
     rows: dict
-    scale: dict
 
-    def factors(self, path: str, in_features: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(z_B (P, in, r), z_A (P, out, r))``, views of a matrix's draw."""
-        z = self.matrices[path]
-        return z[:, :, :in_features].transpose(1, 2), z[:, :, in_features:].transpose(1, 2)
+    def factors(self, path: str, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z_B (P, in, r), A (P, out, r))``, views of a matrix's draw (``A`` scaled)."""
+        return self.matrices[path].permute(1, 2, 0), self.rows[path][:rank].permute(1, 2, 0)
 
 
 def factor_rows(rank: int) -> int:
@@ -121,10 +122,10 @@ class PairEngine:
         Python float (computed on the host, so a CUDA graph can record a draw that uses it)."""
         return float(lora_sigma(sigma, self.rank, dtype, "cpu").to(dtype))
 
-    def draw(self, epoch, pairs: range, paths=None, sigma=None) -> PairDraws:
-        """The unit normals of ``pairs`` in ``epoch`` (an int, or a one-element integer tensor on
-        the device, as a CUDA graph needs), for every perturbed parameter or only ``paths``;
-        with ``sigma`` also the scaled factor rows a forward reads.
+    def draw(self, epoch, pairs: range, sigma, paths=None) -> PairDraws:
+        """The draws of ``pairs`` in ``epoch`` (an int, or a one-element integer tensor on the
+        device, as a CUDA graph needs) at noise scale ``sigma``, for every perturbed parameter or
+        only ``paths``.
 
         Draws of an int epoch are kept until the true epoch changes, so the forward and the
         update of an epoch read one draw. A parameter's values do not depend on which other
@@ -133,14 +134,15 @@ class PairEngine:
         noise_epoch = true_epoch(epoch, self.noise_reuse)
         wanted = None if paths is None else frozenset(paths)
         cacheable = not torch.is_tensor(noise_epoch)
+        scales = tuple(sorted((str(dtype), self.lora_scale(sigma, dtype)) for _, _, dtype in self.matrix_groups))
         if cacheable:
             if self._cache_epoch != noise_epoch:
                 self._cache_epoch, self._cache = noise_epoch, {}
-            for (start, stop, cached_paths, scaled), draws in self._cache.items():
-                if (start, stop) == (pairs.start, pairs.stop) and (cached_paths is None or cached_paths == wanted) \
-                        and (sigma is None or scaled):
+            for (start, stop, cached_paths, cached_scales), draws in self._cache.items():
+                if (start, stop, cached_scales) == (pairs.start, pairs.stop, scales) \
+                        and (cached_paths is None or cached_paths == wanted):
                     return draws
-        draws = PairDraws(pairs, {}, {}, {}, {})
+        draws = PairDraws(pairs, {}, {}, {})
         for (in_features, out_features, dtype), group in self.matrix_groups.items():
             keys, group = self._selected(in_features, out_features, dtype, group=group, wanted=wanted)
             if group:
@@ -152,7 +154,7 @@ class PairEngine:
                 self._fill(keys, epoch, pairs, drawn.reshape(len(group), len(pairs), -1, 1))
                 draws.vectors.update(zip(group, drawn.unbind(0)))
         if cacheable:
-            self._cache[pairs.start, pairs.stop, wanted, sigma is not None] = draws
+            self._cache[pairs.start, pairs.stop, wanted, scales] = draws
         return draws
 
     def _selected(self, *group_key, group, wanted):
@@ -165,28 +167,28 @@ class PairEngine:
         return keys, [group[slot] for slot in slots]
 
     def _fill(self, keys, epoch, pairs: range, target, scaled=None) -> None:
-        """``target`` ``(L, P, rows, cols)`` = the pairs' draws; the fused kernels start at pair 0."""
+        """``target`` ``(L, P, rows, cols)`` = the pairs' draws (split by ``scaled`` as
+        :func:`draw_pair_normals` splits them); the fused kernels start at pair 0."""
         if pairs.start == 0:
             draw_pair_normals(keys, epoch, target, noise_reuse=self.noise_reuse, scaled=scaled)
             return
         keys = pair_keys(keys, epoch, len(pairs), self.noise_reuse, first=pairs.start)
-        target.copy_(es_random.normal(keys, target.shape[2:], target.dtype))
-        if scaled is not None:
-            out, split, scale = scaled
-            torch.mul(target[:, :, split:], torch.full((), scale, dtype=target.dtype, device=target.device), out=out)
+        if scaled is None:
+            target.copy_(es_random.normal(keys, target.shape[2:], target.dtype))
+            return
+        out, split, scale = scaled
+        whole = es_random.normal(keys, (split + out.shape[2], target.shape[3]), target.dtype)
+        target.copy_(whole[:, :, :split])
+        torch.mul(whole[:, :, split:], torch.full((), scale, dtype=target.dtype, device=target.device), out=out)
 
     def _draw_matrices(self, draws, keys, group, epoch, in_features, out_features, dtype, sigma) -> None:
-        count, pairs, rows = len(group), len(draws.pairs), in_features + out_features
-        drawn = torch.empty(count, pairs, self.rank, rows, dtype=dtype, device=keys.device)
-        scaled = None
-        if sigma is not None:
-            scale = self.lora_scale(sigma, dtype)
-            factor = torch.empty(count, pairs, factor_rows(self.rank), out_features, dtype=dtype, device=keys.device)
-            scaled = (factor[:, :, :self.rank].transpose(2, 3), in_features, scale)
-            draws.rows.update(zip(group, factor.unbind(0)))
-            draws.scale.update((path, scale) for path in group)
-        self._fill(keys, epoch, draws.pairs, drawn.transpose(2, 3), scaled)
-        draws.matrices.update(zip(group, drawn.unbind(0)))
+        count, pairs = len(group), len(draws.pairs)
+        b_part = torch.empty(count, self.rank, pairs, in_features, dtype=dtype, device=keys.device)
+        rows = torch.empty(count, factor_rows(self.rank), pairs, out_features, dtype=dtype, device=keys.device)
+        scaled = (rows[:, :self.rank].permute(0, 2, 3, 1), in_features, self.lora_scale(sigma, dtype))
+        self._fill(keys, epoch, draws.pairs, b_part.permute(0, 2, 3, 1), scaled)
+        draws.matrices.update(zip(group, b_part.unbind(0)))
+        draws.rows.update(zip(group, rows.unbind(0)))
 
     @torch.no_grad()
     def forward_noise(self, draws: PairDraws, params: Mapping[str, torch.Tensor], sigma,
@@ -194,10 +196,10 @@ class PairEngine:
         """What the population forward reads (see :mod:`.member_ops`):
 
         - ``{path: MatrixNoise}`` for the matrices: ``B`` ``(P, in, r)`` unit normals and
-          ``rows`` ``(P, K, out)`` whose first ``r`` rows are ``c * z_A`` (rounded to the dtype as
-          the functional layer rounds ``A``), followed by the rows of the bias that
-          ``biases[path]`` names (its two members' values when it is noisy, else its value) and
-          zero rows up to ``K`` (:func:`factor_rows`);
+          ``rows`` ``(P, K, out)`` whose first ``r`` rows are ``A`` (as drawn, see
+          :class:`PairDraws`), followed by the rows of the bias that ``biases[path]`` names (its
+          two members' values when it is noisy, else its value) and zero rows up to ``K``
+          (:func:`factor_rows`);
         - ``{path: (param, sigma * z (P, *shape))}`` for the noisy vectors, rounded likewise.
 
         The sign is exact, so it is applied later.
@@ -207,25 +209,21 @@ class PairEngine:
             param = params[path]
             vectors[path] = (param, z * scalar(sigma, param.dtype, param.device).to(param.dtype))
         matrices = {}
-        for path, z in draws.matrices.items():
-            param = params[path]
-            in_features, r = param.shape[1], self.rank
+        for path, b_part in draws.matrices.items():
+            param, r = params[path], self.rank
             rows = draws.rows[path]
-            scale = self.lora_scale(sigma, param.dtype)
-            if draws.scale[path] != scale:
-                torch.mul(z[:, :, in_features:], torch.full((), scale, dtype=z.dtype, device=z.device), out=rows[:, :r])
-                draws.scale[path] = scale
             bias_path = biases.get(path)
             bias = None if bias_path is None else params[bias_path]
             bias_noise = vectors[bias_path][1] if bias_path in vectors else None
             columns = 0 if bias is None else (1 if bias_noise is None else 2)
             if bias_noise is not None:
-                torch.add(bias, bias_noise, out=rows[:, r])
-                torch.sub(bias, bias_noise, out=rows[:, r + 1])
+                torch.add(bias, bias_noise, out=rows[r])
+                torch.sub(bias, bias_noise, out=rows[r + 1])
             elif bias is not None:
-                rows[:, r] = bias
-            rows[:, r + columns:] = 0
-            matrices[path] = MatrixNoise(param, z[:, :, :in_features].transpose(1, 2), rows, bias, bias_noise, columns)
+                rows[r] = bias
+            rows[r + columns:] = 0
+            matrices[path] = MatrixNoise(param, b_part.permute(1, 2, 0), rows.permute(1, 0, 2), bias, bias_noise,
+                                         columns)
         return matrices, vectors
 
     def gradients(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitnesses: torch.Tensor,
@@ -246,8 +244,7 @@ class PairEngine:
                 pairs = fitnesses.to(wide).view(-1, 2)
                 differences[wide] = (pairs[:, 0] - pairs[:, 1]) * (-math.sqrt(n) / n)
             if path in draws.matrices:
-                c = lora_sigma(sigma, self.rank, param.dtype, param.device).to(wide)
-                grads[path] = matrix_gradient(draws.matrices[path], differences[wide] * c, param.shape[1])
+                grads[path] = matrix_gradient(draws.rows[path][:self.rank], draws.matrices[path], differences[wide])
             else:
                 s = scalar(sigma, param.dtype, param.device).to(wide)
                 z = draws.vectors[path].reshape(n // 2, -1)
@@ -255,13 +252,12 @@ class PairEngine:
         return grads
 
 
-def matrix_gradient(z: torch.Tensor, weights: torch.Tensor, in_features: int) -> torch.Tensor:
-    """``sum_p weights[p] * A_p @ B_p.T`` ``(out, in)`` from a draw ``z`` ``(P, r, in + out)``:
-    one ``(out, P*r) @ (P*r, in)`` matmul over views of ``z``, the weights applied to the
-    smaller of the two operands (rounded to ``z``'s dtype, so the matmul runs at its speed)."""
-    stacked = z.reshape(-1, z.shape[-1])
-    a_rows, b_rows = stacked[:, in_features:], stacked[:, :in_features]
-    scale = weights.to(z.dtype).repeat_interleave(z.shape[1])[:, None]
+def matrix_gradient(a_part: torch.Tensor, b_part: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_p weights[p] * A_p @ B_p.T`` ``(out, in)`` from ``a_part`` ``(r, P, out)`` and ``b_part``
+    ``(r, P, in)``: one ``(out, r*P) @ (r*P, in)`` matmul over views, the weights applied to the
+    smaller of the two operands (rounded to their dtype, so the matmul runs at its speed)."""
+    a_rows, b_rows = a_part.reshape(-1, a_part.shape[-1]), b_part.reshape(-1, b_part.shape[-1])
+    scale = weights.to(a_part.dtype).repeat(a_part.shape[0])[:, None]
     if a_rows.shape[1] <= b_rows.shape[1]:
         return (a_rows * scale).T @ b_rows
     return a_rows.T @ (b_rows * scale)

@@ -223,7 +223,7 @@ class EggrollTrainer:
             grads = self._engine.gradients(draws, params, fitnesses, sigma)
         else:
             def owned(paths):
-                subset = self._engine.draw(self.epoch, draws.pairs, paths)
+                subset = self._engine.draw(self.epoch, draws.pairs, sigma, paths)
                 return self._engine.gradients(subset, {path: params[path] for path in paths}, fitnesses, sigma)
 
             grads = self._sharding.gradients(owned, params)
@@ -290,8 +290,8 @@ class EggrollTrainer:
             )
         params = self._current_params()
         if pairs is not None:
-            new_noiser_params, new_params = self._paired_update(self._engine.draw(self.epoch, pairs), params,
-                                                                fitnesses)
+            draws = self._engine.draw(self.epoch, pairs, self._noiser_params["sigma"])
+            new_noiser_params, new_params = self._paired_update(draws, params, fitnesses)
         else:
             new_noiser_params, new_tree = self.noiser.do_updates(
                 self._frozen, dict(self._noiser_params), nest(params), nest(self._keys), fitnesses,

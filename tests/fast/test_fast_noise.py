@@ -52,12 +52,15 @@ def test_noise_bulk_draw_equals_random_normal(kernel, dtype):
 @pytest.mark.parametrize("kernel", [None, pytest.param("c", marks=pytest.mark.skipif(
     NO_COMPILER, reason="no C compiler here; the torch path is used instead"))])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_noise_bulk_draw_scaled_copy_is_the_rounded_product(kernel, dtype):
+def test_noise_bulk_draw_scaled_split_is_the_draw_and_its_rounded_product(kernel, dtype):
     keys = layer_key_batch(6, 2)
-    out = torch.empty(2, 4, 3, 11, dtype=dtype).transpose(2, 3)
+    whole = draw_pair_normals(keys, 3, torch.empty(2, 4, 3, 11, dtype=dtype).transpose(2, 3), noise_reuse=1,
+                              kernel=kernel)
+    out = torch.empty(2, 4, 3, 5, dtype=dtype).transpose(2, 3)
     scaled = torch.empty(2, 4, 3, 6, dtype=dtype).transpose(2, 3)
     draw_pair_normals(keys, 3, out, noise_reuse=1, kernel=kernel, scaled=(scaled, 5, 0.1015625))
-    assert_parity(scaled, out[:, :, 5:] * torch.full((), 0.1015625, dtype=dtype), "exact", what="scaled rows 5..")
+    assert_parity(out, whole[:, :, :5], "exact", what="rows below the split")
+    assert_parity(scaled, whole[:, :, 5:] * torch.full((), 0.1015625, dtype=dtype), "exact", what="scaled rows 5..")
 
 
 def test_noise_bulk_draw_accepts_a_device_epoch():

@@ -56,22 +56,24 @@ def test_engine_noise_matches_functional(dtype):
 
 def test_engine_slice_of_pairs_equals_slice_of_full_draw():
     trainer = _trainer(small_net())
-    only = trainer._engine.draw(1, range(N // 2), ["3.weight"])
-    full = trainer._engine.draw(1, range(N // 2))
-    part = trainer._engine.draw(1, range(1, 3))
+    only = trainer._engine.draw(1, range(N // 2), 0.2, ["3.weight"])
+    full = trainer._engine.draw(1, range(N // 2), 0.2)
+    part = trainer._engine.draw(1, range(1, 3), 0.2)
     for path, z in part.matrices.items():
-        assert_parity(z, full.matrices[path][1:3], "exact", what=f"pairs 1..2 of {path}")
+        assert_parity(z, full.matrices[path][:, 1:3], "exact", what=f"B of pairs 1..2 of {path}")
+        assert_parity(part.rows[path][:3], full.rows[path][:3, 1:3], "exact", what=f"A of pairs 1..2 of {path}")
     for path, z in part.vectors.items():
         assert_parity(z, full.vectors[path][1:3], "exact", what=f"pairs 1..2 of {path}")
     assert set(only.matrices) == {"3.weight"} and not only.vectors
     assert_parity(only.matrices["3.weight"], full.matrices["3.weight"], "exact", what="3.weight drawn alone")
+    assert_parity(only.rows["3.weight"][:3], full.rows["3.weight"][:3], "exact", what="A of 3.weight drawn alone")
 
 
 def test_engine_draw_is_reused_within_a_true_epoch_only():
     trainer = _trainer(small_net(), noise_reuse=2)
-    first = trainer._engine.draw(2, range(N // 2))
-    assert trainer._engine.draw(3, range(N // 2)) is first
-    later = trainer._engine.draw(4, range(N // 2))
+    first = trainer._engine.draw(2, range(N // 2), 0.2)
+    assert trainer._engine.draw(3, range(N // 2), 0.2) is first
+    later = trainer._engine.draw(4, range(N // 2), 0.2)
     assert not torch.equal(later.matrices["0.weight"], first.matrices["0.weight"])
 
 
