@@ -12,12 +12,12 @@ them for the epoch, so the forward and the update read the same draws instead of
   ``c = sigma / sqrt(r)`` rounded to the parameter's dtype, ``s_n = +1`` for even ``n``.
 - ``PARAM``: ``z`` ``(P, *shape)``; member ``n`` uses ``param + s_n * round(sigma * z_p)``.
 
-The draws are the functional layer's bit for bit (same keys, same sampler); the forward computes
-``round(c * z)`` exactly as ``get_lora_update_params`` does and only moves the exact sign flip.
-The update collapses each pair: upstream's ``sum_n f_n A_n @ B_n.T / N`` equals
-``sum_p w_p A_p @ B_p.T`` with ``w_p = c (f_2p - f_2p+1) / N``, one matmul of inner size
-``P * r``, which changes only summation order and the rounding of ``w_p`` (within the
-``reduction`` tolerance of :mod:`conformance.tolerances`).
+The draws are the functional layer's bit for bit (same keys, same sampler); ``A`` is kept as
+``round(c * z_A)``, exactly the ``A`` of ``get_lora_update_params`` but for the member's exact
+sign, which the forward applies to ``x @ B``. The update collapses each pair: upstream's
+``sum_n f_n A_n @ B_n.T / N`` equals ``sum_p w_p A_p @ B_p.T`` with ``w_p = (f_2p - f_2p+1) / N``,
+one matmul of inner size ``P * r``, which changes only summation order and the rounding of
+``w_p`` (within the ``reduction`` tolerance of :mod:`conformance.tolerances`).
 """
 from __future__ import annotations
 
