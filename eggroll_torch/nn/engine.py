@@ -34,10 +34,10 @@ from eggroll_torch.noiser import eggroll
 from eggroll_torch.noiser._member import lora_sigma, scalar
 
 
-def supports(noiser, frozen_noiser_params: Mapping, population_size: int) -> bool:
+def supports(noiser, population_size: int) -> bool:
     """True when the engine computes what ``noiser`` would: upstream's EGGROLL (``"eggroll"``,
     ``"reeggroll"``) with whole antithetic pairs (even N)."""
-    return noiser is eggroll.EggRoll and population_size % 2 == 0 and frozen_noiser_params.get("rank", 0) >= 1
+    return noiser is eggroll.EggRoll and population_size % 2 == 0
 
 
 @dataclass
@@ -73,10 +73,6 @@ class PairDraws:
     vectors: dict
     rows: dict
 
-    def factors(self, path: str, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(z_B (P, in, r), A (P, out, r))``, views of a matrix's draw (``A`` scaled)."""
-        return self.matrices[path].permute(1, 2, 0), self.rows[path][:rank].permute(1, 2, 0)
-
 
 def factor_rows(rank: int) -> int:
     """``K``: the rank plus two bias rows, rounded up to a multiple of 8 so that the correction's
@@ -95,8 +91,7 @@ class PairEngine:
 
     def __init__(self, params: Mapping[str, torch.Tensor], classes: Mapping[str, int],
                  keys: Mapping[str, torch.Tensor], *, rank: int, noise_reuse: int, freeze_nonlora: bool):
-        self.rank, self.noise_reuse, self.freeze_nonlora = rank, noise_reuse, freeze_nonlora
-        self.classes = dict(classes)
+        self.rank, self.noise_reuse = rank, noise_reuse
         self.matrix_groups, self.vector_groups = {}, {}
         for path, param in params.items():
             es_class = classes[path]

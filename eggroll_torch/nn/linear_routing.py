@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from .member_ops import lowrank_linear, member_layer_norm, member_value
+
 Route = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 _METADATA = {
@@ -116,8 +118,6 @@ class PopulationRouting(TorchFunctionMode):
         return None if hit is None else hit[1]
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        from .member_ops import lowrank_linear, member_layer_norm, member_value
-
         kwargs = kwargs or {}
         if func is F.linear:
             x, weight, bias = _linear_args(args, kwargs)

@@ -137,7 +137,7 @@ class EggrollTrainer:
         # Set by eggroll_torch.distributed's sharded update while it runs an update.
         self._sharding = None
         self._engine = None
-        if engine.supports(self.noiser, frozen, self.population_size):
+        if engine.supports(self.noiser, self.population_size):
             self._engine = engine.PairEngine(params, classes, keys, rank=rank, noise_reuse=noise_reuse,
                                              freeze_nonlora=freeze_nonlora)
         self.epoch = 0
@@ -176,7 +176,6 @@ class EggrollTrainer:
         """
         members = self._members(members)
         params = self._current_params()
-        generation = self._generation
         pairs = self._pairs(members)
         if pairs is not None:
             return self._paired_population(
@@ -195,6 +194,7 @@ class EggrollTrainer:
                     values[path] = noisy
         matrices = [path for path, c in self.es_classes.items() if c == MM_PARAM]
         vectorized = len(factors) == len(matrices)
+        generation = self._generation
         return Population(
             self.module,
             size=len(members),
@@ -206,11 +206,11 @@ class EggrollTrainer:
             is_current=lambda: self._generation == generation,
         )
 
-    def _paired_population(self, draws: engine.PairDraws, params: dict, epoch=None) -> Population:
-        """The population of the pair engine's ``draws`` (``epoch``: what ``pop.epoch`` reports)."""
+    def _paired_population(self, draws: engine.PairDraws, params: dict) -> Population:
+        """The population of the pair engine's ``draws``."""
         generation = self._generation
         return Population(
-            self.module, size=2 * len(draws.pairs), epoch=self.epoch if epoch is None else epoch, shared=params,
+            self.module, size=2 * len(draws.pairs), epoch=self.epoch, shared=params,
             values={}, factors=None, member_routes=None, is_current=lambda: self._generation == generation,
             pair_noise=self._engine.forward_noise(draws, params, self._noiser_params["sigma"], self._linear_biases),
         )
