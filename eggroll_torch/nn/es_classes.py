@@ -1,17 +1,31 @@
 """Which ES class each parameter of an ``nn.Module`` gets.
 
-The classes are upstream's ``es_map`` values (``eggroll_torch.models.common``):
+The classes are upstream's ``es_map`` values (``eggroll_torch.models.common``). By default every
+weight matrix a layer multiplies by is ``MM_PARAM`` (low-rank noise ``A @ B.T``, EGGROLL):
 
-- ``MM_PARAM`` (low-rank noise, ``A @ B.T``): the ``weight`` of every ``nn.Linear`` (and subclass).
-  torch stores it as ``(out_features, in_features)``, the layout upstream's ``MM`` uses, so the
-  forward is upstream's ``do_mm``: ``x @ W.T + (x @ B) @ A.T``.
-- ``EMB_PARAM`` (no noise, zero update): the ``weight`` of ``nn.Embedding`` and ``nn.EmbeddingBag``.
-- ``PARAM`` (full-rank noise): everything else (biases, LayerNorm/conv weights, raw ``nn.Parameter``).
-- ``EXCLUDED`` (no noise, zero update): only by override.
+=============================================  ==========================================  ============
+layer                                          parameters                                  class
+=============================================  ==========================================  ============
+``nn.Linear`` (and subclasses, e.g. the        ``weight``                                  ``MM_PARAM``
+``out_proj`` of ``nn.MultiheadAttention``)
+``nn.MultiheadAttention``                      ``in_proj_weight``, ``q/k/v_proj_weight``   ``MM_PARAM``
+``nn.RNN``, ``nn.GRU``, ``nn.LSTM``            ``weight_ih_l*``, ``weight_hh_l*``,         ``MM_PARAM``
+                                               ``weight_hr_l*`` (every layer, direction)
+``nn.RNNCell``, ``nn.GRUCell``, ``nn.LSTMCell``  ``weight_ih``, ``weight_hh``               ``MM_PARAM``
+``transformers`` ``Conv1D`` (GPT-2)            ``weight`` (stored ``(in, out)``)           ``MM_PARAM``
+``nn.Embedding``, ``nn.EmbeddingBag``          ``weight``                                  ``EMB_PARAM``
+anything else                                  biases, norms, conv kernels, raw            ``PARAM``
+                                               ``nn.Parameter``
+=============================================  ==========================================  ============
 
-One exception to the first rule: the ``out_proj`` of ``nn.MultiheadAttention`` is an
-``nn.Linear`` that torch never calls (``F.multi_head_attention_forward`` reads its weight
-directly), so its weight defaults to ``PARAM``.
+``EMB_PARAM`` leaves get no noise and a zero update, as upstream's; ``PARAM`` leaves get full-rank
+noise; ``EXCLUDED`` (no noise, zero update) is only given by override. An ``MM_PARAM`` is applied
+without forming the perturbed matrix (see :mod:`.routing`): as ``x @ W.T`` when the layer calls
+``F.linear`` (upstream's ``do_mm``) and as ``x @ W`` when it calls ``torch.matmul`` /
+``torch.addmm`` with the matrix second (upstream's ``do_Tmm``); either way member ``n``'s matrix is
+``W + s_n * A @ B.T`` with ``A`` over the matrix's first axis. A matrix that reaches any other
+function raises an error naming it and the override, e.g. ``es_classes={path: PARAM}``.
+Hugging Face Llama/Qwen layers are ``nn.Linear``, so they need no entry of their own.
 
 ``requires_grad`` is ignored: ES uses no gradients. Freeze a parameter with
 ``es_classes={name: EXCLUDED}``. Weight-decaying solvers (``adamw``) still decay ``EXCLUDED`` and
@@ -47,20 +61,59 @@ def named_parameters_with_owner(module: nn.Module) -> list[tuple[str, nn.Module,
     return out
 
 
+def _is_hf_conv1d(module: nn.Module) -> bool:
+    # Matched by name so that transformers stays an optional dependency.
+    cls = type(module)
+    return cls.__name__ == "Conv1D" and cls.__module__.startswith("transformers")
+
+
+def _is_matrix(owner: nn.Module, attr: str) -> bool:
+    if isinstance(owner, nn.Linear) or _is_hf_conv1d(owner):
+        return attr == "weight"
+    if isinstance(owner, nn.MultiheadAttention):
+        return attr in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
+    if isinstance(owner, nn.RNNBase):
+        return attr.startswith(("weight_ih_l", "weight_hh_l", "weight_hr_l"))
+    if isinstance(owner, nn.RNNCellBase):
+        return attr in ("weight_ih", "weight_hh")
+    return False
+
+
 def default_es_classes(module: nn.Module) -> dict[str, int]:
-    """The ES class of every parameter path of ``module`` under the rules in this module's doc."""
-    attention_out_proj = {
-        id(m.out_proj) for m in module.modules() if isinstance(m, nn.MultiheadAttention)
-    }
+    """The ES class of every parameter path of ``module`` under the table in this module's doc."""
     classes = {}
     for path, owner, attr, _ in named_parameters_with_owner(module):
-        if attr == "weight" and isinstance(owner, nn.Linear) and id(owner) not in attention_out_proj:
+        if _is_matrix(owner, attr):
             classes[path] = MM_PARAM
         elif attr == "weight" and isinstance(owner, (nn.Embedding, nn.EmbeddingBag)):
             classes[path] = EMB_PARAM
         else:
             classes[path] = PARAM
     return classes
+
+
+def matrix_biases(module: nn.Module) -> dict[str, str]:
+    """``{weight path: bias path}`` for the matrices that every call adds one known bias to
+    (``nn.Linear``, the packed ``nn.MultiheadAttention`` projection, the recurrent layers'
+    ``weight_*`` / ``bias_*`` pairs), so the population forward can fold the bias into the
+    low-rank correction. A weight shared by layers with different biases is left out."""
+    path_of = {id(p): path for path, _, _, p in named_parameters_with_owner(module)}
+    found: dict[str, set] = {}
+
+    def pair(weight, bias):
+        if isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor):
+            found.setdefault(path_of[id(weight)], set()).add(path_of[id(bias)])
+
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            pair(layer.weight, layer.bias)
+        elif isinstance(layer, nn.MultiheadAttention):
+            pair(layer.in_proj_weight, layer.in_proj_bias)
+        elif isinstance(layer, (nn.RNNBase, nn.RNNCellBase)):
+            for name, weight in layer.named_parameters(recurse=False):
+                if name.startswith(("weight_ih", "weight_hh")):
+                    pair(weight, getattr(layer, "bias" + name[len("weight"):], None))
+    return {weight: next(iter(biases)) for weight, biases in found.items() if len(biases) == 1}
 
 
 def resolve_es_classes(module: nn.Module, overrides: Mapping[str, int] | None) -> dict[str, int]:

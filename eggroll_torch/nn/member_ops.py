@@ -9,6 +9,8 @@ index instead; their vmap rule sees all N members and runs what a population nee
   low-rank correction, the correction being one batched matmul per antithetic pair through the
   rank dimension, with each member's bias folded into it as extra rank columns (precomputed
   once per population by :meth:`.engine.PairEngine.forward_noise`).
+- :func:`member_matmul`: the same for a matrix used as ``x @ W`` (upstream's ``do_Tmm``): one
+  shared GEMM plus one batched matmul per pair through the rank dimension.
 - :func:`member_layer_norm`: every row normalised and given its member's ``weight`` and
   ``bias`` in one pass (a Triton kernel on CUDA, :mod:`.member_kernels`; elsewhere the
   normalisation of all rows, then the affine in one broadcast pass).
@@ -110,6 +112,48 @@ def _(info, in_dims, x, weight, bias, bias_noise, B, rows, member, bias_columns)
         # Another vmap level that only maps x: its axis is one more row axis.
         return lowrank_linear(x.movedim(x_dim, 0), weight, bias, bias_noise, B, rows, member, bias_columns), 0
     return torch.vmap(_single_linear, in_dims=in_dims)(x, weight, bias, bias_noise, B, rows, member, bias_columns), 0
+
+
+@torch.library.custom_op("eggroll_torch::member_matmul", mutates_args=())
+def member_matmul(x: torch.Tensor, weight: torch.Tensor, B: torch.Tensor, rows: torch.Tensor,
+                  member: torch.Tensor) -> torch.Tensor:
+    """Member ``m``'s ``x @ W + (s_m * (x @ A_p)) @ B_p.T`` with ``p = m // 2``: upstream's
+    ``do_Tmm``, a matrix stored ``(in, out)`` and used as ``x @ W`` (``transformers``' ``Conv1D``).
+
+    x: ``(..., in)``; weight: ``(in, out)``; B: ``(P, out, r)`` unit normals; rows:
+    ``(P, K, in)`` whose first ``r`` rows are ``A_p.T`` (see :func:`lowrank_linear`; the matrix's
+    first axis is ``A``'s); member: 0-d int64.
+    """
+    return _single_matmul(x, weight, B, rows, member)
+
+
+def _single_matmul(x, weight, B, rows, member):
+    pair, sign = _pair_and_sign(member, x.dtype)
+    projected = (x @ rows.index_select(0, pair)[0, :B.shape[-1]].T) * sign
+    return x @ weight + projected @ B.index_select(0, pair)[0].T
+
+
+@member_matmul.register_fake
+def _(x, weight, B, rows, member):
+    return x.new_empty((*x.shape[:-1], weight.shape[1]))
+
+
+@member_matmul.register_vmap
+def _(info, in_dims, x, weight, B, rows, member):
+    x_dim, w_dim, B_dim, r_dim, m_dim = in_dims
+    if _is_population_level(m_dim, w_dim, B_dim, r_dim):
+        members = info.batch_size
+        x = x.expand(members, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
+        pairs, per_member, rank = members // 2, math.prod(x.shape[1:-1]), B.shape[-1]
+        flat = x.reshape(members * per_member, x.shape[-1])
+        projected = torch.bmm(flat.view(pairs, 2 * per_member, -1), rows[:, :rank].transpose(1, 2))
+        projected.view(pairs, 2, per_member, rank)[:, 1].neg_()
+        correction = torch.bmm(projected, B.transpose(1, 2)).view(members * per_member, -1)
+        out = correction.addmm_(flat, weight)
+        return out.view(*x.shape[:-1], weight.shape[1]), 0
+    if x_dim is not None and all(d is None for d in (w_dim, B_dim, r_dim, m_dim)):
+        return member_matmul(x.movedim(x_dim, 0), weight, B, rows, member), 0
+    return torch.vmap(_single_matmul, in_dims=in_dims)(x, weight, B, rows, member), 0
 
 
 @torch.library.custom_op("eggroll_torch::member_layer_norm", mutates_args=())

@@ -13,14 +13,14 @@ sees exactly the noise the update credits):
 
 Calling the population runs the module once under ``torch.func.vmap`` over members with
 ``torch.func.functional_call``: every member sees its own unbatched parameters and inputs, so
-any module code works unchanged (``B, T, C = x.shape`` included). ``nn.Linear`` calls on an
-``MM_PARAM`` weight are routed (:mod:`.linear_routing`) to ``x @ W.T + (x @ B_i) @ A_i.T + b_i``,
-which vmap turns into one shared ``(rows, in) @ (in, out)`` matmul plus two batched matmuls
-through the rank dimension.
+any module code works unchanged (``B, T, C = x.shape`` included). Every product with an
+``MM_PARAM`` matrix is routed (:mod:`.routing`) to ``x @ W.T + (x @ B_i) @ A_i.T + b_i`` (or its
+``x @ W`` form), which vmap turns into one shared ``(rows, in) @ (in, out)`` matmul plus two
+batched matmuls through the rank dimension.
 
 Noisers without low-rank factors (OpenES, Sparse, the no-op noiser, user classes) run member by
-member instead, each ``nn.Linear`` on an ``MM_PARAM`` weight calling the noiser's own ``do_mm``
-with ``iterinfo = (epoch, thread_id)``: upstream's semantics, at N forwards' cost.
+member instead, each product with an ``MM_PARAM`` matrix calling the noiser's own ``do_mm`` (or
+``do_Tmm``) with ``iterinfo = (epoch, thread_id)``: upstream's semantics, at N forwards' cost.
 
 A population is valid until the trainer's parameters change (next update or
 ``load_state_dict``); calling it afterwards raises ``RuntimeError``. Modules that update buffers
@@ -40,20 +40,19 @@ from typing import Any
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
+from torch.nn.utils.rnn import PackedSequence
 
 from eggroll_torch import tree
-from .linear_routing import LinearRouting, PopulationRouting
+from .routing import LinearRouting, MatrixRoute, PopulationRouting
 
 InDims = int | None | tuple[int | None, ...]
 
 
-def low_rank_route(A: torch.Tensor, B: torch.Tensor):
-    """``route(x, W) = x @ W.T + (x @ B) @ A.T``: upstream's ``do_mm`` for one member's factors."""
-
-    def route(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return x @ weight.T + (x @ B) @ A.T
-
-    return route
+def low_rank_route(A: torch.Tensor, B: torch.Tensor) -> MatrixRoute:
+    """Upstream's ``do_mm`` (``x @ W.T + (x @ B) @ A.T``) and ``do_Tmm`` (``x @ W + (x @ A) @ B.T``)
+    for one member's factors."""
+    return MatrixRoute(mm=lambda x, weight: x @ weight.T + (x @ B) @ A.T,
+                       tmm=lambda x, weight: x @ weight + (x @ A) @ B.T)
 
 
 class Population:
@@ -61,8 +60,8 @@ class Population:
 
     ``shared``: ``{path: tensor}`` used unchanged by every member (every parameter path appears
     here or in ``values``). ``values``: ``{path: (N, *shape)}`` per-member parameters.
-    ``factors``: ``{path: (A (N, out, r), B (N, in, r))}`` for routed ``nn.Linear`` weights, or
-    ``None`` to run member by member with ``member_routes(i) -> {path: route}``.
+    ``factors``: ``{path: (A (N, out, r), B (N, in, r))}`` for the routed matrices, or ``None`` to
+    run member by member with ``member_routes(i) -> {path: MatrixRoute}``.
     ``is_current()`` tells whether the parameters it was built from are still the trainer's.
     """
 
@@ -126,6 +125,12 @@ class Population:
         for index, (arg, dim) in enumerate(zip(args, dims)):
             if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
                 raise TypeError(f"in_dims[{index}] must be an int axis or None, got {dim!r}")
+            if isinstance(arg, PackedSequence):
+                raise ValueError(
+                    f"positional argument {index} is a PackedSequence, which torch.func.vmap cannot carry "
+                    "to the members; pass the padded tensor (torch.nn.utils.rnn.pad_packed_sequence) and "
+                    "let the recurrent layer read it padded"
+                )
             if not isinstance(arg, torch.Tensor):
                 if dim is not None:
                     raise TypeError(

@@ -31,12 +31,13 @@ from eggroll_torch.optim import resolve_solver
 from eggroll_torch.noiser import _update
 from eggroll_torch.noiser._fitness import standardize_unchecked
 from . import checks, engine, state
-from .es_classes import named_parameters_with_owner, resolve_es_classes
+from .es_classes import matrix_biases, named_parameters_with_owner, resolve_es_classes
 from .graphed import GraphedGeneration
 from .metrics import update_metrics
 from .noisers import low_rank_factors, resolve_noiser
 from .param_tree import assign_keys, flatten_paths, nest
 from .population import Population
+from .routing import MatrixRoute
 
 
 class EggrollTrainer:
@@ -133,7 +134,7 @@ class EggrollTrainer:
         self._frozen, self._noiser_params = frozen, noiser_params
         self._signature = {path: (p.shape, p.dtype) for path, p in params.items()}
         # The bias path of each nn.Linear's weight: the pair engine folds it into the correction.
-        self._linear_biases = _linear_biases(module)
+        self._linear_biases = matrix_biases(module)
         # Set by eggroll_torch.distributed's sharded update while it runs an update.
         self._sharding = None
         self._engine = None
@@ -250,16 +251,19 @@ class EggrollTrainer:
         return members
 
     def _member_routes(self, matrices: list[str], members: range) -> Callable[[int], dict]:
-        """``index -> {path: route}`` calling the noiser's own ``do_mm`` for thread id
-        ``members.start + index`` with ``iterinfo = (epoch, thread_id)`` as Python ints."""
-        frozen, noiser_params, epoch = self._frozen, self._noiser_params, self.epoch
+        """``index -> {path: MatrixRoute}`` calling the noiser's own ``do_mm`` / ``do_Tmm`` for
+        thread id ``members.start + index`` with ``iterinfo = (epoch, thread_id)`` as Python ints."""
+        frozen, noiser_params, epoch, noiser = self._frozen, self._noiser_params, self.epoch, self.noiser
 
         def routes(index: int) -> dict:
             iterinfo = (epoch, members.start + index)
 
             def route_for(path):
                 key = self._keys[path]
-                return lambda x, weight: self.noiser.do_mm(frozen, noiser_params, weight, key, iterinfo, x)
+                return MatrixRoute(
+                    mm=lambda x, weight: noiser.do_mm(frozen, noiser_params, weight, key, iterinfo, x),
+                    tmm=lambda x, weight: noiser.do_Tmm(frozen, noiser_params, weight, key, iterinfo, x),
+                )
 
             return {path: route_for(path) for path in matrices}
 
@@ -373,16 +377,6 @@ class EggrollTrainer:
         with torch.no_grad():
             for path, _, _, param in named_parameters_with_owner(self.module):
                 param.copy_(new_params[path])
-
-
-def _linear_biases(module: nn.Module) -> dict[str, str]:
-    """``{weight path: bias path}`` of the ``nn.Linear`` layers whose weight has one bias."""
-    path_of = {id(p): path for path, _, _, p in named_parameters_with_owner(module)}
-    found: dict[str, set] = {}
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear) and layer.bias is not None:
-            found.setdefault(path_of[id(layer.weight)], set()).add(path_of[id(layer.bias)])
-    return {weight: next(iter(biases)) for weight, biases in found.items() if len(biases) == 1}
 
 
 def _read_params(module: nn.Module) -> dict[str, torch.Tensor]:

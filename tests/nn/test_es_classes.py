@@ -33,8 +33,9 @@ def test_classes_defaults():
     assert classes["embed.weight"] == EMB_PARAM
     assert classes["norm.weight"] == PARAM
     assert classes["conv.weight"] == PARAM
-    assert classes["attn.in_proj_weight"] == PARAM
-    assert classes["attn.out_proj.weight"] == PARAM  # read directly by F.multi_head_attention_forward
+    assert classes["attn.in_proj_weight"] == MM_PARAM
+    assert classes["attn.in_proj_bias"] == PARAM
+    assert classes["attn.out_proj.weight"] == MM_PARAM
     assert classes["scale"] == PARAM
 
 

@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from conformance.tolerances import assert_parity
-from eggroll_torch.nn import PARAM, EggrollTrainer
+from eggroll_torch.nn import MM_PARAM, PARAM, EggrollTrainer
 
 from nn_support import DEVICES, explicit_member, small_net
 
@@ -102,7 +102,8 @@ class _AttentionBlock(nn.Module):
 def test_forward_unchanged_transformer_block_matches_explicit():
     torch.manual_seed(1)
     trainer = _trainer(_AttentionBlock().eval())
-    assert trainer.es_classes["attn.self_attn.out_proj.weight"] == PARAM
+    assert trainer.es_classes["attn.self_attn.out_proj.weight"] == MM_PARAM
+    assert trainer.es_classes["attn.self_attn.in_proj_weight"] == MM_PARAM
     x = torch.randn(N, 3, 4, 8)
     out = trainer.population()(x)
     for i in (0, 1, N - 1):
