@@ -2,8 +2,10 @@
 the same model's pure batched inference in the same process.
 
 Models are built from configs with random weights (no download). The fitness is the mean
-log-likelihood of fixed tokens. Prints, per model: inference and generation milliseconds,
-``gen/inf`` (a generation's time over one inference of all ``N x B`` sequences), the bound
+log-likelihood of fixed tokens. Prints, per model: inference and generation milliseconds
+(``trainer.step``, and on CUDA also ``trainer.graphed_step`` against inference replayed as a
+CUDA graph), ``gen/inf`` (one inference of all ``N`` sequences over a generation's time), the
+bound
 ``1 / (1 + r / (2T))`` and peak memory of a generation over inference.
 
 Run: ``python -m benchmarks.hf_generation [--device cuda] [--dtype bfloat16]``.
@@ -46,8 +48,11 @@ def measure(name: str, *, device: str, dtype: torch.dtype, width: int, layers: i
             logits = model(sequence.expand(population, -1))
             return mean_log_likelihood(logits[:, None], sequence)
 
+    def fitness(pop):
+        return mean_log_likelihood(pop(sequence, in_dims=None), sequence)
+
     def generation():
-        return trainer.step(lambda pop: mean_log_likelihood(pop(sequence, in_dims=None), sequence))
+        return trainer.step(fitness)
 
     peaks = {}
     for label, call in (("inference", inference), ("generation", generation)):
@@ -61,12 +66,28 @@ def measure(name: str, *, device: str, dtype: torch.dtype, width: int, layers: i
     sync = cuda_sync if device == "cuda" else no_sync
     inference_s = time_call(inference, sync, target_s=2.0)["time_s"]
     generation_s = time_call(generation, sync, target_s=2.0)["time_s"]
+    graphed_s = graphed_inference_s = None
+    if device == "cuda":
+        graphed = trainer.graphed_step(fitness)
+        graphed_s = time_call(graphed, sync, target_s=2.0)["time_s"]
+        graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            inference()
+        torch.cuda.current_stream().wait_stream(stream)
+        with torch.cuda.graph(graph):
+            inference()
+        graphed_inference_s = time_call(graph.replay, sync, target_s=2.0)["time_s"]
     row = {
         "model": name, "width": width, "layers": layers, "tokens": tokens, "population": population,
         "rank": rank, "dtype": str(dtype), "device": device,
         "inference_ms": 1e3 * inference_s, "generation_ms": 1e3 * generation_s,
         "gen_over_inf": inference_s / generation_s, "bound": 1 / (1 + rank / (2 * tokens)),
     }
+    if graphed_s is not None:
+        row.update(graphed_inference_ms=1e3 * graphed_inference_s, graphed_generation_ms=1e3 * graphed_s,
+                   graphed_gen_over_inf=graphed_inference_s / graphed_s)
     if peaks:
         row["peak_ratio"] = peaks["generation"] / peaks["inference"]
     return row
