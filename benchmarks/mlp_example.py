@@ -1,11 +1,12 @@
-"""Upstream's end-to-end MLP example as a benchmark, in JAX (as upstream runs it, jitted) and torch.
+"""Upstream's end-to-end MLP example as a benchmark: in JAX as upstream runs it (jitted), and in
+torch through the public trainer (``EggrollTrainer.step`` on the MLP as an ``nn.Sequential``).
 
 Same model, keys and inputs on both sides: the MLP and its keys come from
 :mod:`jax_reference.models.common` (``model_key, es_key = fold_in(key(0), 0 | 1)``) and are
 copied to torch. A generation is the population forward, the fitness ``-(y - 2)**2``, fitness
 shaping and an ``adamw`` step; the inputs stay fixed so that both sides time the same work.
-With ``noise_reuse=0`` (upstream's default) the noise never changes, which the torch fast path
-exploits by drawing it once; JAX redraws it every call, as upstream does.
+With ``noise_reuse=0`` (upstream's default) the noise never changes, which the trainer exploits
+by drawing it once; JAX redraws it every call, as upstream does.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import torch
+from torch import nn
 
-from eggroll_torch import optim
 from eggroll_torch import random as es_random
-from eggroll_torch.fast import LowRankStack, layer_keys, standardize
+from eggroll_torch.nn import EggrollTrainer
 from jax_reference.models import common
 from jax_reference.noiser import eggroll
 
@@ -86,42 +87,6 @@ class MLPExample:
         dtype = getattr(torch, self.wl.dtype)
         return torch.from_numpy(np.array(self.x, dtype=np.float32)).to(self.device, dtype)
 
-    def torch_generation(self):
-        """Callable: one generation of :class:`eggroll_torch.fast.LowRankStack` with
-        ``eggroll_torch.optim.adamw``; the noise is drawn once (``noise_reuse=0``).
-
-        All parameters live in one flat vector (the layers' weights and biases are views of it),
-        so the elementwise optimizer runs once over one tensor instead of once per leaf.
-        """
-        params = self._torch_params()
-        names = [str(i) for i in range(self.layers)]
-        leaves = [params[k][leaf] for k in names for leaf in ("weight", "bias")]
-        flat = torch.cat([leaf.reshape(-1) for leaf in leaves])
-        views, offset = [], 0
-        for leaf in leaves:
-            views.append(flat[offset:offset + leaf.numel()].view(leaf.shape))
-            offset += leaf.numel()
-        es_key = es_random.wrap_key_data(np.asarray(jax.random.key_data(self.es_key)), device=self.device)
-        weight_keys, bias_keys = layer_keys(es_key, self.layers, with_bias=True)
-        engine = LowRankStack(views[0::2], weight_keys, sigma=self.wl.sigma, rank=self.wl.rank,
-                              num_members=self.wl.members, activation="relu", biases=views[1::2],
-                              bias_keys=bias_keys, noise_reuse=0)
-        solver = optim.adamw(self.wl.lr, b1=0.9, b2=0.999)
-        state = {"opt": solver.init(flat)}
-        x = self._torch_inputs()[:, None, :]
-
-        def step():
-            noise = engine.draw(0)
-            out = engine.forward(x, noise)
-            fitnesses = standardize(-((out[:, 0, 0] - 2) ** 2))
-            weight_grads, bias_grads = engine.gradients(fitnesses, noise)
-            grads = torch.cat([g.reshape(-1) for pair in zip(weight_grads, bias_grads) for g in pair])
-            updates, state["opt"] = solver.update(grads, state["opt"], flat)
-            flat.copy_(optim.apply_updates(flat, updates))
-            return fitnesses
-
-        return step
-
     def torch_inference(self):
         """Callable: the unperturbed MLP in torch on the same inputs."""
         params = self._torch_params()
@@ -137,12 +102,8 @@ class MLPExample:
 
         return step
 
-    def nn_trainer(self):
-        """Callable: one ``eggroll_torch.nn.EggrollTrainer.step`` on the same MLP as an ``nn.Sequential``."""
-        from torch import nn
-
-        from eggroll_torch.nn import EggrollTrainer
-
+    def torch_generation(self):
+        """Callable: one ``EggrollTrainer.step`` on the same MLP as an ``nn.Sequential``."""
         params = self._torch_params()
         modules = []
         for i in range(self.layers):

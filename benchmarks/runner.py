@@ -1,4 +1,5 @@
-"""Runs the plan of one device: every workload's variants, the sweep, and the PRNG benchmark.
+"""Runs the plan of one device: the trainer workloads, upstream's MLP example, the sweep, and the
+PRNG benchmark.
 
 Each measurement is isolated: an out-of-memory or any other error is recorded in the results
 (and printed) and the run moves on. The results JSON is rewritten after every measurement, so an
@@ -58,7 +59,7 @@ class Runner:
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "environment": describe(device, f32_matmul),
             "api": [],
-            "workloads": [],
+            "example": None,
             "sweep": None,
             "random": None,
         }
@@ -147,12 +148,6 @@ class Runner:
         self.save()
 
     # -- workloads -----------------------------------------------------------------------------
-    def new_entry(self, wl) -> dict:
-        """A workload's results, registered now so that every measurement is saved as it lands."""
-        entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
-        self.results["workloads"].append(entry)
-        return entry
-
     def build_side(self, entry: dict, build):
         """``build()``, or None with the reason recorded in ``entry`` (an out-of-memory included)."""
         try:
@@ -163,52 +158,11 @@ class Runner:
             _free(self.device)
             return None
 
-    def run_stack(self, wl) -> dict:
-        from .torch_stack import TorchStack
-
-        entry = self.new_entry(wl)
-        m = entry["measurements"]
-        side = self.build_side(entry, lambda: TorchStack(wl, self.device, self.cuda_graphs))
-        if side is None:
-            return entry
-        self.measure(wl.name, "inference", side.inference, into=m)
-        self.measure(wl.name, "randn", side.randn, into=m)
-        self.measure(wl.name, "noise", side.noise, into=m)
-        self.measure(wl.name, "forward", side.forward, into=m)
-        self.measure(wl.name, "generation", side.generation, into=m)
-        if self.device == "cuda" and self.cuda_graphs:
-            self.measure(wl.name, "generation_eager", lambda: side.generation(graphed=False), into=m)
-        if self.device == "cuda":
-            self.measure(wl.name, "generation_torch_ops", lambda: side.generation(fused=False), into=m)
-            if "error" in m["generation"] and not m["generation"]["error"].startswith(("out of memory", "skipped")):
-                self.measure(wl.name, "generation_no_triton", lambda: side.generation(fused=False, noise_kernel=None),
-                             into=m)
-        weights = side.weights_numpy()
-        del side
-        _free(self.device)
-        self._run_jax_stack(wl, weights, m)
-        entry["ratios"] = ratio_defs.stack_ratios(wl, m)
-        return entry
-
-    def _run_jax_stack(self, wl, weights, m) -> None:
-        from .jax_stack import JaxStack
-
-        holder = {}
-
-        def side():
-            if "side" not in holder:
-                holder["side"] = JaxStack(wl, weights, self.f32_matmul)
-            return holder["side"]
-
-        for variant in ("inference", "forward", "generation"):
-            self.measure(wl.name, f"jax_{variant}", lambda v=variant: getattr(side(), v)(), framework="jax", into=m)
-        holder.clear()
-        _free(self.device)
-
     def run_mlp_example(self, wl) -> dict:
         from .mlp_example import MLPExample
 
-        entry = self.new_entry(wl)
+        entry = {"name": wl.name, "config": wl.config(), "measurements": {}}
+        self.results["example"] = entry
         m = entry["measurements"]
         example = MLPExample(wl, self.device)
         # A few microseconds of work per op: one thread, because OpenMP's fork and join for a
@@ -219,7 +173,6 @@ class Runner:
         try:
             self.measure(wl.name, "inference", example.torch_inference, into=m)
             self.measure(wl.name, "generation", example.torch_generation, into=m)
-            self.measure(wl.name, "nn_trainer", example.nn_trainer, into=m)
         finally:
             torch.set_num_threads(threads)
         self.measure(wl.name, "jax_inference", example.jax_inference, framework="jax", into=m)
@@ -259,8 +212,12 @@ class Runner:
         return entry
 
     def run_sweep(self, sweep, reserve_s: float) -> dict:
-        from .jax_stack import JaxStack
-        from .torch_stack import TorchStack
+        """The sweep's workload at each population size: inference, a generation through the
+        trainer and jax_reference's generation."""
+        from eggroll_torch.nn import default_es_classes
+
+        from .jax_trainer import JaxTrainerSide, numpy_inputs
+        from .torch_trainer import TorchTrainerSide
 
         result = {"config": sweep.base.config(), "points": []}
         self.results["sweep"] = result
@@ -272,14 +229,16 @@ class Runner:
                 print(f"[{self.device}] sweep N={wl.members}: skipped (time budget)", flush=True)
                 continue
             try:
-                side = TorchStack(wl, self.device, self.cuda_graphs)
+                side = TorchTrainerSide(wl, self.device, self.cuda_graphs)
                 self.measure(wl.name, "inference", side.inference, into=point)
                 self.measure(wl.name, "generation", side.generation, into=point)
-                weights = side.weights_numpy()
+                initial, classes = side.initial, default_es_classes(side.model)
+                inputs, targets = numpy_inputs(side)
                 del side
                 _free(self.device)
                 self.measure(
-                    wl.name, "jax_generation", lambda: JaxStack(wl, weights, self.f32_matmul).generation(),
+                    wl.name, "jax_generation",
+                    lambda: JaxTrainerSide(wl, initial, classes, inputs, targets, self.f32_matmul).generation(),
                     framework="jax", min_left_s=10.0, into=point)
             except Exception as error:  # noqa: BLE001
                 point["error"] = f"{'out of memory' if _is_oom(error) else 'error'}: {error!r}"[:500]
@@ -323,8 +282,8 @@ class Runner:
 
     def run(self, parts=PARTS) -> dict:
         """Measure the ``parts`` of the plan (see :data:`PARTS`), in that order of priority."""
-        api, workloads, sweep = plan(self.device, self.quick)
-        self.build_normal_tables([*api, *workloads, sweep.base])
+        api, example, sweep = plan(self.device, self.quick)
+        self.build_normal_tables([*api, sweep.base, *([example] if example else [])])
         from .selfcheck import run as selfcheck
 
         self.results["selfcheck"] = selfcheck(self.device)
@@ -335,15 +294,12 @@ class Runner:
                     self.results["api"].append({"name": wl.name, "config": wl.config(), "error": "skipped: time budget"})
                 else:
                     self.run_api(wl)
-        if "workloads" in parts:
-            for wl in workloads:
-                if self.left() < 30:
-                    self.results["workloads"].append({"name": wl.name, "config": wl.config(),
-                                                      "error": "skipped: time budget"})
-                elif wl.kind == "mlp_example":
-                    self.run_mlp_example(wl)
-                else:
-                    self.run_stack(wl)
+        if "example" in parts and example is not None:
+            if self.left() < 30:
+                self.results["example"] = {"name": example.name, "config": example.config(),
+                                           "error": "skipped: time budget"}
+            else:
+                self.run_mlp_example(example)
         if "sweep" in parts:
             # Leave time for the PRNG benchmark, which comes next.
             self.run_sweep(sweep, reserve_s=60.0 if "random" in parts and not self.quick else 0.0)

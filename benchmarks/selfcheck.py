@@ -1,17 +1,21 @@
 """Checks run on the benchmark's own device before timing anything.
 
-The fast path must stay bit-identical to the parity path: here its noise kernel (Triton on
-CUDA, C on the CPU) is compared bit for bit with ``eggroll_torch.random.normal`` on the same
-device, and its fused forward and update with the torch-ops path, so a results file also
-records that the code it timed computes the right thing on that hardware.
+What is timed must compute the right thing on that hardware: the trainer's bulk noise kernel
+(Triton on CUDA, C on the CPU) is compared bit for bit with ``eggroll_torch.random.normal`` on
+the same device, and the trainer's population forward (the engine's shared matmul plus rank-r
+corrections) with each member's module run on its own dense perturbed parameters, which the
+functional layer gives (``do_mm`` on an identity input, ``get_noisy_standard``).
 """
 from __future__ import annotations
 
 import torch
+from torch import nn
+from torch.func import functional_call
 
 from conformance.tolerances import compare
 from eggroll_torch import random as es_random
-from eggroll_torch.fast import LowRankStack, draw_pair_normals, layer_keys, pair_keys, standardize, use_kernel
+from eggroll_torch.fast import draw_pair_normals, pair_keys, use_kernel
+from eggroll_torch.nn import MM_PARAM, PARAM, EggrollTrainer
 
 _WORD = {torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float16: torch.int16}
 
@@ -26,22 +30,33 @@ def noise_check(device: str, dtype: torch.dtype) -> dict:
     return {"kernel": use_kernel(device, dtype) or "torch ops", "bit_identical": bool(same)}
 
 
-def fused_check(device: str, dtype: torch.dtype) -> dict:
-    """A 3-layer stack's outputs and one SGD step, fused kernels against torch ops."""
-    gen = torch.Generator(device=device).manual_seed(0)
-    weights = [torch.randn(64, 64, generator=gen, device=device).div(8).to(dtype) for _ in range(3)]
-    x = torch.randn(8, 16, 64, generator=gen, device=device).to(dtype)
-    keys, _ = layer_keys(es_random.key(3, device=device), 3, with_bias=False)
-    stacks = [LowRankStack([w.clone() for w in weights], keys, sigma=0.1, rank=4, num_members=8, fused=fused)
-              for fused in (None, False)]
-    noises = [s.draw(1) for s in stacks]
-    outputs = [s.forward(x, n) for s, n in zip(stacks, noises)]
-    fitnesses = standardize(stacks[1].forward(x, noises[1], reduce="mean"))
-    for s, n in zip(stacks, noises):
-        s.sgd_step_(fitnesses, n, 0.1)
-    results = [compare(outputs[0], outputs[1], "trajectory")]
-    results += [compare(a, b, "trajectory") for a, b in zip(stacks[0].weights, stacks[1].weights)]
-    return {"ok": all(r.ok for r in results), "max_ulp": max(r.max_ulp for r in results)}
+def _dense_member(trainer: EggrollTrainer, member: int) -> dict:
+    frozen, noiser_params, iterinfo = trainer.frozen_noiser_params, trainer.noiser_params, trainer.iterinfo()
+    params = {}
+    for path, param in trainer.module.named_parameters():
+        key, es_class = trainer.keys[path], trainer.es_classes[path]
+        if es_class == MM_PARAM:
+            eye = torch.eye(param.shape[1], dtype=param.dtype, device=param.device).expand(trainer.population_size,
+                                                                                          -1, -1)
+            params[path] = trainer.noiser.do_mm(frozen, noiser_params, param, key, iterinfo, eye)[member].T
+        elif es_class == PARAM:
+            params[path] = trainer.noiser.get_noisy_standard(frozen, noiser_params, param, key, iterinfo)[member]
+    return params
+
+
+def population_check(device: str, dtype: torch.dtype) -> dict:
+    """A LayerNorm + MLP module's population outputs against every member's dense forward."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.LayerNorm(64), nn.Linear(64, 96), nn.Tanh(), nn.Linear(96, 64)).to(device, dtype)
+    trainer = EggrollTrainer(module, 0.1, 0.01, population_size=8, rank=4, noise_reuse=1,
+                             es_key=es_random.key(3, device=device))
+    trainer.epoch = 2
+    x = torch.randn(8, 16, 64, device=device).to(dtype)
+    with torch.no_grad():
+        got = trainer.population()(x)
+        want = torch.stack([functional_call(module, _dense_member(trainer, m), (x[m],)) for m in range(8)])
+    outcome = compare(got, want, "trajectory")
+    return {"ok": outcome.ok, "max_ulp": outcome.max_ulp}
 
 
 def run(device: str) -> dict:
@@ -49,7 +64,7 @@ def run(device: str) -> dict:
     outcome = {}
     for dtype in (torch.float32, torch.bfloat16):
         name = str(dtype).replace("torch.", "")
-        for check in (noise_check, fused_check):
+        for check in (noise_check, population_check):
             try:
                 outcome[f"{check.__name__[:-6]}_{name}"] = check(device, dtype)
             except Exception as error:  # noqa: BLE001 - a failing check is a result

@@ -1,20 +1,20 @@
 """The benchmark workloads, per device, and their population-size sweeps.
 
-A stack workload is L square linear layers of width d without biases, tanh between them, run by
-N members on T tokens each; a member's fitness is the mean of its outputs. EGGROLL perturbs every
-layer with rank-r noise redrawn each generation (``noise_reuse=1``, the regime where noise
-generation costs the most) and takes an SGD step. The CPU also runs upstream's end-to-end MLP
-example (``tests/end_to_end_test.py`` upstream; :mod:`jax_reference.examples.mlp_e2e` here).
+Every workload runs through the public trainer, ``eggroll_torch.nn.EggrollTrainer``: real networks
+(:class:`TrainerWorkload`, noise redrawn each generation, ``noise_reuse=1``, the regime where
+noise generation costs the most, and SGD), a population-size sweep over one of them, and on the
+CPU upstream's end-to-end MLP example (``tests/end_to_end_test.py`` upstream;
+:mod:`jax_reference.examples.mlp_e2e` here).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
 
-# What a run measures, in priority order: real networks through the public trainer
-# (EggrollTrainer) against their own inference and jax_reference, the stack workloads of the
-# kernel-level engine with their baselines, the population sweep, benchmarks/bench_random.py.
-PARTS = ("api", "workloads", "sweep", "random")
+# What a run measures, in priority order: real networks through the public trainer against their
+# own inference and jax_reference, upstream's MLP example, the population sweep,
+# benchmarks/bench_random.py.
+PARTS = ("api", "example", "sweep", "random")
 
 
 @dataclass(frozen=True)
@@ -54,29 +54,6 @@ class TrainerWorkload:
 
 
 @dataclass(frozen=True)
-class StackWorkload:
-    """L square layers of width ``width`` (tanh between), ``members`` x ``tokens`` rows."""
-
-    name: str
-    width: int
-    members: int
-    tokens: int
-    rank: int
-    dtype: str
-    layers: int = 4
-    sigma: float = 0.01
-    lr: float = 1e-3
-    # Upstream's own ratios on an H100 (issue 6), shown next to ours in the report.
-    upstream: dict = field(default_factory=dict)
-
-    kind = "stack"
-
-    def config(self) -> dict:
-        """The JSON description of the workload."""
-        return {"kind": self.kind, **asdict(self)}
-
-
-@dataclass(frozen=True)
 class MLPExampleWorkload:
     """Upstream's end-to-end example: MLP ``3 -> 16 -> 16 -> 1`` (relu, biases), 64 members,
     rank 8, sigma 0.2, ``adamw(0.03, b1=0.9, b2=0.999)``, ``noise_reuse=0``, fitness ``-(y - 2)**2``."""
@@ -105,37 +82,12 @@ class Sweep:
     short by its time budget still spans the range.
     """
 
-    base: StackWorkload
+    base: TrainerWorkload
     members: tuple
 
-    def points(self) -> list[StackWorkload]:
+    def points(self) -> list[TrainerWorkload]:
         """The base workload at each population size."""
         return [replace(self.base, name=f"{self.base.name}_n{n}", members=n) for n in self.members]
-
-
-CUDA_WORKLOADS = (
-    StackWorkload("d1024_n4096_t16_r16_f32", 1024, 4096, 16, 16, "float32",
-                  upstream={"forward_over_inference": 0.32, "generation_over_inference": 0.16}),
-    StackWorkload("d4096_n2048_t64_r16_bf16", 4096, 2048, 64, 16, "bfloat16",
-                  upstream={"forward_over_inference": 0.75, "generation_over_inference": 0.58}),
-    StackWorkload("d4096_n8192_t16_r4_bf16", 4096, 8192, 16, 4, "bfloat16",
-                  upstream={"forward_over_inference": 0.74, "generation_over_inference": 0.59}),
-)
-CUDA_SWEEP = Sweep(StackWorkload("sweep_d4096_t16_r4_bf16", 4096, 0, 16, 4, "bfloat16"),
-                   (256, 16384, 2048, 1024, 8192, 512, 4096))
-
-CPU_WORKLOADS = (
-    MLPExampleWorkload(),
-    StackWorkload("d256_n512_t16_r4_f32", 256, 512, 16, 4, "float32"),
-)
-CPU_SWEEP = Sweep(StackWorkload("sweep_d64_t16_r4_f32", 64, 0, 16, 4, "float32"), (256, 16384, 1024, 4096))
-
-# --quick: seconds, for smoke tests.
-QUICK_WORKLOADS = (
-    MLPExampleWorkload(),
-    StackWorkload("quick_d32_n32_t16_r4_f32", 32, 32, 16, 4, "float32", layers=2),
-)
-QUICK_SWEEP = Sweep(StackWorkload("quick_sweep_d32_t16_r4_f32", 32, 0, 16, 4, "float32", layers=2), (32,))
 
 
 CUDA_TRAINER = (
@@ -155,12 +107,19 @@ QUICK_TRAINER = (
     TrainerWorkload("quick_gpt_d32_l2_t8_n8_r2", "gpt", 32, 8, 8, 2, "float32", layers=2, vocab=64, heads=4),
 )
 
+CUDA_SWEEP = Sweep(TrainerWorkload("sweep_d4096_t16_r4", "stack", 4096, 0, 16, 4, "bfloat16", layers=4),
+                   (256, 16384, 2048, 1024, 8192, 512, 4096))
+CPU_SWEEP = Sweep(TrainerWorkload("sweep_d64_t16_r4_f32", "stack", 64, 0, 16, 4, "float32", layers=4),
+                  (256, 16384, 1024, 4096))
+# --quick: seconds, for smoke tests.
+QUICK_SWEEP = Sweep(TrainerWorkload("quick_sweep_d32_t16_r4_f32", "stack", 32, 0, 16, 4, "float32"), (32,))
 
-def plan(device: str, quick: bool) -> tuple[tuple, tuple, Sweep]:
-    """The trainer workloads, the stack workloads and the sweep to run on ``device``
-    (``"cpu"`` or ``"cuda"``)."""
+
+def plan(device: str, quick: bool) -> tuple[tuple, MLPExampleWorkload | None, Sweep]:
+    """The trainer workloads, upstream's MLP example (CPU only: its ops take microseconds) and
+    the sweep to run on ``device`` (``"cpu"`` or ``"cuda"``)."""
     if quick:
-        return QUICK_TRAINER, QUICK_WORKLOADS, QUICK_SWEEP
+        return QUICK_TRAINER, MLPExampleWorkload(), QUICK_SWEEP
     if device == "cuda":
-        return CUDA_TRAINER, CUDA_WORKLOADS, CUDA_SWEEP
-    return CPU_TRAINER, CPU_WORKLOADS, CPU_SWEEP
+        return CUDA_TRAINER, None, CUDA_SWEEP
+    return CPU_TRAINER, MLPExampleWorkload(), CPU_SWEEP

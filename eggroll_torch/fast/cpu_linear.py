@@ -1,9 +1,9 @@
-"""``x @ W.T`` (plus an addend, then an activation) on the CPU through oneDNN when it helps.
+"""``x @ W.T`` (plus an addend) on the CPU through oneDNN when it helps.
 
 torch's CPU matmul goes to MKL, which on some x86 CPUs (AMD EPYC among them) runs well below
 the machine's speed; oneDNN's inner product, which torch ships for its compiler
 (``torch.ops.mkldnn._linear_pointwise``), computes the same float32 product two to three times
-faster there and can fuse an addend or an activation into its output. Both are used only for
+faster there and can fuse an addend into its output. Both are used only for
 float32 CPU tensors large enough to gain, after a probe that the op exists and agrees with
 ``torch.mm``; everything else is plain torch.
 """
@@ -14,7 +14,6 @@ import functools
 import torch
 
 _MIN_FLOPS = 1 << 22
-_FUSED_ACTIVATIONS = {"identity": "none", "tanh": "tanh", "relu": "relu"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,26 +39,18 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and x.shape[0] * weight.numel() >= _MIN_FLOPS and x.is_contiguous() and onednn_usable())
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, *, add: torch.Tensor | None = None,
-           activation: str = "identity") -> torch.Tensor:
-    """``act(x @ weight.T + add)``: x ``(M, in)``, weight ``(out, in)``, add ``(M, out)`` or None.
+def linear(x: torch.Tensor, weight: torch.Tensor, *, add: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + add``: x ``(M, in)``, weight ``(out, in)``, add ``(M, out)`` or None.
 
     The addend is added to the rounded product, as ``x @ weight.T + add`` would. A new tensor
     is returned.
     """
-    if activation not in _FUSED_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_FUSED_ACTIVATIONS)}; got {activation!r}")
     if _use_onednn(x, weight):
         op = torch.ops.mkldnn._linear_pointwise
         if add is None:
-            return op(x, weight.contiguous(), None, _FUSED_ACTIVATIONS[activation], [], "")
-        out = op.binary(x, add.contiguous(), weight.contiguous(), None, "add")
-    else:
-        out = x @ weight.T
-        if add is not None:
-            out += add
-    if activation == "tanh":
-        return out.tanh_()
-    if activation == "relu":
-        return out.relu_()
+            return op(x, weight.contiguous(), None, "none", [], "")
+        return op.binary(x, add.contiguous(), weight.contiguous(), None, "add")
+    out = x @ weight.T
+    if add is not None:
+        out += add
     return out

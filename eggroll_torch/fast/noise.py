@@ -95,8 +95,8 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
                       variant: str = "cpu", kernel: str | None = "auto", scaled: tuple | None = None) -> torch.Tensor:
     """Fill ``out`` ``(L, P, rows, cols)`` with ``normal(pair_keys[l, p], (rows, cols), out.dtype)``.
 
-    ``out`` may have any strides (a ``(L, P, cols, rows)`` tensor transposed in its last two
-    axes is the layout :mod:`.lowrank` uses). ``variant`` is passed to
+    ``out`` may have any strides (e.g. a ``(L, P, cols, rows)`` tensor transposed in its last
+    two axes). ``variant`` is passed to
     ``eggroll_torch.random.normal``'s table. ``kernel``: ``"auto"`` (what :func:`use_kernel`
     picks), ``"triton"``, ``"c"`` or None for torch ops. ``scaled``: ``(tensor, split, scale)``
     splits each draw of ``split + tensor.shape[2]`` rows: rows below ``split`` go to ``out``

@@ -12,7 +12,7 @@ import torch
 
 from conformance.tolerances import assert_parity
 from eggroll_torch import random as es_random
-from eggroll_torch.fast import draw_pair_normals, pair_keys, split_factors
+from eggroll_torch.fast import draw_pair_normals, pair_keys
 from eggroll_torch.fast import threefry_cpu
 from eggroll_torch.random.triton_support import triton_usable
 from fast_support import jax_factors, jax_member_key_words, layer_key_batch
@@ -73,12 +73,12 @@ def test_noise_bulk_draw_accepts_a_device_epoch():
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_noise_factors_are_upstream_lora_factors(dtype):
-    """The factor layout of eggroll_torch.fast against upstream's get_lora_update_params."""
+    """A draw of ``in + out`` rows is ``[B.T; A.T]`` of upstream's get_lora_update_params."""
     rank, out_features, in_features, epoch = 3, 5, 7, 2
     keys = layer_key_batch(8, 1)
     factors = torch.empty(1, 2, rank, in_features + out_features, dtype=getattr(torch, dtype))
     draw_pair_normals(keys, epoch, factors.transpose(2, 3), noise_reuse=1)
-    b_t, a_t = split_factors(factors[0], in_features)
+    b_t, a_t = factors[0, :, :, :in_features], factors[0, :, :, in_features:]
     param = jnp.zeros((out_features, in_features), dtype=dtype)
     for thread in range(4):
         a, b = jax_factors(param, keys[0], epoch, thread, rank, noise_reuse=1)

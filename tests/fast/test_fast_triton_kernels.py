@@ -1,8 +1,8 @@
-"""The Triton kernels of eggroll_torch.fast, run on the CPU by Triton's interpreter.
+"""The Triton kernels (eggroll_torch.fast's noise, eggroll_torch.nn's member LayerNorm), run on the CPU by Triton's interpreter.
 
 noise: the fused threefry + normal kernel gives eggroll_torch.random's bits, and so does
-eggroll_torch.random's own rows kernel. lowrank: the
-projection and correction kernels give the torch-ops path's forward, fitness and update.
+eggroll_torch.random's own rows kernel. member LayerNorm: eggroll_torch.nn's population
+LayerNorm kernel gives each member's own F.layer_norm.
 The checks run in a subprocess (see triton_interpreter_checks.py) because the interpreter is
 chosen when the kernels are first imported.
 """
@@ -46,10 +46,6 @@ def test_noise_triton_kernel_is_bit_identical(results):
 
 def test_random_rows_triton_kernel_is_bit_identical(results):
     _assert(results, "rows_")
-
-
-def test_lowrank_triton_kernels_match_torch_ops(results):
-    _assert(results, "stack_")
 
 
 def test_member_layer_norm_triton_kernel_matches_per_member_layer_norm(results):

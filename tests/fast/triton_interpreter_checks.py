@@ -15,7 +15,7 @@ import torch
 
 from conformance.tolerances import compare
 from eggroll_torch import random as es_random
-from eggroll_torch.fast import LowRankStack, draw_pair_normals, fused_available, layer_keys, pair_keys, standardize
+from eggroll_torch.fast import draw_pair_normals, pair_keys
 
 WORD = {torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float16: torch.int16}
 
@@ -57,39 +57,6 @@ def check_rows(results):
         results[f"rows_{str(dtype)[6:]}"] = {"ok": same, "detail": "bit-identical" if same else "bits differ"}
 
 
-def _stacks(dtype, activation, tokens, rank):
-    gen = torch.Generator().manual_seed(0)
-    widths = (40, 24, 136)
-    weights = [(torch.randn(o, i, generator=gen) / i**0.5).to(dtype) for i, o in zip(widths, widths[1:])]
-    keys, _ = layer_keys(es_random.key(4), len(weights), with_bias=False)
-    make = lambda fused: LowRankStack([w.clone() for w in weights], keys, sigma=0.5, rank=rank, num_members=4,
-                                      activation=activation, fused=fused)
-    x = torch.randn(4, tokens, widths[0], generator=gen).to(dtype)
-    return make(True), make(False), x
-
-
-def check_stack(results):
-    for dtype, activation, tokens, rank in ((torch.float32, "tanh", 16, 3), (torch.float32, "relu", 8, 16),
-                                            (torch.bfloat16, "tanh", 16, 4), (torch.float16, "identity", 24, 5)):
-        fused, plain, x = _stacks(dtype, activation, tokens, rank)
-        name = f"stack_{str(dtype)[6:]}_{activation}_t{tokens}_r{rank}"
-        if not fused_available(x, tokens):
-            results[name] = {"ok": False, "detail": "fused kernels not available for these rows"}
-            continue
-        outcomes = []
-        nf, np_ = fused.draw(1), plain.draw(1)
-        outcomes.append(compare(fused.forward(x, nf), plain.forward(x, np_), "trajectory"))
-        # The means are float32 sums of outputs rounded to the model's dtype: judged at that dtype.
-        means_f, means_p = fused.forward(x, nf, reduce="mean"), plain.forward(x, np_, reduce="mean")
-        outcomes.append(compare(means_f, means_p, "trajectory", dtype=str(dtype)[6:]))
-        fit = standardize(means_p)
-        fused.sgd_step_(fit, nf, 0.05)
-        plain.sgd_step_(fit, np_, 0.05)
-        outcomes += [compare(a, b, "trajectory") for a, b in zip(fused.weights, plain.weights)]
-        bad = [o.message() for o in outcomes if not o.ok]
-        results[name] = {"ok": not bad, "detail": "; ".join(bad) or "fused equals torch ops"}
-
-
 def check_member_layer_norm(results):
     """eggroll_torch.nn's population LayerNorm: each member's rows with its own weight and bias."""
     import torch.nn.functional as F
@@ -120,7 +87,6 @@ def main() -> int:
     results = {}
     check_normals(results)
     check_rows(results)
-    check_stack(results)
     check_member_layer_norm(results)
     print(json.dumps(results))
     return 0
