@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from . import adapters as adapter_registry
-from . import claims as claims_mod
+from . import environment
 from . import gate as gate_mod
 from .adapters import base as caps
 from .checks import REGISTRY
 from .checks.base import Case
 from .golden import VectorStore
 from .reference import Reference
-from .report import environment, json_report, junit, markdown, plot, terminal
+from .report import claims as claims_mod
+from .report import json_report, junit, markdown, plot, terminal
 from .runner import run as run_checks
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,7 +52,7 @@ class EggrollTorchAdapter(base.Adapter):
         self.name = "eggroll_torch" if device == "cpu" else f"eggroll_torch-{device}"
 
     def info(self) -> base.BackendInfo:
-        from ..report.environment import git_commit
+        from ..environment import git_commit
 
         torch = _torch()
         device = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"

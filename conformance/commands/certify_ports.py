@@ -7,12 +7,12 @@ HELP = ("install each catalog port (pip --no-deps, pinned) or load --backend pac
 
 
 def add_arguments(parser) -> None:
-    from ..certify import add_arguments as certify_arguments
+    from ..certify.certification import add_arguments as certify_arguments
 
     certify_arguments(parser)
 
 
 def main(args) -> int:
-    from ..certify import main as certify_main
+    from ..certify.certification import main as certify_main
 
     return certify_main(args)

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conformance import adapters, cli, session
-from conformance.claims import CLAIMS
+from conformance.report.claims import CLAIMS
 from conformance.report import json_report
 
 

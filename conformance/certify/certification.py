@@ -1,7 +1,7 @@
 """Certify third-party PyTorch EGGROLL ports: install on demand, run every check, write a report each.
 
 ``python -m conformance certify-ports`` (``make certify-ports``) takes the ports of
-:mod:`conformance.adapters.ports.catalog`, installs each pinned version into the running
+:mod:`conformance.certify.catalog`, installs each pinned version into the running
 interpreter's environment with ``pip install --no-deps`` (only when that version is not already
 there), runs every registered check on its adapter and writes
 ``reports/ports/<distribution>-<version>.md`` and ``.json``: the component table of
@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from . import adapters as adapter_registry
-from .adapters import base as caps
-from .adapters.ports import catalog, repro
-from .adapters.ports.report import write_port_report
-from .adapters.ports.routed import compared_view, routes_reference_draws
-from .checks.base import Check
-from .golden import VectorStore
-from .reference import Reference
-from .results import CheckResult, combine
-from .runner import run_check
+from .. import adapters as adapter_registry
+from ..adapters import base as caps
+from ..checks.base import Check
+from ..golden import VectorStore
+from ..reference import Reference
+from ..results import CheckResult, combine
+from ..runner import run_check
+from . import catalog, repro
+from .report import write_port_report
+from .routed import compared_view, routes_reference_draws
 
 REPORT_DIR = Path("reports") / "ports"
 KEYS_COMPONENT_PREFIX = "keys."
@@ -100,7 +100,7 @@ def reference_for_ports(vectors_dir: str | None = None) -> Reference:
     A certification is a one-off comparison, not the gate: computing the reference live keeps it
     independent of whether the committed vectors are current; vectors serve machines without JAX.
     """
-    from .session import live_reference
+    from ..session import live_reference
 
     live = live_reference([])
     store = VectorStore(vectors_dir)
@@ -213,7 +213,7 @@ def _targets(args) -> list[tuple[str, str, catalog.PortSpec | None]]:
 
 
 def main(args) -> int:
-    from .session import select_checks
+    from ..session import select_checks
 
     checks = select_checks(args.check)
     reference = reference_for_ports(args.vectors)

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .checks import REGISTRY
+from ..checks import REGISTRY
 
 
 @dataclass
@@ -236,7 +236,7 @@ def _optimizer(ctx):
         import torch
     except ImportError:
         return "not measured", "torch is not installed here", ""
-    from .tolerances import compare
+    from ..tolerances import compare
 
     rows = {}
     plans = {"SGD": ("optimizer.sgd", "plain", lambda c: (lambda p: torch.optim.SGD(p, lr=c["lr"]))),
