@@ -2,7 +2,8 @@
 
 Golden vectors make the check independent of JAX being installed (a torch-only machine is
 checked against the committed numbers); the live reference covers cases that have no vector
-(the ``deep`` profile, hypothesis examples) when JAX is available.
+(the ``deep`` profile, hypothesis examples) when JAX is available. :func:`live_reference` finds
+that adapter.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import adapters as adapter_registry
 from .golden import Entry, VectorStore
 from .tolerances import dtype_name
 
@@ -58,6 +60,17 @@ class Reference:
                 dtypes={k: dtype_name(np.asarray(v)) for k, v in outputs.items()},
                 aux={k: np.asarray(v) for k, v in (aux or {}).items()}, source="live")
         return self._cache[key]
+
+
+def live_reference(adapters: list):
+    """The ``jax_reference`` adapter: the one among ``adapters`` if there, else a new one; ``None`` without JAX."""
+    for a in adapters:
+        if a.name == "jax_reference":
+            return a
+    try:
+        return adapter_registry.resolve("jax_reference")
+    except adapter_registry.BackendUnavailable:
+        return None
 
 
 def _from_entry(entry: Entry) -> Expected:

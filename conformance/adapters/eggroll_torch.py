@@ -19,7 +19,8 @@ import sys
 import numpy as np
 
 from .. import trees
-from ..spec import NOISERS, LeafNoise
+from ..environment import git_commit
+from ..spec import NOISERS, LeafNoise, Trajectory
 from . import base
 
 _NOISER_MODULES = ("eggroll", "alteggroll", "eggroll_baseline_subtraction", "open_es", "sparse")
@@ -52,8 +53,6 @@ class EggrollTorchAdapter(base.Adapter):
         self.name = "eggroll_torch" if device == "cpu" else f"eggroll_torch-{device}"
 
     def info(self) -> base.BackendInfo:
-        from ..report.environment import git_commit
-
         torch = _torch()
         device = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
         return base.BackendInfo(self.name, f"eggroll_torch @ {git_commit()}", f"{self.device}:{device}",
@@ -243,8 +242,6 @@ class EggrollTorchAdapter(base.Adapter):
         from eggroll_torch import optim
         from eggroll_torch.examples.mlp_e2e import run_mlp_example
         from eggroll_torch.noiser import all_noisers
-
-        from ..spec import Trajectory
 
         run = run_mlp_example(all_noisers[spec.noiser], spec.num_epochs, sigma=spec.sigma, lr=spec.lr,
                               num_envs=spec.num_envs, in_dim=spec.in_dim, hidden_dims=tuple(spec.hidden_dims),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import trees
-from ..spec import NOISERS
+from ..spec import NOISERS, Trajectory
 from . import base
 from .eggroll_torch import EggrollTorchAdapter
 
@@ -145,8 +145,6 @@ class EggrollTrainerAdapter(EggrollTorchAdapter):
         from eggroll_torch import optim, random
         from eggroll_torch.examples.mlp_e2e import regression_fitness, run_mlp_example
         from eggroll_torch.nn import EggrollTrainer
-
-        from ..spec import Trajectory
 
         if spec.noiser == "eggrollbs":
             raise base.Unsupported("eggrollbs needs population_size == group_size, which the example does not set")

@@ -1,9 +1,11 @@
-"""The check registry: importing this package registers every check in :data:`REGISTRY`.
+"""The check registry and selection: importing this package registers every check in :data:`REGISTRY`.
 
 Check ids are ``<component>.<behaviour>``; :mod:`conformance.components` maps every behaviour
-of upstream (``UPSTREAM.md``) to the checks that cover it.
+of upstream (``UPSTREAM.md``) to the checks that cover it. :func:`select_checks` picks checks by
+``--check`` globs for every command.
 """
 from . import forward, keys, noise, noisers, normalization, optimizer, signs, trajectory, update
 from .base import REGISTRY, Case, Check, register
+from .selection import select_checks
 
-__all__ = ["REGISTRY", "Case", "Check", "register"]
+__all__ = ["REGISTRY", "Case", "Check", "register", "select_checks"]

@@ -1,7 +1,14 @@
-"""``baseline``: rewrite conformance/baseline.json from a fresh run (make conformance-baseline)."""
+"""``baseline``: rewrite conformance/baseline.json from a fresh run (make conformance-baseline).
+
+The run is ``run``'s own (:func:`conformance.commands.run.execute`) without reports; its results,
+not its gate, become the new baseline.
+"""
 from __future__ import annotations
 
+from .. import gate
+from ..known_differences import REASONS
 from ._common import add_run_arguments
+from .run import execute
 
 NAME = "baseline"
 HELP = "run the checks and rewrite the committed baseline from the results (make conformance-baseline)"
@@ -12,10 +19,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from .. import gate
-    from ..known_differences import REASONS
-    from ..session import execute
-
     outcome = execute(args.backend, args.profile, args.check, None, args.vectors, args.baseline, None, args.quiet)
     previous = gate.load_baseline(args.baseline)
     doc = gate.make_baseline(outcome.results, previous, REASONS, args.profile)

@@ -1,6 +1,9 @@
 """``list``: the registered checks (id, component, impact) and which backends can run here."""
 from __future__ import annotations
 
+from .. import adapters
+from ..checks import REGISTRY
+
 NAME = "list"
 HELP = "list checks and backends"
 
@@ -10,9 +13,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from .. import adapters
-    from ..checks import REGISTRY
-
     for cid in sorted(REGISTRY):
         c = REGISTRY[cid]
         print(f"{cid:<38} {c.component:<24} {c.impact:<7} {len(c.cases(args.profile)):3d} cases  {c.summary}")

@@ -1,10 +1,26 @@
-"""``run``: every check on every backend, reports written, gate applied (exit 1 on regression)."""
+"""``run``: every check on every backend, reports written, gate applied (exit 1 on regression).
+
+The run use case: resolve the backends, run every selected check on each against the reference
+(golden vectors first, the live JAX reference for cases without one), judge the results against
+the committed baseline (the gate), then report: the terminal summary and, unless disabled,
+``reports/``. ``certify-ports`` is the same sequence for one third-party port at a time.
+"""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from .. import adapters, environment, gate, runner
+from ..checks import select_checks
+from ..golden import VectorStore
+from ..reference import Reference, live_reference
+from ..report import claims, plot, terminal
+from ..report.outcome import RunOutcome, write_reports
 from ._common import add_run_arguments, parse_aliases
 
 NAME = "run"
 HELP = "run the checks, write reports/ and apply the gate (make conformance)"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(parser) -> None:
@@ -17,10 +33,66 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..session import execute
-
     outcome = execute(args.backend, args.profile, args.check, None if args.no_reports else args.report_dir,
                       args.vectors, args.baseline, parse_aliases(args.judge_as), args.quiet)
     if args.no_gate:
         return 0
     return 0 if outcome.gate.ok else 1
+
+
+def execute(backends: list[str] | None = None, profile: str = "ci", check_patterns: list[str] | None = None,
+            report_dir: str | Path | None = "reports", vectors_dir: str | Path | None = None,
+            baseline_path: str | Path | None = None, aliases: dict | None = None, quiet: bool = False) -> RunOutcome:
+    """Resolve, run, gate and report (reports written only with ``report_dir``); returns the outcome.
+
+    ``backends`` defaults to every built-in backend that can run here; ``aliases`` maps a backend
+    to the baseline entry it is judged against. Raises ``RuntimeError`` when no backend can run.
+    """
+    start = time.perf_counter()
+    resolved = adapters.resolve_all(backends)
+    if not resolved.adapters:
+        raise RuntimeError("no backend can run here: "
+                           + "; ".join(f"{k}: {v}" for k, v in resolved.unavailable.items()))
+    store = VectorStore(vectors_dir)
+    live = live_reference(resolved.adapters)
+    reference = Reference(store if store.exists() else None, live)
+    checks = select_checks(check_patterns)
+
+    results = runner.run(resolved.adapters, checks, reference, profile, None if quiet else terminal.Progress())
+
+    baseline = gate.load_baseline(baseline_path)
+    verdict = gate.evaluate(results, baseline, aliases, {c.id for c in checks} if check_patterns else None)
+
+    outcome = RunOutcome(
+        profile=profile, environment=environment.environment(),
+        vectors_dir=_rel(store.directory) if store.exists() else None,
+        live_info=live.info().to_json() | {"capabilities": sorted(live.capabilities)} if live else None,
+        backend_infos=[_backend_info(a) for a in resolved.adapters], unavailable=resolved.unavailable,
+        checks=checks, results=results, baseline=baseline, gate=verdict)
+    outcome.claims = claims.evaluate(reference, results)
+    outcome.series = plot.divergence_series(results)
+    if report_dir is not None and any(c.id == "trajectory.mlp_e2e" for c in checks):
+        try:
+            outcome.series.update(claims.scenario_series(reference, resolved.adapters))
+        except Exception as e:  # the picture is optional; a broken backend must not lose the reports
+            outcome.gate.notes.append(f"scenario curves not drawn: {type(e).__name__}: {e}")
+    outcome.duration_s = time.perf_counter() - start
+    if report_dir is not None:
+        write_reports(outcome, Path(report_dir))
+    if not quiet:
+        print()
+        print(terminal.summary_table(results))
+        print()
+        print(terminal.gate_text(outcome.gate, resolved.unavailable))
+    return outcome
+
+
+def _backend_info(adapter) -> dict:
+    return {**adapter.info().to_json(), "capabilities": sorted(adapter.capabilities)}
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

@@ -6,6 +6,10 @@ documents that changed are rewritten, or ``--new-version vN`` writes a new direc
 """
 from __future__ import annotations
 
+from .. import adapters, golden
+from ..adapters.jax_api import library_versions
+from ..checks import select_checks
+
 NAME = "vectors"
 HELP = "regenerate golden vectors from the JAX reference and print a diff summary (make conformance-vectors)"
 
@@ -18,10 +22,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from .. import adapters, golden
-    from ..adapters.jax_api import library_versions
-    from ..session import select_checks
-
     try:
         reference = adapters.resolve("jax_reference")
     except adapters.BackendUnavailable as e:

@@ -9,7 +9,7 @@ SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "conformance.schema.js
 
 
 def build(run) -> dict:
-    """The report document of a :class:`~conformance.session.RunOutcome`."""
+    """The report document of a :class:`~conformance.report.outcome.RunOutcome`."""
     return {
         "format": "eggroll-conformance-report", "format_version": 1, "profile": run.profile,
         "environment": run.environment,

@@ -126,7 +126,7 @@ def render(run, picture: str | None) -> str:
     lines += ["", "## Known differences", ""] + _known_sections(run)
     lines += ["## Claims vs measured", "",
               "Each claim of `COMPATIBILITY-claims.md`, tested against the reference's numbers "
-              "(see `conformance/claims.py`).", ""]
+              "(see `conformance/report/claims.py`).", ""]
     lines += _table(["Component", "The document claims", "Measured", "Verdict", "Evidence"],
                     [[c.component, c.claim, c.measured, {"holds": "✅ holds", "false": "❌ false",
                       "partly": "⚠️ partly"}.get(c.verdict, c.verdict), c.evidence] for c in run.claims])

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from conformance.adapters.ports import _reference_draws as routing
-from conformance.adapters.ports.catalog import PORTS, PortSpec, find
-from conformance.certify import ensure_installed
+from conformance.certify.catalog import PORTS, PortSpec, ensure_installed, find
 
 jax = pytest.importorskip("jax", reason="reference draws are JAX's normal draws")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import claims
+from conformance.report import claims
 
 # Verdicts implied by upstream's documented behaviour (UPSTREAM.md), not by our implementation.
 EXPECTED = {

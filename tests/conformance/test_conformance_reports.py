@@ -6,16 +6,19 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conformance import adapters, cli, session
-from conformance.claims import CLAIMS
+from conformance import adapters, cli
+from conformance.checks import select_checks
+from conformance.commands.run import execute
 from conformance.report import json_report
+from conformance.report.claims import CLAIMS, SCENARIOS
+from conformance.report.outcome import PICTURE
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    run = session.execute(["eggroll_torch"], check_patterns=["normalization.*", "trajectory.*", "signs.*"],
-                          report_dir=out, quiet=True)
+    run = execute(["eggroll_torch"], check_patterns=["normalization.*", "trajectory.*", "signs.*"],
+                  report_dir=out, quiet=True)
     return run, out
 
 
@@ -27,7 +30,7 @@ def test_reports_are_written_and_valid(outcome):
     assert {r["check_id"] for r in doc["results"]} == {c.id for c in run.checks}
     suites = ET.parse(out / "junit.xml").getroot()
     assert int(suites[0].get("tests")) == len(run.checks)
-    assert (out / session.PICTURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / PICTURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_compatibility_md_has_the_claims_document_shape(outcome):
@@ -44,7 +47,7 @@ def test_compatibility_md_has_the_claims_document_shape(outcome):
 def test_trajectory_divergence_series_cover_every_epoch(outcome):
     run, _ = outcome
     assert len(run.series["eggroll_torch"]) == 11
-    for label in session.SCENARIOS:
+    for label in SCENARIOS:
         assert run.series[label][-1] > 1e-3, f"{label} should visibly diverge from the reference"
 
 
@@ -57,7 +60,7 @@ def test_cli_lists_checks_and_commands(capsys):
 
 def test_unknown_check_pattern_is_a_clear_error():
     with pytest.raises(ValueError, match="matches no check"):
-        session.select_checks(["nosuch.*"])
+        select_checks(["nosuch.*"])
 
 
 @pytest.mark.parametrize("spec, error, match", [

@@ -82,8 +82,8 @@ def test_documents_round_trip_bfloat16_and_diff_names_every_change(tmp_path):
 _TORCH_ONLY = """
 import sys
 sys.modules["jax"] = None  # importing jax now raises ImportError, as on a machine without it
-from conformance import session
-out = session.execute(["jax_reference", "eggroll_torch"], check_patterns={patterns!r}, report_dir=None, quiet=True)
+from conformance.commands.run import execute
+out = execute(["jax_reference", "eggroll_torch"], check_patterns={patterns!r}, report_dir=None, quiet=True)
 assert "jax_reference" in out.unavailable, out.unavailable
 assert out.live_info is None
 assert out.gate.ok, [str(v) for v in out.gate.violations]

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from ...report import environment
-from ...report.markdown import component_rows
-from ...report.terminal import fmt_ulp
-from .. import base as caps
+from .. import environment
+from ..adapters import base as caps
+from ..report.markdown import component_rows
+from ..report.terminal import fmt_ulp
 from . import repro
 from .routed import routes_reference_draws
 

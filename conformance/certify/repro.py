@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 
 import numpy as np
 
-from ...tolerances import TOLERANCES, compare, to_numpy
+from ..tolerances import TOLERANCES, compare, to_numpy
 
 JSON_ARRAY_LIMIT = 4096
 TEXT_ARRAY_LIMIT = 24

@@ -39,7 +39,7 @@ def device_description() -> str:
 
 
 def git_commit(root: Path | None = None) -> str:
-    root = root or Path(__file__).resolve().parents[2]
+    root = root or Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True)

@@ -2,12 +2,17 @@
 
 Each entry names the PyPI distribution, the exact version its adapter was written against, the
 adapter (``module:Class``) and any extra ``pip install`` flag with the reason for it. Ports are
-installed with ``--no-deps``: their own dependencies (torchvision, transformers, vllm, ...) are
-never pulled in, and each adapter imports only the port's torch-only modules.
+installed with ``--no-deps`` (:func:`ensure_installed`) into the running interpreter's
+environment: their own dependencies (torchvision, transformers, vllm, ...) are never pulled in,
+and each adapter imports only the port's torch-only modules.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
 
 
 @dataclass(frozen=True)
@@ -47,3 +52,35 @@ def find(name: str) -> PortSpec:
     known = ", ".join(p.requirement for p in PORTS)
     raise ValueError(f"--port {name!r} is not in the catalog ({known}); certify another port with "
                      "--backend package.module:Adapter")
+
+
+@dataclass
+class Install:
+    """How a port got into the environment: the command run (if any) and what it said."""
+
+    requirement: str
+    command: list = field(default_factory=list)
+    ok: bool = True
+    detail: str = ""
+
+
+def installed_version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def ensure_installed(spec: PortSpec, python: str = sys.executable) -> Install:
+    """``pip install --no-deps <spec>`` into ``python``'s environment unless that version is there."""
+    if installed_version(spec.distribution) == spec.version:
+        return Install(spec.requirement, detail="already installed")
+    command = [python, "-m", "pip", "install", "--no-deps", "--quiet", *spec.pip_flags, spec.requirement]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    except OSError as e:
+        return Install(spec.requirement, command, False, f"cannot run {python}: {e}")
+    importlib.invalidate_caches()
+    detail = (done.stdout + done.stderr).strip()[-2000:]
+    ok = done.returncode == 0 and installed_version(spec.distribution) == spec.version
+    return Install(spec.requirement, command, ok, detail or "installed")

@@ -5,15 +5,22 @@ what it shares with the JAX implementation. Every claim here is evaluated from t
 outputs for the harness's cases (golden vectors, or the live reference), from independently
 derived formulas and, for the optimizer claim, from ``torch.optim`` itself; none is taken on
 trust. Verdicts: ``holds``, ``false``, ``partly`` or ``not measured`` (with the reason).
+
+:data:`SCENARIOS` are runs that follow the document literally; :func:`scenario_series` gives
+their divergence from the reference trajectory for the report's end-to-end picture.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
 
-from .checks import REGISTRY
+from ..adapters import base as caps
+from ..checks import REGISTRY
+from ..checks.base import Case
+from ..spec import SolverSpec
+from ..tolerances import compare
 
 
 @dataclass
@@ -236,8 +243,6 @@ def _optimizer(ctx):
         import torch
     except ImportError:
         return "not measured", "torch is not installed here", ""
-    from .tolerances import compare
-
     rows = {}
     plans = {"SGD": ("optimizer.sgd", "plain", lambda c: (lambda p: torch.optim.SGD(p, lr=c["lr"]))),
              "Adam": ("optimizer.adam", "defaults", lambda c: (lambda p: torch.optim.Adam(p, lr=c["lr"]))),
@@ -284,4 +289,44 @@ def evaluate(reference, results) -> list[Claim]:
         except Exception as e:  # e.g. no vector and no JAX: say so instead of failing the report
             verdict, measured, evidence = "not measured", f"{type(e).__name__}: {e}", ""
         out.append(Claim(cid, component, text, measured, verdict, evidence))
+    return out
+
+
+# Runs that follow the claims document literally (computed by eggroll_torch when it ran).
+SCENARIOS = {
+    "claims doc: noise_reuse=0 redraws every epoch": {"noise_reuse": 1},
+    "claims doc: torch AdamW (weight_decay=1e-2)": {"solver_wd": 1e-2},
+}
+
+
+def scenario_series(reference, adapters: list) -> dict[str, np.ndarray]:
+    """``{scenario: max abs parameter difference per epoch}`` of each of :data:`SCENARIOS` against
+    the reference trajectory of upstream's MLP example.
+
+    The scenarios run on the first of ``adapters`` that reproduces JAX's PRNG and runs
+    trajectories (an ``eggroll_torch`` backend), else on the live reference; ``{}`` when neither.
+    """
+    check = REGISTRY["trajectory.mlp_e2e"]
+    case = next(c for c in check.cases("ci") if c.case_id == "upstream-example")
+    runner = next((a for a in adapters if a.supports(caps.TRAJECTORY) and a.supports(caps.JAX_RNG)
+                   and a.name.startswith("eggroll_torch")), reference.live)
+    if runner is None:
+        return {}
+    want = reference.expected(check, case).outputs
+    out = {}
+    for label, change in SCENARIOS.items():
+        spec = case["spec"]
+        if "noise_reuse" in change:
+            spec = replace(spec, noise_reuse=change["noise_reuse"])
+        if "solver_wd" in change:
+            solver = SolverSpec.make("adamw", b1=0.9, b2=0.999, weight_decay=change["solver_wd"])
+            spec = replace(spec, solver=solver)
+        got = check.compute(runner, Case(label, {"spec": spec}))
+        per_epoch = {}
+        for name, value in got.items():
+            if name.startswith("epoch"):
+                e = int(name[5:7])
+                diff = float(np.abs(np.asarray(value, np.float64) - np.asarray(want[name], np.float64)).max())
+                per_epoch[e] = max(per_epoch.get(e, 0.0), diff)
+        out[label] = np.array([per_epoch[e] for e in sorted(per_epoch)])
     return out
