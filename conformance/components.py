@@ -1,6 +1,6 @@
 """Which checks cover which upstream behaviour, and the order components are reported in.
 
-``UPSTREAM_BEHAVIOURS`` follows the sections of ``../shared/UPSTREAM.md`` (the facts parity is
+``UPSTREAM_BEHAVIOURS`` follows the sections of ``docs/upstream-behaviour.md`` (the facts parity is
 measured against); ``tests/conformance/test_registry.py`` fails when a section or behaviour has
 no check, when a check id here does not exist, or when a registered check covers nothing here.
 """
@@ -48,7 +48,7 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
         "group_size > 0: subtract group means, divide by the global std": (
             "normalization.group", "normalization.group_global_std"),
         "len(raw) must be a multiple of group_size": ("normalization.group_size_multiple",),
-        "(measured, not in UPSTREAM.md) XLA on CPU flushes subnormal scores to zero": (
+        "(measured, not in docs/upstream-behaviour.md) XLA on CPU flushes subnormal scores to zero": (
             "normalization.subnormal_scores",),
     },
     "Update": {

@@ -1,7 +1,7 @@
 """The check registry and selection: importing this package registers every check in :data:`REGISTRY`.
 
 Check ids are ``<component>.<behaviour>``; :mod:`conformance.components` maps every behaviour
-of upstream (``UPSTREAM.md``) to the checks that cover it. :func:`select_checks` picks checks by
+of upstream (``docs/upstream-behaviour.md``) to the checks that cover it. :func:`select_checks` picks checks by
 ``--check`` globs for every command.
 """
 from . import forward, keys, noise, noisers, normalization, optimizer, signs, trajectory, update

@@ -1,7 +1,8 @@
 """Each claim of the user's compatibility document, tested against the reference's own numbers.
 
-The document (``../shared/seed/COMPATIBILITY-claims.md``) describes a PyTorch port and asserts
-what it shares with the JAX implementation. Every claim here is evaluated from the reference's
+The document (the compatibility claims published for the PyTorch port
+``Daulbaev/eggroll-pytorch``, our users' starting point) asserts what that port shares with the
+JAX implementation. Every claim here is evaluated from the reference's
 outputs for the harness's cases (golden vectors, or the live reference), from independently
 derived formulas and, for the optimizer claim, from ``torch.optim`` itself; none is taken on
 trust. Verdicts: ``holds``, ``false``, ``partly`` or ``not measured`` (with the reason).

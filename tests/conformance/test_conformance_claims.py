@@ -1,11 +1,11 @@
-"""The claims document, tested: verdicts follow from UPSTREAM.md's facts, computed from the vectors."""
+"""The claims document, tested: verdicts follow from docs/upstream-behaviour.md's facts, computed from the vectors."""
 from __future__ import annotations
 
 import pytest
 
 from conformance.report import claims
 
-# Verdicts implied by upstream's documented behaviour (UPSTREAM.md), not by our implementation.
+# Verdicts implied by upstream's documented behaviour (docs/upstream-behaviour.md), not by our implementation.
 EXPECTED = {
     "low_rank_shapes": "holds",
     "zscore_formula": "holds",

@@ -1,5 +1,5 @@
 """normalization.*: ``convert_fitnesses`` against jax_reference (kind ``reduction``) and the
-facts of UPSTREAM.md checked independently (numpy formulas)."""
+facts of docs/upstream-behaviour.md checked independently (numpy formulas)."""
 from __future__ import annotations
 
 import numpy as np
