@@ -4,7 +4,7 @@ Run under torchrun, one process per GPU::
 
     torchrun --standalone --nproc-per-node 2 benchmarks/bench_distributed.py
 
-The workload defaults to the performance issue's large bfloat16 one: L=4 square ``nn.Linear``
+The workload defaults to the large bfloat16 stack of the trainer benchmarks: L=4 square ``nn.Linear``
 layers of d=4096 (no bias) with tanh between, N=2048 members, each scoring its own T=64 tokens,
 EGGROLL rank 16. A generation is the full ``DistributedTrainer.step``: this rank's perturbed
 forward, the fitness exchange, and the update. Members are evaluated 256 per forward call

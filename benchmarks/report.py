@@ -176,7 +176,7 @@ def _random_lines(r: dict) -> list[str]:
     lines = [f"PRNG benchmark (`python -m benchmarks.bench_random --device {r['device']}`): "
              f"`normal(keys, {tuple(r['shape'])})` float32 for {r['population']} keys ({r['values'] / 2**20:.0f} Mi "
              f"values), JAX `jit(vmap(jax.random.normal))` on its {r['jax_backend']} backend in the same process; "
-             f"issue 3's goal: >= 1.0x JAX and within 2x of `torch.randn`'s time.", "",
+             f"goal: >= 1.0x JAX and within 2x of `torch.randn`'s time.", "",
              "| generator | ms | values/s | speed vs JAX | time vs torch.randn | bits equal JAX's |", "|---|---|---|---|---|---|"]
     per_variant = r.get("per_variant") or {r["variant"]: {"eggroll_s": r["eggroll_s"]}}
     for variant, v in per_variant.items():

@@ -82,6 +82,6 @@ EXEMPT: dict[str, str] = {
     "Side effects to know": ("upstream's trace-time print and its package __init__ imports are not numbers; the "
                              "upstream adapter silences the print and loads modules without the __init__"),
     "What else upstream ships": ("not built yet, so there is nothing to check: the RL policies and the RWKV-7 / QRWKV6 "
-                                 "models are issue 17, the LLM bandit tasks and fine-tuning loop issue 18; their "
+                                 "models, the LLM bandit tasks and the fine-tuning loop are still to be built; their "
                                  "checks come with them"),
 }
