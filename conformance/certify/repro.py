@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 
 import numpy as np
 
-from ..tolerances import TOLERANCES, compare, to_numpy
+from ..tolerances import MANTISSA_BITS, TOLERANCES, compare, to_numpy, ulp
 
 JSON_ARRAY_LIMIT = 4096
 TEXT_ARRAY_LIMIT = 24
 # Outputs whose rows are one member's noise (inputs identical across members), so a wrong row can
 # be matched against the reference's other rows.
 MEMBER_OUTPUTS = ("A", "B", "noise", "noisy")
-_MANTISSA = {"float64": 52, "float32": 23, "bfloat16": 7, "float16": 10}
 
 
 @dataclass
@@ -108,11 +107,6 @@ def text(value, limit: int = TEXT_ARRAY_LIMIT) -> str:
     return str(render(value, limit))
 
 
-def _ulp(scale: float, dtype: str) -> float:
-    bits = _MANTISSA.get(dtype, 23)
-    return 2.0 ** (np.floor(np.log2(max(scale, np.finfo(np.float64).tiny))) - bits)
-
-
 def _member_labels(population) -> list[str]:
     """``thread t`` per member, with its epoch when the population spans several epochs."""
     mixed = len(set(population.epochs.tolist())) > 1
@@ -156,8 +150,8 @@ def _output_rows(check, got: dict, expected, case) -> tuple[list, list]:
         g, w = np.asarray(to_numpy(got[name])), np.asarray(to_numpy(want))
         row = {"output": name, "expected": render(want), "got": render(got[name]), "message": c.message(name),
                "max_abs": c.max_abs, "max_ulp": c.max_ulp, "allowed_ulp": c.allowed_ulp, "kind": c.kind}
-        if g.shape == w.shape and w.size and np.isfinite(c.max_abs) and c.dtype in _MANTISSA:
-            scale_ulps = c.max_abs / _ulp(float(np.nanmax(np.abs(w.astype(np.float64)))), c.dtype)
+        if g.shape == w.shape and w.size and np.isfinite(c.max_abs) and c.dtype in MANTISSA_BITS:
+            scale_ulps = c.max_abs / ulp(np.nanmax(np.abs(w.astype(np.float64))), c.dtype)
             row["error_in_ulps_of_largest_value"] = float(scale_ulps)
             row["rounding_only"] = bool(scale_ulps <= TOLERANCES[c.kind][c.dtype])
         if pop is not None and name.split("/")[-1] in MEMBER_OUTPUTS and g.shape == w.shape \

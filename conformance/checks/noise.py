@@ -6,6 +6,7 @@ import numpy as np
 from .. import inputs
 from ..adapters import base as caps
 from ..spec import EMB_PARAM, EXCLUDED, MM_PARAM, PARAM, NoiserConfig, Population
+from ..tolerances import std_tolerance
 from ._common import law, pair_index, requires
 from ._updates import UpdateCheck, update_case
 from .base import Case, Check, register
@@ -66,11 +67,6 @@ def pair_laws(outputs, thread_ids) -> list[str]:
         if "noise" in outputs and not np.array_equal(outputs["noise"][m0], -outputs["noise"][m1]):
             msgs.append(f"threads {2 * i},{2 * i + 1}: full noise is not negated")
     return msgs[:4]
-
-
-def std_tolerance(samples: int) -> float:
-    """Allowed relative error of a sample std from ``samples`` independent normals (4 sigma)."""
-    return max(0.1, 4.0 / np.sqrt(2.0 * samples))
 
 
 def independent(population: Population) -> int:

@@ -6,6 +6,7 @@ import numpy as np
 from .. import inputs
 from ..adapters import base as caps
 from ..spec import NoiserConfig
+from ..tolerances import compare
 from ._common import law, requires
 from .base import Case, Check, register
 
@@ -26,8 +27,9 @@ def _zscore_laws(z: np.ndarray, raw: np.ndarray) -> list[str]:
     want = var / (var + EPS)
     got = float(np.mean(np.asarray(z, np.float64) ** 2))
     return (law(bool(np.all(np.isfinite(z))), "non-finite fitness")
-            + law(abs(float(np.mean(z))) <= 1e-3 * max(1.0, np.sqrt(want)), f"mean {np.mean(z):.3g} is not 0")
-            + law(abs(got - want) <= 1e-2 * want + 1e-6,
+            + law(compare(float(np.mean(z)), 0.0, "zscore_mean", scale=np.sqrt(want)).ok,
+                  f"mean {np.mean(z):.3g} is not 0")
+            + law(compare(got, want, "zscore_mean_square").ok,
                   f"mean square {got:.6g}, population-variance z-score gives {want:.6g}"))
 
 
@@ -117,9 +119,10 @@ def _group_laws(z: np.ndarray, raw: np.ndarray, group: int) -> list[str]:
     scale = np.sqrt(raw.astype(np.float64).var() + EPS)
     big = np.abs(zz) > 1e-3
     ratio = centred[big] / zz[big]
-    return (law(bool(np.all(np.abs(zz.mean(axis=1)) <= 1e-4 * max(1.0, np.abs(zz).max()))),
+    means = zz.mean(axis=1)
+    return (law(compare(means, np.zeros_like(means), "group_mean", scale=np.abs(zz).max()).ok,
                 "group means are not 0")
-            + law(bool(np.allclose(ratio, scale, rtol=1e-3)),
+            + law(compare(ratio, np.full_like(ratio, scale), "group_scale").ok,
                   f"scores are divided by {np.unique(np.round(ratio, 6))[:4]} instead of the global "
                   f"sqrt(var + eps) = {scale:.6g}"))
 

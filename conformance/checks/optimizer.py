@@ -6,6 +6,7 @@ import numpy as np
 from .. import inputs
 from ..adapters import base as caps
 from ..spec import MM_PARAM, PARAM, NoiserConfig, SolverSpec
+from ..tolerances import compare
 from ._common import flat, law
 from ._updates import UpdateCheck, update_case
 from .base import Case, Check, register
@@ -80,7 +81,7 @@ class AdamwDefaults(_Steps):
         for k, p in case["params"].items():
             want = _first_adamw_step(p, case["grads"][0][k], case["lr"])
             got = np.asarray(outputs[f"step0/{k}"], np.float64)
-            msgs += law(np.allclose(got, want, rtol=0, atol=2e-6 * max(1.0, np.abs(want).max())),
+            msgs += law(compare(got, want, "adamw_first_step").ok,
                         f"{k}: first adamw step is off by {np.abs(got - want).max():.3g} from weight_decay=1e-4")
         return msgs
 

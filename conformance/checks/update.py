@@ -108,8 +108,8 @@ class AscentSign(UpdateCheck):
         msgs = []
         for name, want in (("w", want_w), ("b", want_b)):
             got = np.asarray(outputs[f"params/{name}"], np.float64)
-            if not np.allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max()):
-                sign = "descends" if np.allclose(got, -want, rtol=1e-4, atol=1e-6 * np.abs(want).max()) else "differs"
+            if not compare(got, want, "ascent_step").ok:
+                sign = "descends" if compare(got, -want, "ascent_step").ok else "differs"
                 msgs.append(f"{name}: step {sign} from +lr*sqrt(N)*estimate (max |got-want| "
                             f"{np.abs(got - want).max():.3g})")
         return msgs

@@ -86,14 +86,15 @@ def _low_rank(ctx):
 
 @claim("zscore_formula", "Fitness normalization", "Both use z-score normalization: (x - mean) / sqrt(var + eps)")
 def _zscore(ctx):
-    errs0, errs1 = [], []
+    errs0, errs1, holds = [], [], True
     for n in (2, 3, 4, 5, 16):
         case, exp = ctx.expected("normalization.population_variance", f"normal-n{n}")
         raw = _f64(case["raw"])
         got = _f64(exp.outputs["fitness"])
-        errs0.append(np.abs(got - (raw - raw.mean()) / np.sqrt(raw.var() + 1e-5)).max())
+        ddof0 = compare(got, (raw - raw.mean()) / np.sqrt(raw.var() + 1e-5), "claim_zscore")
+        errs0.append(ddof0.max_abs)
         errs1.append(np.abs(got - (raw - raw.mean()) / np.sqrt(raw.var(ddof=1) + 1e-5)).max())
-    holds = max(errs0) < 1e-5
+        holds = holds and ddof0.ok
     return ("holds" if holds else "false",
             f"matches eps = 1e-5 inside the sqrt with the POPULATION variance (ddof=0) to {max(errs0):.1e}; "
             f"torch's default var (ddof=1) would be off by up to {max(errs1):.2f}",
@@ -108,13 +109,14 @@ def _lowrank_formula(case, exp, path="w"):
 
 @claim("update_formula", "Update formula", "Both use einsum('nir,njr->ij', A_weighted, B) / num_envs")
 def _update(ctx):
-    worst = 0.0
+    worst, holds = 0.0, True
     for case_id in ("n8-r1-normal", "n16-r4-outlier"):
         case, exp = ctx.expected("update.lowrank", case_id)
         est = _lowrank_formula(case, exp) * np.sqrt(case["fitnesses"].size)
         got = _f64(exp.outputs["params/w"])
         worst = max(worst, np.abs(got - est).max() / np.abs(est).max())
-    return ("holds" if worst < 1e-5 else "false",
+        holds = holds and compare(got, est, "claim_formula").ok
+    return ("holds" if holds else "false",
             f"the reference's step (SGD, lr 1, zero params) equals sqrt(N) * einsum(f*A, B) / N to a relative "
             f"{worst:.1e}", ctx.torch_status("update.lowrank"))
 
@@ -126,7 +128,7 @@ def _sqrt_n(ctx):
         case, exp = ctx.expected("update.scale_sqrt_n", f"n{n}")
         est = _lowrank_formula(case, exp)
         ratios[n] = float(np.median(_f64(exp.outputs["params/w"]).ravel() / est.ravel()))
-    holds = all(abs(r / np.sqrt(n) - 1) < 1e-4 for n, r in ratios.items())
+    holds = all(compare(r, np.sqrt(n), "claim_sqrt_n").ok for n, r in ratios.items())
     return ("holds" if holds else "false",
             "step / estimate = " + ", ".join(f"{r:.4g} (N={n})" for n, r in ratios.items()) + ": sqrt(N)",
             ctx.torch_status("update.scale_sqrt_n"))
@@ -187,7 +189,7 @@ def _update_sign(ctx):
     n, lr = f.size, case["config"].lr
     want = lr * np.sqrt(n) * np.mean(f[:, None] * _f64(exp.outputs["noise/b/full"]), axis=0)
     got = _f64(exp.outputs["params/b"])
-    holds = np.allclose(got, want, rtol=1e-5)
+    holds = compare(got, want, "claim_ascent").ok
     return ("holds" if holds else "false",
             "with optax.sgd the params move by +lr * sqrt(N) * estimate (ascent on fitness): equivalent only if the "
             "torch port also scales by sqrt(N) and adds", ctx.torch_status("update.ascent_sign"))
@@ -218,8 +220,9 @@ def _group(ctx):
     case, exp = ctx.expected("normalization.group_global_std", "spread-n32-g4")
     raw = _f64(case["raw"]).reshape(-1, 4)
     want = ((raw - raw.mean(axis=1, keepdims=True)) / np.sqrt(raw.var() + 1e-5)).ravel()
-    err = np.abs(_f64(exp.outputs["fitness"]) - want).max() / np.abs(want).max()
-    return ("holds" if err < 1e-5 else "false",
+    got = _f64(exp.outputs["fitness"])
+    err = np.abs(got - want).max() / np.abs(want).max()
+    return ("holds" if compare(got, want, "claim_formula").ok else "false",
             f"matches the formula to a relative {err:.1e} on groups whose spreads differ by 10x each",
             ctx.torch_status("normalization.group_global_std"))
 
@@ -254,14 +257,15 @@ def _optimizer(ctx):
     for label, (check_id, case_id, factory) in plans.items():
         case, exp = ctx.expected(check_id, case_id)
         steps = _torch_optim(case, factory(case))
-        worst_abs, worst_ulp = 0.0, 0.0
+        worst_abs, worst_ulp, within = 0.0, 0.0, True
         for i, step in enumerate(steps):
             for k, v in step.items():
                 c = compare(v, exp.outputs[f"step{i}/{k}"], "reduction")
                 worst_abs, worst_ulp = max(worst_abs, c.max_abs), max(worst_ulp, c.max_ulp)
-        rows[label] = (worst_abs, worst_ulp)
-    text = "; ".join(f"{k}: max abs {a:.1e} ({u:.2g} ULP)" for k, (a, u) in rows.items())
-    adamw_bad = rows["AdamW (defaults)"][1] > 64
+                within = within and c.ok
+        rows[label] = (worst_abs, worst_ulp, within)
+    text = "; ".join(f"{k}: max abs {a:.1e} ({u:.2g} ULP)" for k, (a, u, _) in rows.items())
+    adamw_bad = not rows["AdamW (defaults)"][2]
     return ("false" if adamw_bad else "holds",
             f"after {len(case['grads'])} steps vs optax: {text}. torch AdamW's default weight_decay is 1e-2, "
             "optax.adamw's 1e-4", ctx.torch_status("optimizer.adamw_defaults"))

@@ -16,6 +16,7 @@ pytest.importorskip("jax", reason="the certification compares with the JAX refer
 
 from conformance import cli  # noqa: E402
 from conformance.checks import REGISTRY  # noqa: E402
+from conformance.tolerances import assert_parity  # noqa: E402
 from plugin_fake_port import Ddof1Port  # noqa: E402
 
 NAMED = "normalization.population_variance"
@@ -50,8 +51,8 @@ def test_normalization_population_variance_report_has_reproducing_case(certified
     raw = np.asarray(finding["inputs"]["raw"]["values"], np.float32)
     assert raw.size == min(c["raw"].size for c in REGISTRY[NAMED].cases("ci")), "the smallest case is reported"
     (row,) = finding["outputs"]
-    np.testing.assert_allclose(row["expected"]["values"], _zscore(raw, 0), rtol=1e-5)
-    np.testing.assert_allclose(row["got"]["values"], _zscore(raw, 1), rtol=1e-5)
+    assert_parity(row["expected"]["values"], _zscore(raw, 0), "report_zscores", what="expected (ddof=0)")
+    assert_parity(row["got"]["values"], _zscore(raw, 1), "report_zscores", what="got (ddof=1)")
     assert finding["command"].endswith(f"--check {NAMED}")
     assert f"### ❌ `{NAMED}`" in markdown
     assert "expected (JAX reference)" in markdown and "got (port)" in markdown

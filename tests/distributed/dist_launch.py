@@ -4,7 +4,6 @@ Ranks are forked from a forkserver that imported torch and the rank programs and
 PRNG tables once (:mod:`dist_forkserver_preload`), so a launch costs milliseconds instead of
 one torch import and table build per rank.
 Each rank runs ``dist_workers.run_rank``, which writes its result to ``<out>/rank<r>.pt``.
-Also the assertions the tests share about those results.
 """
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from pathlib import Path
 import torch
 
 import dist_workers
-from eggroll_torch import tree
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["dist_forkserver_preload"])
@@ -82,23 +80,6 @@ def launch(scenario: str, world_size: int, out: Path, *, deadline_s: float, **op
         path = out / f"rank{rank}.pt"
         results.append(torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None)
     return {"exitcodes": exitcodes, "results": results}
-
-
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().contiguous().view(-1).view(torch.uint8)
-
-
-def assert_states_equal(got: dict, want: dict, what: str) -> None:
-    """Bit-identical: every tensor leaf has the same dtype, shape and bytes; other leaves equal."""
-    got_leaves, got_def = tree.flatten(got)
-    want_leaves, want_def = tree.flatten(want)
-    assert got_def == want_def, f"{what}: the state's structure differs"
-    for index, (mine, theirs) in enumerate(zip(got_leaves, want_leaves)):
-        if isinstance(theirs, torch.Tensor):
-            assert mine.dtype == theirs.dtype and mine.shape == theirs.shape, f"{what}: leaf {index} dtype/shape"
-            assert torch.equal(_bits(mine), _bits(theirs)), f"{what}: leaf {index} differs"
-        else:
-            assert mine == theirs, f"{what}: leaf {index} differs ({mine!r} != {theirs!r})"
 
 
 def results_of(run: dict) -> list[dict]:

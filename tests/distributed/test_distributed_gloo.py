@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import dist_workers
-from dist_launch import assert_states_equal, launch, results_of
+from conformance.tolerances import assert_tree_parity
+from dist_launch import launch, results_of
 
 
 @pytest.fixture(scope="module")
@@ -45,27 +46,27 @@ def test_distributed_bit_identity_with_single_process(world_size, reference, con
     for rank, result in enumerate(results_of(run)):
         who = f"rank {rank} of {world_size}"
         assert result["update_mode"] == ("replicated" if world_size == 1 else "sharded")
-        assert_states_equal(result["final"], reference["eggroll"][4], f"{who}: 4 epochs vs single process")
-        assert_states_equal(result["open_es", "auto"], reference["open_es"][2], f"{who}: OpenES")
+        assert_tree_parity(result["final"], reference["eggroll"][4], "bits", what=f"{who}: 4 epochs vs single process")
+        assert_tree_parity(result["open_es", "auto"], reference["open_es"][2], "bits", what=f"{who}: OpenES")
         for update in ("sharded", "replicated"):
-            assert_states_equal(result["excluded_adamw", update], reference["excluded_adamw"][2],
-                                f"{who}: EXCLUDED bias, AdamW, update={update}")
-        assert_states_equal(result["blocks"], reference["blocks"][2], f"{who}: members_per_call=4")
+            assert_tree_parity(result["excluded_adamw", update], reference["excluded_adamw"][2], "bits",
+                               what=f"{who}: EXCLUDED bias, AdamW, update={update}")
+        assert_tree_parity(result["blocks"], reference["blocks"][2], "bits", what=f"{who}: members_per_call=4")
 
 
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
 def test_distributed_checkpoint_resumes_across_world_sizes(world_size, reference, conformance_run):
     run, out = conformance_run(world_size)
     for rank, result in enumerate(results_of(run)):
-        assert_states_equal(result["resumed_from_single"], reference["eggroll"][4],
-                            f"rank {rank} of {world_size}: single-process checkpoint resumed for 2 epochs")
+        assert_tree_parity(result["resumed_from_single"], reference["eggroll"][4], "bits",
+                           what=f"rank {rank} of {world_size}: single-process checkpoint resumed for 2 epochs")
     trainer = dist_workers.make_trainer()
     trainer.load_state_dict(torch.load(out / "distributed_epoch2.pt"))
     fitness = dist_workers.fitness_on("cpu")
     for _ in range(2):
         trainer.step(lambda population: fitness(population, range(dist_workers.POPULATION)))
-    assert_states_equal(trainer.state_dict(), reference["eggroll"][4],
-                        f"checkpoint of a {world_size}-rank run resumed in one process")
+    assert_tree_parity(trainer.state_dict(), reference["eggroll"][4], "bits",
+                       what=f"checkpoint of a {world_size}-rank run resumed in one process")
 
 
 def test_distributed_failing_fitness_and_divergence_reach_every_rank(conformance_run):

@@ -5,7 +5,8 @@ import torch
 import torch.distributed as dist
 
 import dist_workers
-from dist_launch import assert_states_equal, launch, results_of
+from conformance.tolerances import assert_tree_parity
+from dist_launch import launch, results_of
 from eggroll_torch import tree
 
 pytestmark = [
@@ -33,12 +34,14 @@ def test_distributed_nccl_bit_identity_and_checkpoints(tmp_path):
     for rank, result in enumerate(results_of(run)):
         who = f"NCCL rank {rank}"
         assert result["update_mode"] == "sharded"
-        assert_states_equal(result["final"], want["eggroll"], f"{who}: 4 epochs vs single process on cuda:0")
-        assert_states_equal(result["resumed_from_single"], want["eggroll"], f"{who}: resumed checkpoint")
-        assert_states_equal(result["open_es", "auto"], want["open_es"], f"{who}: OpenES")
+        assert_tree_parity(result["final"], want["eggroll"], "bits",
+                           what=f"{who}: 4 epochs vs single process on cuda:0")
+        assert_tree_parity(result["resumed_from_single"], want["eggroll"], "bits", what=f"{who}: resumed checkpoint")
+        assert_tree_parity(result["open_es", "auto"], want["open_es"], "bits", what=f"{who}: OpenES")
         for update in ("sharded", "replicated"):
-            assert_states_equal(result["excluded_adamw", update], want["excluded_adamw"], f"{who}: update={update}")
-        assert_states_equal(result["blocks"], want["blocks"], f"{who}: members_per_call=4")
+            assert_tree_parity(result["excluded_adamw", update], want["excluded_adamw"], "bits",
+                               what=f"{who}: update={update}")
+        assert_tree_parity(result["blocks"], want["blocks"], "bits", what=f"{who}: members_per_call=4")
         assert result["divergence"]["type"] == "DivergenceError"
     assert results_of(run)[0]["failing_fitness"]["type"] == "RankFailureError"
 

@@ -61,27 +61,3 @@ def explicit_member(trainer: EggrollTrainer, member: int) -> nn.Module:
 def snapshot(trainer: EggrollTrainer) -> dict:
     """A deep copy of everything the trainer would save."""
     return copy.deepcopy(trainer.state_dict())
-
-
-def _same(x, y) -> bool:
-    if isinstance(x, torch.Tensor):
-        return isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y)
-    if isinstance(x, dict):
-        return isinstance(y, dict) and x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
-    if isinstance(x, (list, tuple)):
-        return type(x) is type(y) and len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y))
-    return x == y
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    """Bitwise equality of two :meth:`EggrollTrainer.state_dict` results, entry by entry."""
-    assert a.keys() == b.keys()
-    for entry in a:
-        if entry in ("params", "keys"):
-            for path in a[entry]:
-                assert _same(a[entry][path], b[entry][path]), f"{entry}[{path!r}] differs"
-        elif entry == "noiser_state":
-            for index, (x, y) in enumerate(zip(a[entry], b[entry], strict=True)):
-                assert _same(x, y), f"noiser_state leaf {index} differs"
-        else:
-            assert _same(a[entry], b[entry]), f"{entry} differs"

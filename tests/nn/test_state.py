@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from conformance.tolerances import assert_tree_parity
 from eggroll_torch.nn import EggrollTrainer
 
-from nn_support import assert_same_state, small_net, snapshot
+from nn_support import small_net, snapshot
 
 N = 8
 
@@ -53,7 +54,7 @@ def test_state_resume_bit_identical(tmp_path, solver, solver_kwargs):
     assert resumed.epoch == 2
     for _ in range(3):
         resumed.step(fitness)
-    assert_same_state(snapshot(resumed), snapshot(straight))
+    assert_tree_parity(snapshot(resumed), snapshot(straight), "bits", what="state")
 
 
 def test_state_dict_is_a_copy():
@@ -70,7 +71,7 @@ def test_state_load_rejects_other_architecture_before_writing():
     before = snapshot(trainer)
     with pytest.raises(ValueError, match="same architecture"):
         trainer.load_state_dict(other.state_dict())
-    assert_same_state(snapshot(trainer), before)
+    assert_tree_parity(snapshot(trainer), before, "bits", what="state")
 
 
 def test_state_load_rejects_other_dtype_before_writing():
@@ -79,4 +80,4 @@ def test_state_load_rejects_other_dtype_before_writing():
     before = snapshot(trainer)
     with pytest.raises(TypeError, match=r"state_dict\['params'\]\['0\.\w+'\] is torch.float64 .*torch.float32"):
         trainer.load_state_dict(other.state_dict())
-    assert_same_state(snapshot(trainer), before)
+    assert_tree_parity(snapshot(trainer), before, "bits", what="state")

@@ -1,4 +1,4 @@
-"""Shared helpers of the eggroll_torch.random tests: JAX flag scopes, key conversion, bit views."""
+"""Shared helpers of the eggroll_torch.random tests: JAX flag scopes, key conversion, enumerating PRNGs."""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +6,6 @@ import contextlib
 import numpy as np
 import torch
 
-from conformance.tolerances import assert_parity
 from eggroll_torch.random import wrap_key_data
 
 TORCH_TO_JAX_DTYPE = {
@@ -72,32 +71,3 @@ def torch_keys(jax_keys) -> torch.Tensor:
     if jax.dtypes.issubdtype(jax_keys.dtype, jax.dtypes.prng_key):
         jax_keys = jax.random.key_data(jax_keys)
     return wrap_key_data(np.asarray(jax_keys))
-
-
-def bit_view(array) -> np.ndarray:
-    """The raw bits of a numpy/JAX/torch array as unsigned integers (bfloat16 included)."""
-    if isinstance(array, torch.Tensor):
-        t = array.detach().cpu()
-        if t.dtype in (torch.bfloat16, torch.float16):
-            return t.view(torch.int16).numpy().view(np.uint16)
-        if t.dtype == torch.uint16:
-            return t.to(torch.int32).numpy().astype(np.uint16)
-        return t.numpy().view(f"u{t.element_size()}")
-    a = np.asarray(array)
-    return a.view(f"u{a.dtype.itemsize}")
-
-
-def assert_same_bits(got, expected, what: str) -> None:
-    """Exact parity: equal under the tolerance table's ``exact`` kind AND identical bit patterns."""
-    got_bits, expected_bits = bit_view(got), bit_view(expected)
-    assert got_bits.shape == expected_bits.shape, f"{what}: shape {got_bits.shape} != {expected_bits.shape}"
-    if isinstance(got, torch.Tensor) and got.is_floating_point():
-        assert_parity(got, expected, "exact", what=what)
-    else:
-        assert_parity(got_bits.astype(np.uint64), expected_bits.astype(np.uint64), "exact", what=what)
-    differ = got_bits != expected_bits
-    assert not differ.any(), (
-        f"{what}: {int(differ.sum())} of {differ.size} values differ in their bits; first at flat index "
-        f"{int(np.flatnonzero(differ)[0])}: got {got_bits.ravel()[differ.ravel()][0]:#x}, "
-        f"expected {expected_bits.ravel()[differ.ravel()][0]:#x}"
-    )

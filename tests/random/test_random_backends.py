@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import eggroll_torch.random as jr
+from conformance.tolerances import assert_same_bits
 from eggroll_torch.random import compiled
-from random_support import assert_same_bits, backend
+from random_support import backend
 
 SHAPES = [(1,), (37, 3), (4097,)]
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this host")

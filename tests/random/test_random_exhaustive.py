@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from conformance.tolerances import assert_same_bits
 from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.normal_tables import normal_table
 from eggroll_torch.random.uniform import bound, uniform_from_words
-from random_support import TORCH_TO_JAX_DTYPE, assert_same_bits, enumerating_prng
+from random_support import TORCH_TO_JAX_DTYPE, enumerating_prng
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")

@@ -12,12 +12,13 @@ import pytest
 import torch
 
 import eggroll_torch.random as jr
+from conformance.tolerances import assert_same_bits
 from eggroll_torch.random import native, xla_cpu_f32
 from eggroll_torch.random.exact_numpy import F32, add32, mul32
 from eggroll_torch.random.gpu_variant import log1p_libdevice
 from eggroll_torch.random.normal_tables import normal_inputs, normal_table, normal_values
 from eggroll_torch.random.triton_support import triton_usable
-from random_support import assert_same_bits, backend
+from random_support import backend
 
 NO_COMPILER = pytest.mark.skipif(not native.available(), reason="no C compiler here (cc or $CC): the C kernel "
                                                                 "cannot be built and normal uses torch ops")

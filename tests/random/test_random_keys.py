@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import eggroll_torch.random as jr
-from random_support import assert_same_bits, jax_flags, torch_keys
+from conformance.tolerances import assert_same_bits
+from random_support import jax_flags, torch_keys
 
 jax = pytest.importorskip("jax")
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import eggroll_torch.random as jr
+from conformance.tolerances import assert_same_bits
 from eggroll_torch.random.float_bits import mantissa_index
 from eggroll_torch.random.normal_tables import normal_table, normal_values
-from random_support import TORCH_TO_JAX_DTYPE, assert_same_bits, jax_flags, torch_keys
+from random_support import TORCH_TO_JAX_DTYPE, jax_flags, torch_keys
 
 jax = pytest.importorskip("jax")
 

@@ -1,4 +1,4 @@
-"""Helpers for comparing the torch functional layer with jax_reference: conversions and asserts."""
+"""Helpers for comparing the torch functional layer with jax_reference: conversions and test data."""
 from __future__ import annotations
 
 import jax
@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conformance.tolerances import assert_parity
 from eggroll_torch import random as es_random
-from eggroll_torch import tree
 
 CUDA = pytest.param(
     "cuda",
@@ -68,15 +66,6 @@ def random_tensor(seed: int, shape, dtype: torch.dtype, device="cpu", scale: flo
 
 def key(seed: int, device="cpu") -> torch.Tensor:
     return es_random.key(seed, device=device)
-
-
-def assert_tree_parity(got, expected, kind: str, what: str = "tree"):
-    """Every leaf of the torch tree ``got`` within ``kind`` of the JAX tree ``expected``."""
-    got_leaves, expected_leaves = tree.leaves(got), jax.tree.leaves(expected)
-    assert len(got_leaves) == len(expected_leaves), f"{what}: {len(got_leaves)} leaves vs {len(expected_leaves)}"
-    for index, (g, e) in enumerate(zip(got_leaves, expected_leaves)):
-        assert_parity(g, np.asarray(e), kind, what=f"{what} leaf {index}")
-        assert str(g.dtype).replace("torch.", "") == np.asarray(e).dtype.name, f"{what} leaf {index}: dtype {g.dtype} vs {np.asarray(e).dtype}"
 
 
 def slow(*values, id=None):  # noqa: A002 (pytest's name)

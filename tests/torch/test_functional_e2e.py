@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from conformance.tolerances import assert_parity
+from conformance.tolerances import assert_parity, assert_tree_parity
 from eggroll_torch.examples.mlp_e2e import run_mlp_example
 from jax_reference.examples.mlp_e2e import run_mlp_example as run_reference
-from parity_support import CUDA, assert_tree_parity
+from parity_support import CUDA
 
 EPOCHS = 10
 

@@ -35,7 +35,7 @@ def test_normalization_population_variance():
     raw = random_tensor(1, (16,), torch.float32)
     got, _ = _convert("eggroll", raw)
     r = raw.double().numpy()
-    np.testing.assert_allclose(got.numpy(), (r - r.mean()) / np.sqrt(r.var() + 1e-5), rtol=2e-6, atol=1e-6)
+    assert_parity(got, (r - r.mean()) / np.sqrt(r.var() + 1e-5), "fitness_formula", what="z-scores")
 
 
 def test_normalization_groups_use_global_std():
@@ -44,7 +44,7 @@ def test_normalization_groups_use_global_std():
     r = raw.double().numpy()
     groups = r.reshape(-1, 3)
     expected = ((groups - groups.mean(1, keepdims=True)) / np.sqrt(r.var() + 1e-5)).ravel()
-    np.testing.assert_allclose(got.numpy(), expected, rtol=2e-6, atol=1e-6)
+    assert_parity(got, expected, "fitness_formula", what="group z-scores")
 
 
 def test_normalization_constant_fitness_is_zero():
@@ -61,4 +61,4 @@ def test_normalization_baseline_subtraction(shape):
     rows = raw.double().numpy().reshape(-1, 4)
     z = (rows - rows[:, :1]) / (rows.std(1, keepdims=True) + 1e-8)
     z[:, :2] = 0
-    np.testing.assert_allclose(got.numpy(), z.mean(0), rtol=2e-6, atol=1e-6)
+    assert_parity(got, z.mean(0), "fitness_formula", what="baseline-subtracted scores")

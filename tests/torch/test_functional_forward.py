@@ -100,7 +100,7 @@ def test_forward_single_member_matches_population(name, device):
     together = tcls.do_mm(tf, tn, param, key(9, device), pop, x)
     for n in range(4):
         alone = tcls.do_mm(tf, tn, param, key(9, device), (3, n), x[n])
-        torch.testing.assert_close(alone, together[n], rtol=1e-6, atol=1e-6)
+        assert_parity(alone, together[n], "member_row", what=f"member {n} alone")
 
 
 @pytest.mark.parametrize("name", ["eggroll", "open_es", "eggrollbs", "alteggroll", "sparse"])

@@ -26,7 +26,7 @@ import optax
 import pytest
 
 import jax_reference
-from conformance.tolerances import assert_parity
+from conformance.tolerances import assert_same_bits, assert_tree_parity
 from jax_reference.examples.mlp_e2e import run_mlp_example
 
 # Skipped as a whole, with the reason, when HYPERSCALEES_SRC is unset (see conftest.py).
@@ -78,41 +78,6 @@ def side_of(package):
 @pytest.fixture(scope="module")
 def sides(hs):
     return side_of(hs), side_of(jax_reference)
-
-
-# ---------------------------------------------------------------- comparison
-
-
-def _plain(leaf):
-    if isinstance(leaf, str):
-        return leaf
-    if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-    return np.asarray(leaf)
-
-
-def _bits(arr):
-    if arr.dtype.kind in "fc" or arr.dtype.name == "bfloat16":
-        return arr.view(f"u{arr.dtype.itemsize}")
-    return arr
-
-
-def assert_identical(ours, theirs, ledger, what):
-    """Same tree, and per leaf the same dtype, shape and bits (signed zeros and NaNs included)."""
-    ours_flat, ours_def = jax.tree_util.tree_flatten_with_path(ours)
-    theirs_flat, theirs_def = jax.tree_util.tree_flatten_with_path(theirs)
-    assert ours_def == theirs_def, f"{what}: tree structure differs:\n{ours_def}\n{theirs_def}"
-    for (path, o), (_, t) in zip(ours_flat, theirs_flat):
-        name = f"{what}{jax.tree_util.keystr(path)}"
-        o, t = _plain(o), _plain(t)
-        if isinstance(t, str):
-            assert o == t, f"{name}: {o!r} vs {t!r}"
-            continue
-        assert o.dtype == t.dtype and o.shape == t.shape, f"{name}: {o.dtype}{o.shape} vs {t.dtype}{t.shape}"
-        ledger.record(o, t)
-        with np.errstate(invalid="ignore"):  # inf - inf where both sides overflowed
-            assert_parity(o, t, "exact", what=name)
-        assert np.array_equal(_bits(o), _bits(t)), f"{name}: equal values but different bits (signed zero?)"
 
 
 # ---------------------------------------------------------------- noiser probe
@@ -265,7 +230,7 @@ def compare_noiser_cases(sides, cases, ledger, mode):
         with quiet():
             theirs = noiser_outputs(theirs_side, case, mode)
         ours = noiser_outputs(ours_side, case, mode)
-        assert_identical(ours, theirs, ledger, f"{case} [{mode}] ")
+        ledger.record(assert_tree_parity(ours, theirs, "bits", what=f"{case} [{mode}]"))
         ledger.cases += 1
 
 
@@ -304,7 +269,7 @@ def test_batched_update_mixed_dtypes_matches_upstream(sides, ledger, mode):
 
     with quiet():
         theirs = run(theirs_side)
-    assert_identical(run(ours_side), theirs, ledger, f"batched mixed dtypes [{mode}] ")
+    ledger.record(assert_tree_parity(run(ours_side), theirs, "bits", what=f"batched mixed dtypes [{mode}]"))
     ledger.cases += 1
 
 
@@ -430,8 +395,8 @@ def test_models_match_upstream(sides, ledger, dtype, activation, mode):
     theirs_side, ours_side = sides
     with quiet():
         theirs = model_outputs(theirs_side, dtype, activation, mode)
-    assert_identical(model_outputs(ours_side, dtype, activation, mode), theirs, ledger,
-                     f"models {dtype} {activation} [{mode}] ")
+    ours = model_outputs(ours_side, dtype, activation, mode)
+    ledger.record(assert_tree_parity(ours, theirs, "bits", what=f"models {dtype} {activation} [{mode}]"))
     ledger.cases += 1
 
 
@@ -464,12 +429,11 @@ def test_upstream_end_to_end_script_matches_example(upstream_src, ledger, tmp_pa
         rms = jax.tree.map(lambda x, y: jnp.sqrt(jnp.mean((x - y) ** 2)), previous, run.params[epoch])
         layers = [rms[str(t)] for t in range(3)]
         ours_stats += [float(sum(l["weight"] for l in layers) / 3.0), float(sum(l["bias"] for l in layers) / 3.0)]
-    # Printed float32 values round-trip exactly, so compare them exactly at float32.
-    ledger.record(np.float32(ours_stats), np.float32(expected_stats))
-    assert np.array_equal(np.float32(ours_stats), np.float32(expected_stats))
+    # Printed float32 values round-trip exactly, so compare them bit for bit at float32.
+    ledger.record([assert_same_bits(np.float32(ours_stats), np.float32(expected_stats), "printed statistics")])
     ours_params = {jax.tree_util.keystr(path): leaf
                    for path, leaf in jax.tree_util.tree_flatten_with_path(run.params[-1])[0]}
-    assert_identical(ours_params, expected_params, ledger, "end_to_end_test.py final params ")
+    ledger.record(assert_tree_parity(ours_params, expected_params, "bits", what="end_to_end_test.py final params"))
     ledger.cases += 1
 
 
@@ -487,11 +451,12 @@ def test_mlp_example_every_epoch_matches_upstream(sides, ledger, noiser):
                                         es_tree_key_fn=side.common.simple_es_tree_key,
                                         noiser_kwargs={"group_size": 64} if noiser == "eggrollbs" else None))
     theirs, ours = runs
-    assert_identical(ours.initial_params, theirs.initial_params, ledger, f"{noiser} initial params ")
+    ledger.record(assert_tree_parity(ours.initial_params, theirs.initial_params, "bits",
+                                     what=f"{noiser} initial params"))
     for epoch in range(10):
-        assert_identical(
+        ledger.record(assert_tree_parity(
             {"params": ours.params[epoch], "raw": ours.raw_scores[epoch], "fit": ours.fitnesses[epoch]},
             {"params": theirs.params[epoch], "raw": theirs.raw_scores[epoch], "fit": theirs.fitnesses[epoch]},
-            ledger, f"{noiser} epoch {epoch} ",
-        )
+            "bits", what=f"{noiser} epoch {epoch}",
+        ))
         ledger.cases += 1
