@@ -60,8 +60,17 @@ import numpy as np
 
 from ..spec import LeafNoise, NoiserConfig, Population, SolverSpec, Trajectory, TrajectorySpec
 
-# Capabilities an adapter may declare. Per-noiser and per-dtype support are spelled
-# ``noiser:<name>`` and ``dtype:<name>``.
+# Capabilities an adapter may declare in ``capabilities``; a check whose requirements are not all
+# declared is skipped, not failed. Per-noiser and per-dtype support are spelled
+# ``noiser:<name>`` and ``dtype:<name>`` (see noiser_capability / dtype_capability).
+# JAX_RNG: the port reproduces JAX's threefry noise bit for bit, so its noise is compared with
+# the reference's; without it noise-dependent checks are injected (INJECT_NOISE) or law-only.
+# INJECT_NOISE: do_updates accepts the reference's noise through ``noise=``.
+# SCAN_MAP: tree_keys and do_updates handle leaves stacked along scan_map axes.
+# BATCHED_UPDATE: do_updates honours NoiserConfig.use_batched_update.
+# The others name the operation they gate: CONVERT_FITNESSES, NOISE (lora_factors, full_noise),
+# SPARSE_NOISE (sparse_noise), FORWARD (do_mm, do_Tmm, noisy_standard), TREE_KEYS, UPDATES,
+# OPTIMIZER (optimizer_steps), TRAJECTORY (mlp_trajectory).
 CONVERT_FITNESSES = "convert_fitnesses"
 JAX_RNG = "jax_rng"
 NOISE = "noise"
@@ -77,10 +86,28 @@ TRAJECTORY = "trajectory"
 
 
 def noiser_capability(name: str) -> str:
+    """The capability that declares support for one noiser.
+
+    Args:
+        name (str): a noiser name of :data:`conformance.spec.NOISERS` (``"eggroll"``,
+            ``"open_es"``, ...).
+
+    Returns:
+        str: ``"noiser:<name>"``, to put in :attr:`Adapter.capabilities`.
+    """
     return f"noiser:{name}"
 
 
 def dtype_capability(name: str) -> str:
+    """The capability that declares support for parameters of one dtype.
+
+    Args:
+        name (str): a numpy dtype name as the cases spell it: ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.
+
+    Returns:
+        str: ``"dtype:<name>"``, to put in :attr:`Adapter.capabilities`.
+    """
     return f"dtype:{name}"
 
 
@@ -90,7 +117,16 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """What a report says about a backend: name, version, device and library versions."""
+    """What a report says about a backend: name, version, device and library versions.
+
+    Args:
+        name (str): the backend's name, normally the adapter's :attr:`Adapter.name`.
+        version (str): the implementation's version (a package version or a commit).
+        device (str): where it computes, e.g. ``"cpu"`` or ``"cuda:NVIDIA H100"``.
+        libraries (dict): ``{library: version string}`` of the stack it runs on. Default empty.
+        notes (str): free text shown with the backend, e.g. why its noise is not comparable.
+            Default ``""``.
+    """
 
     name: str
     version: str
@@ -99,74 +135,296 @@ class BackendInfo:
     notes: str = ""
 
     def to_json(self) -> dict:
+        """The info as JSON-able data, as reports store it.
+
+        Returns:
+            dict: ``{"name", "version", "device", "libraries", "notes"}`` with the fields'
+            values (``libraries`` copied).
+        """
         return {"name": self.name, "version": self.version, "device": self.device,
                 "libraries": dict(self.libraries), "notes": self.notes}
 
 
 class Adapter(ABC):
-    """Base class of every backend adapter; see the module docstring for the protocol."""
+    """Base class of every backend adapter; see the module docstring for the protocol.
+
+    The harness instantiates an adapter with no arguments. Every operation here raises
+    :class:`Unsupported`; a subclass overrides the ones its backend has and declares them in
+    ``capabilities``. An adapter must not modify its inputs: the harness hands the same arrays
+    to every backend.
+
+    Attributes:
+        name (str): the backend's name in reports and on the command line.
+        capabilities (frozenset[str]): the capability constants of this module, plus
+            :func:`noiser_capability` and :func:`dtype_capability` entries, that the adapter
+            supports; checks needing anything else are skipped.
+    """
 
     name: str = "unnamed"
     capabilities: frozenset = frozenset()
 
     def info(self) -> BackendInfo:
-        """Name, version and device of the backend (shown in every report)."""
+        """Name, version and device of the backend (shown in every report).
+
+        Returns:
+            BackendInfo: ``name`` and ``"unknown"`` version and device unless overridden.
+        """
         return BackendInfo(self.name, "unknown", "unknown")
 
     def supports(self, capability: str) -> bool:
+        """Whether the adapter declares ``capability``.
+
+        Args:
+            capability (str): a capability constant of this module, or a
+                :func:`noiser_capability` / :func:`dtype_capability` string.
+
+        Returns:
+            bool: ``capability in self.capabilities``.
+        """
         return capability in self.capabilities
 
     def _missing(self, op: str):
         raise Unsupported(f"{self.name} does not implement {op}")
 
     def convert_fitnesses(self, config: NoiserConfig, raw: np.ndarray) -> np.ndarray:
-        """Shaped fitnesses from raw scores ``(N,)`` (``eggrollbs``: ``(G,)`` for ``N = Q*G``)."""
+        """The noiser's ``convert_fitnesses``: shaped fitnesses from raw scores.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            raw (np.ndarray): float32 ``(N,)`` raw scores, member ``n`` at index ``n``.
+
+        Returns:
+            np.ndarray: float ``(N,)`` shaped fitnesses (``eggrollbs``: ``(G,)`` per-direction
+            fitnesses for ``N = Q*G``).
+
+        Raises:
+            Unsupported: the backend does not implement this operation.
+            Exception: any error for inputs the noiser rejects (e.g. ``N`` not a multiple of
+                ``group_size``); the rejection itself is what some checks expect.
+        """
         self._missing("convert_fitnesses")
 
     def lora_factors(self, config: NoiserConfig, key: np.ndarray, shape: tuple, dtype: str,
                      population: Population) -> tuple[np.ndarray, np.ndarray]:
-        """``A (N, a, r)`` with sign and ``sigma/sqrt(rank)`` folded in, ``B (N, b, r)``."""
+        """The low-rank factors of a matrix leaf, as the noiser's forward uses them.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            key (np.ndarray): uint32 ``(2,)``, the leaf's threefry key words.
+            shape (tuple): ``(a, b)``, the matrix's shape.
+            dtype (str): numpy dtype name of the matrix (``"float32"``, ``"bfloat16"``,
+                ``"float16"``).
+            population (Population): ``epochs`` and ``thread_ids``, int32 ``(N,)``; member ``n``
+                is ``iterinfo = (epochs[n], thread_ids[n])``.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: ``A (N, a, r)`` with the member's sign and
+            ``sigma / sqrt(rank)`` folded in and ``B (N, b, r)``, both of ``dtype``; member
+            ``n``'s perturbation is ``A[n] @ B[n].T``.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("lora_factors")
 
     def full_noise(self, config: NoiserConfig, key: np.ndarray, shape: tuple, dtype: str,
                    population: Population) -> np.ndarray:
-        """Full-rank noise ``(N, *shape)`` of a ``PARAM`` leaf, sign and sigma included."""
+        """Full-rank noise of a ``PARAM`` leaf (of any leaf under ``open_es``).
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            key (np.ndarray): uint32 ``(2,)``, the leaf's threefry key words.
+            shape (tuple): the leaf's shape.
+            dtype (str): numpy dtype name of the leaf.
+            population (Population): ``epochs`` and ``thread_ids``, int32 ``(N,)``; member ``n``
+                is ``iterinfo = (epochs[n], thread_ids[n])``.
+
+        Returns:
+            np.ndarray: ``(N, *shape)`` of ``dtype``, member ``n``'s additive perturbation with
+            its sign and sigma included.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("full_noise")
 
     def sparse_noise(self, config: NoiserConfig, key: np.ndarray, shape: tuple, dtype: str,
                      population: Population) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The ``sparse`` noiser's ``values (N, k)``, ``idx_a (N, k)``, ``idx_b (N, k)``."""
+        """The ``sparse`` noiser's perturbation of a matrix leaf, as coordinates and values.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            key (np.ndarray): uint32 ``(2,)``, the leaf's threefry key words.
+            shape (tuple): ``(a, b)``, the matrix's shape.
+            dtype (str): numpy dtype name of the matrix.
+            population (Population): ``epochs`` and ``thread_ids``, int32 ``(N,)``; member ``n``
+                is ``iterinfo = (epochs[n], thread_ids[n])``.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray, np.ndarray]: ``values (N, k)`` of ``dtype`` (sign and
+            sigma included), ``idx_a (N, k)`` row and ``idx_b (N, k)`` column indices (int32);
+            repeated coordinates add up. Upstream draws ``k = max(a, b)``.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("sparse_noise")
 
     def do_mm(self, config: NoiserConfig, param: np.ndarray, key: np.ndarray,
               population: Population | None, x: np.ndarray) -> np.ndarray:
-        """``x @ param.T`` plus each member's perturbation; ``param`` is ``(out, in)``."""
+        """Upstream's ``do_mm``: ``x @ (param + noise_n).T`` for every member ``n``.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            param (np.ndarray): the matrix, ``(out, in)``.
+            key (np.ndarray): uint32 ``(2,)``, the leaf's threefry key words.
+            population (Population | None): the members (see :meth:`lora_factors`), or
+                ``None`` for the unperturbed product.
+            x (np.ndarray): ``(N, *batch, in)``, member ``n``'s input at ``x[n]``; without a
+                population ``(*batch, in)``.
+
+        Returns:
+            np.ndarray: ``(N, *batch, out)`` (``(*batch, out)`` without a population) of
+            ``param``'s dtype.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("do_mm")
 
     def do_Tmm(self, config: NoiserConfig, param: np.ndarray, key: np.ndarray,
                population: Population | None, x: np.ndarray) -> np.ndarray:
-        """``x @ param`` plus each member's perturbation; ``param`` is ``(in, out)``."""
+        """Upstream's ``do_Tmm``: ``x @ (param + noise_n)`` for every member ``n``.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            param (np.ndarray): the matrix stored transposed, ``(in, out)``.
+            key (np.ndarray): uint32 ``(2,)``, the leaf's threefry key words.
+            population (Population | None): the members (see :meth:`lora_factors`), or
+                ``None`` for the unperturbed product.
+            x (np.ndarray): ``(N, *batch, in)``, member ``n``'s input at ``x[n]``; without a
+                population ``(*batch, in)``.
+
+        Returns:
+            np.ndarray: ``(N, *batch, out)`` (``(*batch, out)`` without a population) of
+            ``param``'s dtype.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("do_Tmm")
 
     def noisy_standard(self, config: NoiserConfig, param: np.ndarray, key: np.ndarray,
                        population: Population | None) -> np.ndarray:
-        """``param`` plus each member's full noise: ``(N, *shape)``; ``param`` itself if None."""
+        """Upstream's ``get_noisy_standard``: ``param`` plus each member's full-rank noise.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            param (np.ndarray): the leaf, any shape.
+            key (np.ndarray): uint32 ``(2,)``, the leaf's threefry key words.
+            population (Population | None): the members (see :meth:`lora_factors`), or
+                ``None`` for the unperturbed leaf.
+
+        Returns:
+            np.ndarray: ``(N, *param.shape)`` of ``param``'s dtype, member ``n``'s perturbed
+            value at index ``n``; ``param`` itself without a population.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("noisy_standard")
 
     def tree_keys(self, params: dict, base_key: np.ndarray, scan_map: dict) -> dict:
-        """One key per leaf (split again along scanned axes), as upstream's ``simple_es_tree_key``."""
+        """One key per leaf, as upstream's ``simple_es_tree_key``.
+
+        Args:
+            params (dict): the parameter tree; only its structure, key order and leaf shapes
+                matter.
+            base_key (np.ndarray): uint32 ``(2,)``, the key split over the leaves.
+            scan_map (dict): same structure as ``params`` with tuple leaves: the axes along
+                which a leaf is stacked (its key is split again, recursively, once per index),
+                ``()`` for none.
+
+        Returns:
+            dict: a tree shaped like ``params`` whose leaves are uint32 key words:
+            ``(2,)``, or ``(*sizes of the scan axes, 2)`` for a stacked leaf.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("tree_keys")
 
     def do_updates(self, config: NoiserConfig, params: dict, es_map: dict, keys: dict,
                    fitnesses: np.ndarray, population: Population,
                    noise: dict[str, LeafNoise] | None = None) -> dict:
-        """New params after one ``do_updates`` step with a freshly initialised solver."""
+        """New params after one ``do_updates`` step with a freshly initialised solver.
+
+        The noiser is initialised with ``init_noiser(params, config...)`` and its
+        ``do_updates`` applied once with ``iterinfo`` = ``population``.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            params (dict): the parameter tree (numpy leaves).
+            es_map (dict): same structure, int leaves (0 PARAM, 1 MM_PARAM, 2 EMB_PARAM,
+                3 EXCLUDED).
+            keys (dict): same structure, uint32 key leaves as :meth:`tree_keys` returns them.
+            fitnesses (np.ndarray): float32 ``(N,)`` already shaped fitnesses, member ``n`` at
+                index ``n``.
+            population (Population): ``epochs`` and ``thread_ids``, int32 ``(N,)``; member ``n``
+                is ``iterinfo = (epochs[n], thread_ids[n])``.
+            noise (dict[str, LeafNoise] | None): for ports without :data:`JAX_RNG` that
+                declare :data:`INJECT_NOISE`: ``{path: LeafNoise}`` (paths ``"a/b"`` as
+                :mod:`conformance.trees` joins them) with the reference's noise of every leaf,
+                to use instead of drawing any. Default ``None``: draw it.
+
+        Returns:
+            dict: the updated tree, same structure as ``params``, each leaf of its input's
+            shape and dtype.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("do_updates")
 
     def optimizer_steps(self, solver: SolverSpec, lr: float, params: dict, grads: list[dict]) -> list[dict]:
-        """Apply the solver to each gradient tree in turn; the params after every step."""
+        """Apply the solver to each gradient tree in turn; the params after every step.
+
+        Args:
+            solver (SolverSpec): the optax solver name and its keyword arguments.
+            lr (float): learning rate.
+            params (dict): the initial parameter tree; the solver state starts from it.
+            grads (list[dict]): gradient trees shaped like ``params``, applied in order as
+                optax's ``update`` followed by ``apply_updates`` (a descent step).
+
+        Returns:
+            list[dict]: ``len(grads)`` parameter trees, entry ``i`` after ``grads[0..i]``.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("optimizer_steps")
 
     def mlp_trajectory(self, spec: TrajectorySpec) -> Trajectory:
-        """Run the end-to-end MLP example and return every epoch's params and scores."""
+        """Run the end-to-end MLP example and return every epoch's params and scores.
+
+        Args:
+            spec (TrajectorySpec): seed, epochs, population, model and ES settings.
+
+        Returns:
+            Trajectory: ``params``, the ``num_epochs + 1`` parameter trees (initial, then after
+            every epoch), and ``scores``, the ``(num_epochs, num_envs)`` raw fitnesses.
+
+        Raises:
+            Unsupported: the backend does not implement this operation, or not for these
+                inputs (reported as a skip).
+        """
         self._missing("mlp_trajectory")

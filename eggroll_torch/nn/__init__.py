@@ -18,9 +18,15 @@ Usage::
         metrics = trainer.step(fitness)    # epoch, fitness_mean/max/min, update_norm
     torch.save(trainer.state_dict(), "es.pt")  # resume: trainer.load_state_dict(torch.load("es.pt"))
 
-What evolves how (:mod:`.es_classes`): ``nn.Linear`` weights get low-rank noise (``MM_PARAM``),
-``nn.Embedding`` weights none (``EMB_PARAM``), everything else full-rank noise (``PARAM``);
-``es_classes={path: class}`` overrides any of them, ``EXCLUDED`` included.
+What evolves how (:mod:`.es_classes`, whose table is the full list): every weight matrix a layer
+multiplies by is ``MM_PARAM`` and gets EGGROLL's low-rank noise. That is the ``weight`` of
+``nn.Linear`` (and its subclasses, e.g. ``nn.MultiheadAttention``'s ``out_proj``),
+``nn.MultiheadAttention``'s ``in_proj_weight`` / ``q/k/v_proj_weight``, the ``weight_ih*``,
+``weight_hh*`` and ``weight_hr*`` matrices of ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` and their
+cells, and the ``weight`` of ``transformers``' GPT-2 ``Conv1D`` (stored ``(in, out)``).
+``nn.Embedding`` and ``nn.EmbeddingBag`` weights get no noise and a zero update (``EMB_PARAM``);
+everything else (biases, norms, conv kernels, raw ``nn.Parameter``) gets full-rank noise
+(``PARAM``). ``es_classes={path: class}`` overrides any of them, ``EXCLUDED`` included.
 
 Keys (:mod:`.param_tree`): one per parameter, from ``simple_es_tree_key`` on the parameters as a
 nested dict (``"0.weight"`` -> ``params["0"]["weight"]``), i.e. in ``jax.tree.flatten`` order of
@@ -28,12 +34,22 @@ that dict. A module whose paths spell the same dict as a functional/JAX model's 
 the same keys, noise and updates from the same ES key.
 
 Population forward (:mod:`.population`): all members in one ``torch.func.vmap`` over the
-unchanged module; ``nn.Linear`` computes ``x @ W.T + (x @ B_i) @ A_i.T + b_i`` through the rank
-dimension, never forming a perturbed weight matrix.
+unchanged module, never forming a perturbed weight matrix: a product with an ``MM_PARAM``
+matrix is routed (:mod:`.routing`) through the rank dimension, ``x @ W.T + (x @ B_i) @ A_i.T``
+where the layer calls ``F.linear`` (``nn.Linear``, and the attention and recurrent kernels,
+which run as routed ``linear`` calls) and ``x @ W + (x @ A_i) @ B_i.T`` where it multiplies by
+the matrix from the right (``Conv1D``).
 
-Update (:mod:`.trainer`): the functional layer's ``convert_fitnesses`` and ``do_updates``, so an
-nn run and a functional run with the same params, keys and fitnesses update identically. Works on
-CPU and CUDA, for float32, bfloat16, float16 and float64 parameters.
+Update (:mod:`.trainer`): for EGGROLL (``noiser="eggroll"`` or ``"reeggroll"``) with an even
+population the pair engine (:mod:`.engine`) draws the functional layer's noise bit for bit and
+agrees with its ``do_updates`` within the ``reduction`` tolerance (summation order); every other
+noiser, and an odd population, calls the functional layer's ``convert_fitnesses`` and
+``do_updates``, so it updates bit-identically to a functional run with the same params, keys and
+fitnesses. Works on CPU and CUDA, for float32,
+bfloat16, float16 and float64 parameters.
+
+The ES class constants ``PARAM`` (0), ``MM_PARAM`` (1), ``EMB_PARAM`` (2) and ``EXCLUDED`` (3)
+are upstream's ``es_map`` values, re-exported from :mod:`eggroll_torch.models.common`.
 """
 from eggroll_torch.models.common import EMB_PARAM, EXCLUDED, MM_PARAM, PARAM
 

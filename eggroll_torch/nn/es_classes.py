@@ -80,7 +80,16 @@ def _is_matrix(owner: nn.Module, attr: str) -> bool:
 
 
 def default_es_classes(module: nn.Module) -> dict[str, int]:
-    """The ES class of every parameter path of ``module`` under the table in this module's doc."""
+    """The ES class of every parameter path of ``module`` under the table in this module's doc.
+
+    Args:
+        module (nn.Module): any module; only its layer types and parameter names are read.
+
+    Returns:
+        dict[str, int]: ``{path: PARAM | MM_PARAM | EMB_PARAM}`` (``EXCLUDED`` is never a
+        default) for every distinct parameter, in ``module.named_parameters()`` order and with
+        its paths (a tied weight once, under the first path).
+    """
     classes = {}
     for path, owner, attr, _ in named_parameters_with_owner(module):
         if _is_matrix(owner, attr):
@@ -117,10 +126,23 @@ def matrix_biases(module: nn.Module) -> dict[str, str]:
 
 
 def resolve_es_classes(module: nn.Module, overrides: Mapping[str, int] | None) -> dict[str, int]:
-    """Default classes with ``overrides`` (``{path: class}``) applied, validated.
+    """Default classes (:func:`default_es_classes`) with ``overrides`` applied, validated.
 
-    Raises ``ValueError`` for an unknown path, an unknown class value or ``MM_PARAM`` on a
-    parameter that is not 2-D, and ``TypeError`` when ``overrides`` is not a mapping.
+    Args:
+        module (nn.Module): the module whose parameters are classified.
+        overrides (Mapping[str, int] | None): ``{parameter path: class}``, paths as
+            ``module.named_parameters()`` spells them, classes ``PARAM``, ``MM_PARAM``,
+            ``EMB_PARAM`` or ``EXCLUDED`` (ints 0-3, not bools). ``None``: the defaults.
+
+    Returns:
+        dict[str, int]: ``{path: class}`` for every distinct parameter, in
+        ``module.named_parameters()`` order, overridden entries replaced.
+
+    Raises:
+        TypeError: ``overrides`` is not a mapping.
+        ValueError: an override names a path the module does not have (close matches are
+            suggested), gives a value that is not an ES class, or puts ``MM_PARAM`` on a
+            parameter that is not 2-D.
     """
     classes = default_es_classes(module)
     if overrides is None:

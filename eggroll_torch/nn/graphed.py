@@ -35,6 +35,21 @@ class GraphedGeneration:
 
     The graph belongs to the trainer state it was recorded from: after ``trainer.step``,
     ``trainer.update`` or ``load_state_dict`` a call raises ``RuntimeError``; record a new one.
+
+    Args:
+        trainer (EggrollTrainer): the trainer to step; on CUDA it must run the pair engine
+            (``noiser="eggroll"`` or ``"reeggroll"``, even N).
+        fitness_fn (Callable[[Population], torch.Tensor]): population -> raw fitness, a floating
+            tensor ``(N,)`` on the trainer's device. On CUDA it is recorded, so it must run on the
+            device only (no ``.item()``, no data-dependent shapes) and read its inputs from the
+            same tensors every call (refill them in place to change the data).
+        warmup (int): eager generations (>= 1) before recording. Default 2.
+
+    Raises:
+        ValueError: ``warmup`` is not an int >= 1; on CUDA, ``trainer`` does not run the pair
+            engine, or ``fitness_fn`` returns anything but a floating ``(N,)`` tensor on the
+            trainer's device during warmup or recording.
+        TypeError: ``fitness_fn`` is not callable.
     """
 
     def __init__(self, trainer, fitness_fn: Callable, *, warmup: int = 2):
@@ -106,7 +121,18 @@ class GraphedGeneration:
         return self._graph is not None and self._graph.graphed
 
     def __call__(self) -> dict:
-        """One generation; returns ``trainer.step``'s metrics (0-d tensors, copies)."""
+        """Run one generation (replay the graph on CUDA, ``trainer.step`` elsewhere).
+
+        Returns:
+            dict: ``trainer.step``'s metrics: ``"epoch"`` (int, the epoch just evaluated) and
+            ``"fitness_mean"``, ``"fitness_max"``, ``"fitness_min"``, ``"update_norm"`` as 0-d
+            tensors on the device (copies, not the graph's own buffers).
+
+        Raises:
+            RuntimeError: the trainer was stepped, updated or loaded since the graph was
+                recorded.
+            ValueError: ``fitness_fn`` returned a NaN or infinite score; nothing was updated.
+        """
         trainer = self._trainer
         if self._graph is None:
             return trainer.step(self._fitness_fn)

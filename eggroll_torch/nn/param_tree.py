@@ -23,7 +23,17 @@ V = TypeVar("V")
 
 
 def nest(flat: Mapping[str, V]) -> dict:
-    """``{"a.b": v}`` -> ``{"a": {"b": v}}``; the inverse of :func:`flatten_paths`."""
+    """``{"a.b": v}`` -> ``{"a": {"b": v}}``; the inverse of :func:`flatten_paths`.
+
+    Args:
+        flat (Mapping[str, V]): dotted paths (as ``nn.Module.named_parameters`` spells them) to
+            values of any type. No path may be a proper prefix of another (``"a"`` with
+            ``"a.b"``), since a leaf cannot also be a dict.
+
+    Returns:
+        dict: nested dicts with ``str`` keys, one level per path component, the values as
+        leaves (the same objects, not copies), inserted in ``flat``'s order.
+    """
     tree: dict = {}
     for path, value in flat.items():
         *parents, last = path.split(".")
@@ -35,7 +45,17 @@ def nest(flat: Mapping[str, V]) -> dict:
 
 
 def flatten_paths(tree: Mapping, prefix: str = "") -> dict[str, object]:
-    """``{"a": {"b": v}}`` -> ``{"a.b": v}``: every non-dict value is a leaf."""
+    """``{"a": {"b": v}}`` -> ``{"a.b": v}``: every non-``Mapping`` value is a leaf.
+
+    Args:
+        tree (Mapping): nested mappings with ``str`` keys (e.g. a functional ``params`` tree or
+            the key tree of ``simple_es_tree_key``).
+        prefix (str): path prepended, with a ``"."``, to every path. Default ``""``: none.
+
+    Returns:
+        dict[str, object]: ``{dotted path: leaf}`` in depth-first order of ``tree``'s own key
+        order (not sorted); the leaves are the same objects, not copies.
+    """
     flat: dict[str, object] = {}
     for name, value in tree.items():
         path = f"{prefix}.{name}" if prefix else name
@@ -49,8 +69,23 @@ def flatten_paths(tree: Mapping, prefix: str = "") -> dict[str, object]:
 def assign_keys(params: Mapping[str, torch.Tensor], es_key: torch.Tensor) -> dict[str, torch.Tensor]:
     """One ES key per parameter path: ``simple_es_tree_key(nest(params), es_key, scan_map)``.
 
-    ``params`` maps paths to tensors; every leaf's ``scan_map`` entry is ``()`` (nn modules hold
-    no scan-stacked layers). Returns ``{path: uint32 key of shape (2,)}``.
+    Every leaf's ``scan_map`` entry is ``()`` (nn modules hold no scan-stacked layers), so each
+    parameter gets one key of the ``split(es_key, len(params))`` in ``jax.tree.flatten`` order of
+    ``nest(params)`` (see the module docstring); only the paths and the leaf count matter, not
+    the tensors' values.
+
+    Args:
+        params (Mapping[str, torch.Tensor]): ``{dotted parameter path: tensor}``, e.g.
+            ``dict(module.named_parameters())``.
+        es_key (torch.Tensor): the ES key, a ``torch.uint32`` tensor of shape ``(2,)``.
+
+    Returns:
+        dict[str, torch.Tensor]: ``{path: torch.uint32 key of shape (2,)}`` for every path of
+        ``params``, on ``es_key``'s device.
+
+    Raises:
+        TypeError: ``es_key`` is not a ``torch.uint32`` tensor with a last axis of length 2.
+        ValueError: ``es_key`` is a batch of keys rather than one key of shape ``(2,)``.
     """
     tree = nest(params)
     scan_map = nest({path: () for path in params})

@@ -11,6 +11,10 @@ sees exactly the noise the update credits):
   (just the parameter when unperturbed, e.g. ``freeze_nonlora``).
 - ``EMB_PARAM``, ``EXCLUDED``: the parameter itself, shared by all members.
 
+Under EGGROLL with whole antithetic pairs the trainer's pair engine (:mod:`.engine`) draws the
+noise instead, once per pair and bit for bit the functional layer's; every parameter then stays
+shared and the routing applies each member's noise where the module uses it.
+
 Calling the population runs the module once under ``torch.func.vmap`` over members with
 ``torch.func.functional_call``: every member sees its own unbatched parameters and inputs, so
 any module code works unchanged (``B, T, C = x.shape`` included). Every product with an
@@ -27,10 +31,11 @@ A population is valid until the trainer's parameters change (next update or
 in their forward (``BatchNorm`` in training mode) must be in eval mode: members share buffers.
 
 Performance notes: calling a population reads no tensor values back to the host and creates
-only tensors whose shapes depend on the input shapes and N (candidates for CUDA-graph capture,
-not yet tried); the noise is drawn once per epoch and reused by every call (e.g. every step of
-a rollout). Replacing the vmap by explicit batched kernels
-changes only summation order inside the matmuls, i.e. stays within the "reduction" tolerance.
+only tensors whose shapes depend on the input shapes and N, so it can be captured in a CUDA
+graph (the pair engine's populations are, by :meth:`EggrollTrainer.graphed_step`); the noise is
+drawn once per epoch and reused by every call (e.g. every step of a rollout). Replacing the vmap
+by explicit batched kernels changes only summation order inside the matmuls, i.e. stays within
+the "reduction" tolerance.
 """
 from __future__ import annotations
 
@@ -58,11 +63,35 @@ def low_rank_route(A: torch.Tensor, B: torch.Tensor) -> MatrixRoute:
 class Population:
     """Callable batched forward of ``size`` perturbed members of ``module`` for one epoch.
 
-    ``shared``: ``{path: tensor}`` used unchanged by every member (every parameter path appears
-    here or in ``values``). ``values``: ``{path: (N, *shape)}`` per-member parameters.
-    ``factors``: ``{path: (A (N, out, r), B (N, in, r))}`` for the routed matrices, or ``None`` to
-    run member by member with ``member_routes(i) -> {path: MatrixRoute}``.
-    ``is_current()`` tells whether the parameters it was built from are still the trainer's.
+    Built by :meth:`EggrollTrainer.population` (and the trainer's ``step``), not by hand: the
+    trainer draws the epoch's noise and passes it here. Member ``j`` is the trainer's thread id
+    ``members.start + j``.
+
+    Args:
+        module (nn.Module): the trainer's module, run unchanged under ``functional_call``.
+        size (int): number of members, the length of the leading member axis.
+        epoch (int): the epoch the noise was drawn for.
+        shared (Mapping[str, torch.Tensor]): ``{path: tensor}`` used unchanged by every member;
+            every parameter path appears here or in ``values``. The floating dtype and the
+            device of these tensors are what :meth:`__call__` requires of its inputs.
+        values (Mapping[str, torch.Tensor]): ``{path: (size, *shape)}`` per-member parameters
+            (full-rank noisy ``PARAM`` leaves).
+        factors (Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None): ``{path: (A (size,
+            out, r), B (size, in, r))}`` low-rank factors of the routed ``MM_PARAM`` matrices,
+            sign and ``sigma / sqrt(r)`` folded into ``A``; ``None`` runs member by member
+            through ``member_routes``.
+        member_routes (Callable[[int], Mapping[str, Callable]] | None): ``index ->
+            {path: MatrixRoute}``, member ``index``'s products with each matrix; used when
+            ``factors`` is ``None``.
+        is_current (Callable[[], bool]): tells whether the parameters the population was built
+            from are still the trainer's; a call raises once it returns False.
+        pair_noise (tuple[Mapping, Mapping] | None): the pair engine's noise,
+            ``(matrices, vectors)`` from :meth:`.engine.PairEngine.forward_noise`; when given,
+            ``values``, ``factors`` and ``member_routes`` are unused. Default ``None``.
+
+    Attributes:
+        size (int): number of members.
+        epoch (int): the epoch the noise belongs to.
     """
 
     def __init__(
@@ -92,13 +121,36 @@ class Population:
         self._device = next(iter(self._shared.values())).device if self._shared else None
 
     def __call__(self, *args, in_dims: InDims = 0, **kwargs) -> Any:
-        """Run every member; returns the module's output(s) with a leading member axis ``N``.
+        """Run every member on its inputs in one batched forward.
 
-        ``in_dims`` says, per positional argument, which axis holds the members (as in
-        ``torch.func.vmap``): ``0`` (default) gives member ``i`` the slice ``x[i]``, so ``x`` is
-        ``(N, ..., in)``; ``None`` gives every member the same ``x``. An int or ``None`` applies
-        to all positional arguments; a tuple names one per argument. Keyword arguments are passed
-        to every member unchanged.
+        Args:
+            *args: positional inputs of ``module.forward``. A tensor with a member axis (see
+                ``in_dims``) has ``size`` entries along it, member ``i`` getting the slice at
+                index ``i``; a shared tensor is given to every member whole. Floating tensors
+                must have the parameters' dtype, and every tensor their device. Non-tensor
+                arguments must be shared (``in_dims`` ``None`` for them).
+            in_dims (int | None | tuple[int | None, ...]): per positional argument, which axis
+                holds the members, as in ``torch.func.vmap``: ``0`` (default) gives member ``i``
+                the slice ``x[i]``, so ``x`` is ``(size, ..., in)``; ``None`` gives every member
+                the same ``x``. An int or ``None`` applies to all positional arguments; a tuple
+                names one per argument. Keyword-only.
+            **kwargs: keyword arguments of ``module.forward``, passed to every member unchanged
+                (never split along a member axis).
+
+        Returns:
+            Any: the module's output with a leading member axis of length ``size`` on every
+            tensor leaf (tuples, lists and dicts of outputs keep their structure); entry ``i``
+            is member ``i``'s output.
+
+        Raises:
+            RuntimeError: the trainer's parameters changed (an update or ``load_state_dict``)
+                since the population was built; get a fresh one from ``trainer.population()``.
+            ValueError: ``in_dims`` has a different length than ``args``; an argument is a
+                ``PackedSequence``, is on another device, or lacks a member axis of length
+                ``size`` where ``in_dims`` says it has one; or the module passes an
+                ``MM_PARAM`` matrix to a function that cannot be routed (see :mod:`.routing`).
+            TypeError: an ``in_dims`` entry is not an int or ``None``; a non-tensor argument is
+                given a member axis; a floating argument has another dtype than the parameters.
         """
         if not self._is_current():
             raise RuntimeError(

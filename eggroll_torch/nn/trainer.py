@@ -43,32 +43,66 @@ from .routing import MatrixRoute
 class EggrollTrainer:
     """Trains ``module`` in place with EGGROLL (or another noiser) and a population of N members.
 
-    Args:
-        module: any ``nn.Module``; its parameters are updated in place after every step.
-        sigma: noise scale (> 0). lr: learning rate handed to the solver.
-        population_size: N, members per epoch (thread ids ``0 .. N-1``).
-        rank: rank r of the low-rank matrix noise (>= 1).
-        noiser: a name from ``eggroll_torch.noiser.all_noisers`` (default ``"eggroll"``) or a
-            ``Noiser`` subclass.
-        solver: ``"sgd"`` (default), ``"adam"``, ``"adamw"``, an optax-style factory
-            ``(lr, **solver_kwargs) -> GradientTransformation`` (e.g. ``eggroll_torch.optim.adamw``)
-            or a ``torch.optim.Optimizer`` class (outside the JAX parity guarantee).
-        solver_kwargs: keyword arguments of the solver besides the learning rate.
-        group_size: 0 normalizes fitnesses over the whole population; G > 0 (dividing N)
-            subtracts each group's mean.
-        noise_reuse: 0 keeps the same noise every epoch (upstream's default), 1 redraws each
-            epoch, n shares noise over blocks of n epochs.
-        freeze_nonlora: no noise and no update for non-matrix (``PARAM``) parameters.
-        seed, es_key: the ES key is ``es_key`` (a ``torch.uint32`` tensor of shape ``(2,)``) or
-            ``eggroll_torch.random.key(seed)``; give at most one (default ``seed=0``).
-        device: moves ``module`` there first (``module.to(device)``); default: where its
-            parameters are. All parameters must be on one device.
-        es_classes: ``{parameter path: PARAM | MM_PARAM | EMB_PARAM | EXCLUDED}`` overriding
-            the defaults of :mod:`.es_classes`.
-        noiser_kwargs: further ``init_noiser`` arguments (``use_batched_update``,
-            ``trust_region_norm``, ...).
+    Member ``n`` of epoch ``e`` is upstream's ``iterinfo = (e, n)``; members ``2i`` and ``2i + 1``
+    are an antithetic pair. Every argument is validated before the module or any state is
+    touched, so a constructor that raises leaves ``module`` as it was.
 
-    Every argument is validated before the module or any state is touched.
+    Args:
+        module (nn.Module): the model to evolve. Its parameters (every distinct
+            ``nn.Parameter``, tied weights once) are updated in place after every step; they
+            must be materialised (no lazy modules) and, unless ``device`` is given, on one device.
+        sigma (float): noise scale, a finite number > 0 (a 0-d float tensor is accepted).
+        lr (float): learning rate handed to the solver, any finite number.
+        population_size (int): N >= 1, members per epoch (thread ids ``0 .. N-1``). Prefer an
+            even N: with an odd N the last member has no antithetic partner, and only EGGROLL
+            with an even N runs the pair engine.
+        rank (int): rank r >= 1 of the low-rank noise ``A @ B.T`` of ``MM_PARAM`` matrices.
+            Default 1.
+        noiser (str | type): a name from ``eggroll_torch.noiser.all_noisers`` (``"eggroll"``,
+            the default, ``"reeggroll"``, ``"alteggroll"``, ``"eggrollbs"``, ``"open_es"``,
+            ``"sparse"``, ``"noop"``) or a ``Noiser`` subclass.
+        solver (str | Callable | type): ``"sgd"`` (default), ``"adam"``, ``"adamw"``, an
+            optax-style factory ``(lr, **solver_kwargs) -> GradientTransformation`` (e.g.
+            ``eggroll_torch.optim.adamw``) or a ``torch.optim.Optimizer`` class (wrapped; outside
+            the JAX parity guarantee).
+        solver_kwargs (Mapping | None): keyword arguments of the solver besides the learning
+            rate, e.g. ``{"b1": 0.9}``. Default none.
+        group_size (int): 0 (default) normalizes fitnesses over the whole population; G > 0,
+            which must divide N, subtracts each group's mean instead.
+        noise_reuse (int): 0 (default, upstream's) keeps the same noise every epoch, 1 redraws
+            it each epoch, n > 1 shares it over blocks of n epochs.
+        freeze_nonlora (bool): when True, non-matrix (``PARAM``) parameters get no noise and no
+            update. Default False.
+        seed (int | None): builds the ES key ``eggroll_torch.random.key(seed)``; an int in
+            int64 range or an integer scalar. Default 0 when ``es_key`` is not given either.
+        es_key (torch.Tensor | None): the ES key itself, a ``torch.uint32`` tensor of shape
+            ``(2,)``. Give at most one of ``seed`` and ``es_key``.
+        device (torch.device | str | None): moves ``module`` there (``module.to(device)``) once
+            everything is validated; default: where its parameters already are.
+        es_classes (Mapping[str, int] | None): ``{parameter path: PARAM | MM_PARAM | EMB_PARAM |
+            EXCLUDED}`` overriding the defaults of :mod:`.es_classes` (see
+            :func:`resolve_es_classes`).
+        noiser_kwargs (Mapping | None): further ``init_noiser`` keyword arguments
+            (``use_batched_update``, ``trust_region_norm``, ...).
+
+    Raises:
+        TypeError: ``module`` is not an ``nn.Module``; a number, flag, mapping, noiser, solver
+            or ``es_key`` has the wrong type.
+        ValueError: ``sigma`` <= 0 or a non-finite ``sigma``/``lr``; a count below its minimum;
+            ``group_size`` does not divide N; an unknown noiser or solver name; both ``seed``
+            and ``es_key``, or an ``es_key`` not of shape ``(2,)``; a bad ``es_classes`` entry;
+            a module without parameters, with lazy parameters, or on several devices without
+            ``device``. Errors of the noiser's ``init_noiser`` (e.g. a ``solver_kwargs`` typo)
+            propagate unchanged.
+
+    Attributes:
+        module (nn.Module): the trained module (moved to ``device`` when given).
+        population_size (int): N.
+        noiser (type): the resolved ``Noiser`` class.
+        device (torch.device): where the parameters, keys and metrics live.
+        es_classes (dict[str, int]): the ES class of every parameter path, overrides applied.
+        es_key (torch.Tensor): the ES key, ``torch.uint32`` ``(2,)`` on ``device``.
+        epoch (int): the epoch the next population and update belong to; starts at 0.
     """
 
     def __init__(
@@ -160,8 +194,21 @@ class EggrollTrainer:
         return self._noiser_params
 
     def iterinfo(self, members: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(epochs, thread_ids)`` of the current epoch for thread ids ``members`` (default all
-        N): two int32 tensors of length ``len(members)``."""
+        """Upstream's ``iterinfo`` of the current epoch for a contiguous set of members.
+
+        Args:
+            members (range | None): thread ids to describe, a non-empty ``range`` with step 1
+                inside ``range(N)``. Default ``None``: all N.
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: ``(epochs, thread_ids)``, two int32 tensors of
+            shape ``(len(members),)`` on the trainer's device: ``epochs`` is filled with
+            :attr:`epoch` and ``thread_ids`` is ``members`` in order.
+
+        Raises:
+            TypeError: ``members`` is not a ``range`` with step 1.
+            ValueError: ``members`` is empty or leaves ``range(N)``.
+        """
         members = self._members(members)
         return (
             torch.full((len(members),), self.epoch, dtype=torch.int32, device=self.device),
@@ -171,9 +218,24 @@ class EggrollTrainer:
     def population(self, members: range | None = None) -> Population:
         """The current epoch's perturbed members as one callable (see :class:`Population`).
 
-        ``members``: a contiguous ``range`` of thread ids to build (default ``range(N)``), e.g.
-        one worker's share; member ``j`` of the result is thread id ``members.start + j`` and
-        sees exactly the noise it has in the full population.
+        The epoch's noise for these members is drawn here, once, and read by every call of the
+        result; building a population changes no trainer state.
+
+        Args:
+            members (range | None): a contiguous ``range`` (step 1) of thread ids inside
+                ``range(N)`` to build, e.g. one worker's share. Default ``None``: ``range(N)``.
+                Member ``j`` of the result is thread id ``members.start + j`` and sees exactly
+                the noise it has in the full population.
+
+        Returns:
+            Population: ``len(members)`` perturbed copies of :attr:`module`, valid until the
+            parameters next change (:meth:`update`, :meth:`step`, :meth:`load_state_dict`).
+
+        Raises:
+            TypeError: ``members`` is not a ``range`` with step 1.
+            ValueError: ``members`` is empty or leaves ``range(N)``.
+            RuntimeError: the module's parameters changed names, shapes or dtypes since the
+                trainer was built.
         """
         members = self._members(members)
         params = self._current_params()
@@ -270,14 +332,33 @@ class EggrollTrainer:
         return routes
 
     def update(self, raw_fitness: torch.Tensor) -> dict:
-        """Shape ``raw_fitness`` (one score per member of the current epoch, higher is better),
-        update the parameters, advance the epoch.
+        """Shape the raw fitness of the current epoch, update the parameters, advance the epoch.
 
-        Returns ``{"epoch": the epoch just evaluated, "fitness_mean", "fitness_max",
-        "fitness_min": raw-score statistics, "update_norm": global L2 norm of the parameter
-        change}``, the statistics as 0-d tensors on the trainer's device (read them with
-        ``.item()``). Bad fitness raises before anything changes (its NaN/inf check
-        synchronizes with the device).
+        The raw scores go through the noiser's ``convert_fitnesses`` (fitness shaping), then one
+        ``do_updates`` step writes the new parameters into :attr:`module` in place and advances
+        the solver state; :attr:`epoch` then increases by one and every population built before
+        becomes stale. Bad fitness raises before anything changes (its NaN/inf check
+        synchronizes with the device once).
+
+        Args:
+            raw_fitness (torch.Tensor): floating tensor of shape ``(N,)`` on the trainer's
+                device, one finite raw score per member of the current epoch (member ``i`` at
+                index ``i``, thread id order), higher is better.
+
+        Returns:
+            dict: ``{"epoch": int, the epoch just evaluated; "fitness_mean", "fitness_max",
+            "fitness_min": raw-score statistics; "update_norm": global L2 norm of the parameter
+            change}``. The statistics are 0-d tensors on the trainer's device (read them with
+            ``.item()``), of ``raw_fitness``'s dtype promoted to at least float32;
+            ``update_norm`` is accumulated in float32 (float64 for float64 parameters).
+
+        Raises:
+            TypeError: ``raw_fitness`` is not a tensor, or not floating.
+            ValueError: ``raw_fitness`` is not ``(N,)``, is on another device or holds a NaN or
+                infinite score; or the noiser shapes N scores into a different count (e.g.
+                ``"eggrollbs"`` with ``group_size != N``).
+            RuntimeError: the module's parameters changed names, shapes or dtypes since the
+                trainer was built.
         """
         raw = checks.raw_fitness(raw_fitness, self.population_size, self.device)
         pairs = self._pairs(range(self.population_size))
@@ -312,25 +393,65 @@ class EggrollTrainer:
     def step(self, fitness_fn: Callable[[Population], torch.Tensor]) -> dict:
         """One ES epoch: ``raw = fitness_fn(self.population())``, then :meth:`update` ``(raw)``.
 
-        ``fitness_fn`` receives the callable :class:`Population` (``pop(x)`` runs all N members)
-        and returns the raw fitness tensor of shape ``(N,)``, member ``i`` at index ``i``.
+        Args:
+            fitness_fn (Callable[[Population], torch.Tensor]): receives the callable
+                :class:`Population` of all N members (``pop(x)`` runs them in one batched
+                forward) and returns their raw fitness, a floating tensor of shape ``(N,)`` on
+                the trainer's device, member ``i`` at index ``i``, higher is better.
+
+        Returns:
+            dict: :meth:`update`'s metrics (``epoch``, ``fitness_mean``, ``fitness_max``,
+            ``fitness_min``, ``update_norm``).
+
+        Raises:
+            TypeError, ValueError: the fitness is rejected, as in :meth:`update`; nothing is
+                updated.
+            RuntimeError: the module's parameters changed names, shapes or dtypes since the
+                trainer was built.
         """
         return self.update(fitness_fn(self.population()))
 
     def graphed_step(self, fitness_fn: Callable[[Population], torch.Tensor], *, warmup: int = 2) -> GraphedGeneration:
         """``step(fitness_fn)`` recorded as one CUDA graph: call the result once per generation.
 
-        For the pair engine (``noiser="eggroll"``, even N) on CUDA; elsewhere the result simply
-        calls :meth:`step`. ``fitness_fn`` must run on the device only (no ``.item()``, no data-
-        dependent shapes) and always read its inputs from the same tensors (refill them in place
-        between calls to change the data). See :class:`eggroll_torch.nn.graphed.GraphedGeneration`.
+        For the pair engine (``noiser="eggroll"`` or ``"reeggroll"``, even N) on CUDA; on any
+        other device the result simply calls :meth:`step`. On CUDA this runs ``warmup`` eager
+        generations, undoes their effects and records one generation, so the trainer is where
+        it was when this returns. See :class:`eggroll_torch.nn.graphed.GraphedGeneration`.
+
+        Args:
+            fitness_fn (Callable[[Population], torch.Tensor]): as in :meth:`step`, and in
+                addition graph-safe: it must run on the device only (no ``.item()``, no
+                data-dependent shapes) and always read its inputs from the same tensors (refill
+                them in place between calls to change the data).
+            warmup (int): eager generations (>= 1) run before recording so kernels compile and
+                cuBLAS workspaces exist. Default 2.
+
+        Returns:
+            GraphedGeneration: a callable; each call runs one generation and returns
+            :meth:`step`'s metrics. It raises ``RuntimeError`` once the trainer was changed by
+            anything else (:meth:`step`, :meth:`update`, :meth:`load_state_dict`).
+
+        Raises:
+            ValueError: ``warmup`` is not an int >= 1; or, on CUDA, the trainer does not run the
+                pair engine (another noiser, or an odd N).
+            TypeError: ``fitness_fn`` is not callable.
         """
         return GraphedGeneration(self, fitness_fn, warmup=warmup)
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs to continue bit-identically: parameters, solver state,
-        epoch, ES key and per-parameter keys; only tensors, numbers, lists and dicts, so
-        ``torch.load(path)`` (``weights_only=True``) reads it back."""
+        """Everything a resumed run needs to continue bit-identically.
+
+        Holds only tensors, numbers, lists and dicts, so ``torch.save`` writes it and
+        ``torch.load(path)`` (``weights_only=True``) reads it back. Tensors are copies: later
+        steps do not change a saved state.
+
+        Returns:
+            dict: ``{"epoch": int, the next epoch; "params": {path: tensor}, the parameters with
+            their shapes and dtypes; "noiser_state": list, the leaves of the noiser state
+            (sigma and solver state) in :mod:`eggroll_torch.tree` order (a wrapped ``torch.optim`` optimizer as its
+            ``state_dict()``); "es_key": torch.uint32 (2,); "keys": {path: torch.uint32 (2,)}}``.
+        """
         return {
             "epoch": self.epoch,
             "params": {path: p.detach().clone() for path, p in self._current_params().items()},
@@ -340,8 +461,21 @@ class EggrollTrainer:
         }
 
     def load_state_dict(self, state_dict: Mapping) -> None:
-        """Restore a :meth:`state_dict` of a trainer built with the same module architecture,
-        solver and noiser settings. Everything is validated before anything is written."""
+        """Restore a :meth:`state_dict`, in place: parameters, solver state, epoch and keys.
+
+        Everything is validated before anything is written. Populations and graphed steps built
+        before become stale.
+
+        Args:
+            state_dict (Mapping): a dict from :meth:`state_dict` of a trainer built with the same
+                module architecture (parameter paths, shapes, dtypes), solver and noiser
+                settings; its tensors may be on any device.
+
+        Raises:
+            TypeError: ``state_dict`` is not a mapping, or an entry has the wrong type or dtype.
+            ValueError: an entry is missing, or its paths, shapes or leaf count differ from
+                this trainer's.
+        """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a dict from EggrollTrainer.state_dict(), got {type(state_dict).__name__}")
         missing = {"epoch", "params", "noiser_state", "es_key", "keys"} - set(state_dict)

@@ -2,7 +2,13 @@
 
 Keys are ``torch.uint32`` tensors of shape ``(*batch, 2)`` (what ``jax.random.key_data``
 returns); every function maps over the leading batch and returns ``batch + shape`` on the keys'
-device. Results equal jax 0.10.2's on x86-64 XLA:CPU, on torch CPU and CUDA alike.
+device. Results equal jax 0.10.2's on x86-64 XLA:CPU, on torch CPU and CUDA alike;
+``normal(..., variant="gpu")`` gives XLA:GPU's float32 values instead.
+
+The two JAX flags that change random words, ``jax_threefry_partitionable`` and
+``jax_enable_x64``, have process-wide defaults (:func:`set_threefry_partitionable`,
+:func:`set_enable_x64`) and per-call overrides (``partitionable=``, ``x64=``);
+:func:`set_backend` chooses how draws are computed without changing their values.
 """
 from .bits import bits
 from .config import set_backend, set_enable_x64, set_threefry_partitionable

@@ -25,8 +25,20 @@ def bits(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.uint32, *,
          partitionable: bool | None = None) -> torch.Tensor:
     """``jax.random.bits(key, shape, dtype)`` for every key of the batch.
 
-    keys: ``(*batch, 2)`` uint32. Returns ``(*batch, *shape)`` of ``dtype`` (uint8/16/32/64) on
-    the keys' device. ``partitionable`` imitates ``jax_threefry_partitionable``.
+    Args:
+        keys (torch.Tensor): ``torch.uint32`` keys of shape ``(*batch, 2)``.
+        shape (int | tuple[int, ...]): sample shape per key, non-negative ints. Default ``()``.
+        dtype (torch.dtype): ``torch.uint8``, ``uint16``, ``uint32`` (default) or ``uint64``.
+        partitionable (bool | None): the ``jax_threefry_partitionable`` setting to imitate;
+            ``None`` (default) uses :func:`set_threefry_partitionable`'s.
+
+    Returns:
+        torch.Tensor: random bits of shape ``(*batch, *shape)`` and ``dtype`` on the keys'
+        device; entry ``[i, ...]`` is ``jax.random.bits(keys[i], shape, dtype)``.
+
+    Raises:
+        TypeError: ``keys`` is not a key batch; ``partitionable`` is not a bool or ``None``.
+        ValueError: ``shape`` is not non-negative ints; ``dtype`` is not an unsigned type above.
     """
     check_keys(keys)
     shape = check_shape(shape)

@@ -25,12 +25,31 @@ def _check_flag(name: str, value) -> bool:
 
 
 def set_threefry_partitionable(value: bool) -> None:
-    """Set the default of ``jax_threefry_partitionable`` used when a call passes ``None``."""
+    """Set the default of ``jax_threefry_partitionable`` used when a call passes ``None``.
+
+    Process-wide; it changes the words of ``split``, ``bits``, ``uniform`` and ``normal``.
+
+    Args:
+        value (bool): ``True`` (the initial default, as jax >= 0.5) or ``False``.
+
+    Raises:
+        TypeError: ``value`` is not a bool.
+    """
     _STATE["threefry_partitionable"] = _check_flag("threefry_partitionable", value)
 
 
 def set_enable_x64(value: bool) -> None:
-    """Set the default of ``jax_enable_x64`` used by ``key``/``PRNGKey`` when a call passes ``None``."""
+    """Set the default of ``jax_enable_x64`` used when a call passes ``None``.
+
+    Process-wide; it decides whether ``key``/``PRNGKey`` keep a 64-bit seed's high word and how
+    ``uniform`` rounds Python-number bounds.
+
+    Args:
+        value (bool): ``False`` (the initial default, as JAX's) or ``True``.
+
+    Raises:
+        TypeError: ``value`` is not a bool.
+    """
     _STATE["enable_x64"] = _check_flag("enable_x64", value)
 
 
@@ -49,7 +68,17 @@ def enable_x64(override: bool | None = None) -> bool:
 
 
 def set_backend(name: str) -> None:
-    """Choose how draws are computed: ``"auto"``, ``"eager"``, ``"compiled"`` or ``"kernel"`` (same values)."""
+    """Choose how draws are computed; every backend gives the same values.
+
+    Process-wide; the module docstring describes each backend.
+
+    Args:
+        name (str): ``"auto"`` (the initial default), ``"eager"``, ``"compiled"`` or
+            ``"kernel"``.
+
+    Raises:
+        ValueError: ``name`` is not one of these.
+    """
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {name!r}")
     _STATE["backend"] = name

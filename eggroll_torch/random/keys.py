@@ -75,19 +75,57 @@ def _seed_key(seed, device, x64: bool | None) -> torch.Tensor:
 def key(seed, *, device=None, x64: bool | None = None) -> torch.Tensor:
     """Key words of ``jax.random.key(seed)``: a ``torch.uint32`` tensor of shape ``(2,)``.
 
-    ``x64`` is the ``jax_enable_x64`` setting to imitate (default: :func:`config.set_enable_x64`);
-    it only matters for 64-bit seeds outside ``[0, 2**32)``.
+    Args:
+        seed (int | numpy.integer | torch.Tensor): a Python int in ``[-2**63, 2**63)``, a numpy
+            integer scalar or a 0-d integer tensor. Its width matters as it does to JAX: only a
+            64-bit seed (a Python int, ``int64``/``uint64``) can keep a high word.
+        device (torch.device | str | None): where the key is created. Default ``None``: CPU.
+        x64 (bool | None): the ``jax_enable_x64`` setting to imitate; ``None`` (default) uses
+            :func:`set_enable_x64`'s. It only matters for 64-bit seeds outside ``[0, 2**32)``:
+            with it off, JAX narrows them to 32 bits first.
+
+    Returns:
+        torch.Tensor: ``torch.uint32`` of shape ``(2,)``, ``[high word, low word]`` of the seed,
+        equal to ``jax.random.key_data(jax.random.key(seed))``.
+
+    Raises:
+        TypeError: ``seed`` is a bool, a float, a non-scalar or non-integer tensor, or any other
+            type; ``x64`` is not a bool or ``None``.
+        ValueError: a Python int ``seed`` outside the int64 range.
     """
     return _seed_key(seed, device, x64)
 
 
 def PRNGKey(seed, *, device=None, x64: bool | None = None) -> torch.Tensor:  # noqa: N802 (JAX's name)
-    """Same words as ``jax.random.PRNGKey(seed)``, which equal ``key_data(jax.random.key(seed))``."""
+    """Same words as ``jax.random.PRNGKey(seed)``, which equal ``key_data(jax.random.key(seed))``.
+
+    Args:
+        seed (int | numpy.integer | torch.Tensor): as in :func:`key`.
+        device (torch.device | str | None): where the key is created. Default ``None``: CPU.
+        x64 (bool | None): the ``jax_enable_x64`` setting to imitate, as in :func:`key`.
+
+    Returns:
+        torch.Tensor: ``torch.uint32`` of shape ``(2,)``, the same words :func:`key` returns.
+
+    Raises:
+        TypeError: as in :func:`key`.
+        ValueError: as in :func:`key`.
+    """
     return _seed_key(seed, device, x64)
 
 
 def key_data(keys: torch.Tensor) -> torch.Tensor:
-    """The raw words of a key batch; keys already are raw words, so this validates and returns them."""
+    """The raw words of a key batch; keys already are raw words, so this validates and returns them.
+
+    Args:
+        keys (torch.Tensor): a key batch, ``torch.uint32`` of shape ``(*batch, 2)``.
+
+    Returns:
+        torch.Tensor: ``keys`` itself (the same tensor, not a copy).
+
+    Raises:
+        TypeError: ``keys`` is not a ``torch.uint32`` tensor whose last axis has length 2.
+    """
     return check_keys(keys)
 
 
@@ -96,6 +134,20 @@ def wrap_key_data(words, *, device=None) -> torch.Tensor:
 
     Values are taken as given, never re-hashed. Signed or wider integer arrays are rejected so that
     an accidental ``int64`` copy cannot silently change a key.
+
+    Args:
+        words (numpy.ndarray | torch.Tensor | jax.Array): the key words, dtype uint32, shape
+            ``(*batch, 2)`` (what ``jax.random.key_data`` returns). Anything else that
+            ``numpy.asarray`` turns into a uint32 array is accepted too.
+        device (torch.device | str | None): where to put the keys. Default ``None``: a torch
+            tensor stays where it is, other inputs land on the CPU.
+
+    Returns:
+        torch.Tensor: ``torch.uint32`` of shape ``(*batch, 2)``. A torch tensor already on
+        ``device`` is returned as is; any other input is copied.
+
+    Raises:
+        TypeError: the words are not uint32, or their last axis does not have length 2.
     """
     if isinstance(words, torch.Tensor):
         tensor = words
@@ -131,8 +183,19 @@ def _data_words(data, device) -> torch.Tensor:
 def fold_in(keys: torch.Tensor, data) -> torch.Tensor:
     """``jax.random.fold_in`` mapped over keys and data, which broadcast against each other.
 
-    keys: ``(*kbatch, 2)`` uint32; data: an int in ``[0, 2**32)`` or an integer tensor of shape
-    ``dbatch`` (its low 32 bits are used). Returns ``(*broadcast(kbatch, dbatch), 2)`` uint32.
+    Args:
+        keys (torch.Tensor): ``torch.uint32`` keys of shape ``(*kbatch, 2)``.
+        data (int | torch.Tensor | numpy.ndarray): a Python int in ``[0, 2**32)`` or an integer
+            tensor/array of shape ``dbatch``, of which the low 32 bits are used (a ``uint32``
+            tensor as is).
+
+    Returns:
+        torch.Tensor: ``torch.uint32`` keys of shape ``(*broadcast(kbatch, dbatch), 2)`` on
+        ``keys``' device; key ``i`` folded with datum ``i``.
+
+    Raises:
+        TypeError: ``keys`` is not a key batch; ``data`` is a bool, or not integer.
+        ValueError: a Python int ``data`` outside ``[0, 2**32)``.
     """
     check_keys(keys)
     k0, k1 = key_words(keys)
@@ -152,9 +215,22 @@ def _split_shape(num) -> tuple[int, ...]:
 def split(keys: torch.Tensor, num=2, *, partitionable: bool | None = None) -> torch.Tensor:
     """``jax.random.split`` mapped over a key batch.
 
-    keys: ``(*batch, 2)`` uint32; ``num``: an int or a shape tuple. Returns
-    ``(*batch, *shape, 2)`` uint32. ``partitionable`` imitates ``jax_threefry_partitionable``
-    (default: :func:`config.set_threefry_partitionable`).
+    Args:
+        keys (torch.Tensor): ``torch.uint32`` keys of shape ``(*batch, 2)``.
+        num (int | tuple[int, ...]): how many keys to derive from each key, as a count or a
+            shape of non-negative ints. Default 2.
+        partitionable (bool | None): the ``jax_threefry_partitionable`` setting to imitate,
+            which changes the derived keys; ``None`` (default) uses
+            :func:`set_threefry_partitionable`'s (itself ``True`` by default, as jax >= 0.5).
+
+    Returns:
+        torch.Tensor: ``torch.uint32`` keys of shape ``(*batch, *shape, 2)`` on ``keys``'
+        device, where ``shape`` is ``(num,)`` or ``num``.
+
+    Raises:
+        TypeError: ``keys`` is not a key batch; ``partitionable`` is not a bool or ``None``.
+        ValueError: ``num`` is not a non-negative int or a tuple of them; or, non-partitionable,
+            a split needs ``2**32 - 1`` or more words per key.
     """
     check_keys(keys)
     shape = _split_shape(num)

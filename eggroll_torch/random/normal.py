@@ -65,11 +65,31 @@ def normal(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, *,
            partitionable: bool | None = None, variant: str = "cpu") -> torch.Tensor:
     """``jax.random.normal(key, shape, dtype)`` for every key of the batch.
 
-    keys: ``(*batch, 2)`` uint32. Returns ``(*batch, *shape)`` of ``dtype`` on the keys' device.
-    ``variant="cpu"`` gives XLA:CPU's values (jax 0.10.2 on x86-64); ``variant="gpu"`` gives
-    XLA:GPU's float32 values (jax 0.11.2 on an H100, see :mod:`gpu_variant`; float64 has none).
     How the values are computed (C or Triton kernels, torch ops, ``torch.compile``) follows
-    :func:`config.set_backend` and never changes them.
+    :func:`set_backend` and never changes them.
+
+    Args:
+        keys (torch.Tensor): ``torch.uint32`` keys of shape ``(*batch, 2)``.
+        shape (int | tuple[int, ...]): sample shape per key, non-negative ints. Default ``()``.
+        dtype (torch.dtype): ``torch.float32`` (default), ``float16``, ``bfloat16`` or
+            ``float64``.
+        partitionable (bool | None): the ``jax_threefry_partitionable`` setting to imitate;
+            ``None`` (default) uses :func:`set_threefry_partitionable`'s.
+        variant (str): whose values to reproduce: ``"cpu"`` (default) gives XLA:CPU's (jax
+            0.10.2 on x86-64); ``"gpu"`` gives XLA:GPU's float32 values (jax 0.11.2 on an
+            H100, see :mod:`gpu_variant`; float64 has none).
+
+    Returns:
+        torch.Tensor: standard normal samples of shape ``(*batch, *shape)`` and ``dtype`` on the
+        keys' device; entry ``[i, ...]`` is ``jax.random.normal(keys[i], shape, dtype)`` as the
+        ``variant``'s XLA backend computes it.
+
+    Raises:
+        TypeError: ``keys`` is not a key batch; ``partitionable`` is not a bool or ``None``.
+        ValueError: ``shape`` is not non-negative ints; an unsupported ``dtype`` or
+            ``variant``; float64 with ``variant="gpu"``.
+        RuntimeError: under ``set_backend("kernel")``, a draw its kernels cannot run
+            (non-partitionable layout, 2**31 or more values per key, or no C compiler / Triton).
     """
     check_keys(keys)
     shape = check_shape(shape)

@@ -59,8 +59,28 @@ def uniform(keys: torch.Tensor, shape=(), dtype: torch.dtype = torch.float32, mi
             partitionable: bool | None = None) -> torch.Tensor:
     """``jax.random.uniform(key, shape, dtype, minval, maxval)`` for every key of the batch.
 
-    keys: ``(*batch, 2)`` uint32. ``minval``/``maxval``: numbers or tensors broadcastable to
-    ``(*batch, *shape)``. Returns ``(*batch, *shape)`` of ``dtype`` on the keys' device.
+    Args:
+        keys (torch.Tensor): ``torch.uint32`` keys of shape ``(*batch, 2)``.
+        shape (int | tuple[int, ...]): sample shape per key, non-negative ints. Default ``()``.
+        dtype (torch.dtype): ``torch.float32`` (default), ``float16``, ``bfloat16`` or
+            ``float64``.
+        minval (float | torch.Tensor): inclusive lower bound, a real number or a float (or
+            int32/int64) tensor broadcastable to ``(*batch, *shape)``. Python numbers are
+            rounded as JAX rounds them (through float32 unless x64 or float64). Default 0.0.
+        maxval (float | torch.Tensor): exclusive upper bound, like ``minval``. Default 1.0.
+        partitionable (bool | None): the ``jax_threefry_partitionable`` setting to imitate;
+            ``None`` (default) uses :func:`set_threefry_partitionable`'s.
+
+    Returns:
+        torch.Tensor: samples in ``[minval, maxval)`` of shape ``(*batch, *shape)`` and
+        ``dtype`` on the keys' device; entry ``[i, ...]`` is
+        ``jax.random.uniform(keys[i], shape, dtype, minval, maxval)``.
+
+    Raises:
+        TypeError: ``keys`` is not a key batch; ``minval``/``maxval`` is not a real number or a
+            float/int tensor; ``partitionable`` is not a bool or ``None``.
+        ValueError: ``shape`` is not non-negative ints; an unsupported ``dtype``; bounds that do
+            not broadcast to ``(*batch, *shape)`` without enlarging it.
     """
     check_keys(keys)
     shape = check_shape(shape)
