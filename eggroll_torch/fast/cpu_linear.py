@@ -14,6 +14,7 @@ import functools
 import torch
 
 _MIN_FLOPS = 1 << 22
+_PROBE_ERROR = 1e-5
 
 
 @functools.lru_cache(maxsize=None)
@@ -30,8 +31,13 @@ def onednn_usable() -> bool:
     except (RuntimeError, AttributeError):
         return False
     expected = x @ w.T
-    return bool(torch.allclose(plain, expected, rtol=1e-5, atol=1e-5)
-                and torch.allclose(added, expected + c, rtol=1e-5, atol=1e-5))
+    return _same_product(plain, expected) and _same_product(added, expected + c)
+
+
+def _same_product(got: torch.Tensor, expected: torch.Tensor) -> bool:
+    # A probe that the op is this matmul at all, not a parity check: a 48-term float32 sum in
+    # another order moves an entry by a few ulp of the result's scale, a wrong op by O(1).
+    return bool((got - expected).abs().max() <= _PROBE_ERROR * expected.abs().max())
 
 
 def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
