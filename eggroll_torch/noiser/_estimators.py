@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..optim.numerics import divide_by_broadcast, mean, weak_scalar
+from ..numerics import divide_by_broadcast, mean, weak_scalar
 from ._member import broadcast_members, lora_sigma
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..optim.numerics import divide_by_broadcast, mean, sqrt, std, var, weak_scalar
+from ..numerics import divide_by_broadcast, mean, sqrt, std, var, weak_scalar
 from ..validation import check_count, check_raw_scores
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import torch
 
 from .. import random
-from ..optim.numerics import default_float_dtype, sqrt
+from ..numerics import default_float_dtype, sqrt
 from ..validation import check_iterinfo
 
 

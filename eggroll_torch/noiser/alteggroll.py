@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..optim.numerics import divide_by_broadcast, sqrt, weak_scalar
+from ..numerics import divide_by_broadcast, sqrt, weak_scalar
 from . import _estimators, _forward, _update
 from ._es_noiser import ESNoiser
 from ._gaussian import get_lora_update_params, get_nonlora_update_params

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .. import random
-from ..optim.numerics import default_float_dtype, mean, weak_scalar
+from ..numerics import default_float_dtype, mean, weak_scalar
 from . import _estimators, _forward, _update
 from ._es_noiser import ESNoiser
 from ._gaussian import get_lora_update_params, get_nonlora_update_params, inner_shape
