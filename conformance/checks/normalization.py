@@ -5,11 +5,10 @@ import numpy as np
 
 from .. import inputs
 from ..adapters import base as caps
-from ..spec import NoiserConfig
+from ..spec import VARIANCE_EPS, NoiserConfig
 from ._common import law, requires
 from .base import Case, Check, register
 
-EPS = 1e-5
 GLOBAL = "Fitness normalization"
 GROUP = "Group normalization"
 
@@ -23,7 +22,7 @@ def _zscore_laws(z: np.ndarray, raw: np.ndarray) -> list[str]:
     """Global z-score laws from the raw scores alone: zero mean, mean square var/(var+eps)."""
     r = raw.astype(np.float64)
     var = r.var()
-    want = var / (var + EPS)
+    want = var / (var + VARIANCE_EPS)
     got = float(np.mean(np.asarray(z, np.float64) ** 2))
     return (law(bool(np.all(np.isfinite(z))), "non-finite fitness")
             + law(abs(float(np.mean(z))) <= 1e-3 * max(1.0, np.sqrt(want)), f"mean {np.mean(z):.3g} is not 0")
@@ -114,7 +113,7 @@ def _group_laws(z: np.ndarray, raw: np.ndarray, group: int) -> list[str]:
     r = raw.astype(np.float64).reshape(-1, group)
     zz = np.asarray(z, np.float64).reshape(-1, group)
     centred = r - r.mean(axis=1, keepdims=True)
-    scale = np.sqrt(raw.astype(np.float64).var() + EPS)
+    scale = np.sqrt(raw.astype(np.float64).var() + VARIANCE_EPS)
     big = np.abs(zz) > 1e-3
     ratio = centred[big] / zz[big]
     return (law(bool(np.all(np.abs(zz.mean(axis=1)) <= 1e-4 * max(1.0, np.abs(zz).max()))),

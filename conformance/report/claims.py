@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import inputs
 from ..adapters import base as caps
 from ..checks import REGISTRY
 from ..checks.base import Case
@@ -90,8 +91,8 @@ def _zscore(ctx):
         case, exp = ctx.expected("normalization.population_variance", f"normal-n{n}")
         raw = _f64(case["raw"])
         got = _f64(exp.outputs["fitness"])
-        errs0.append(np.abs(got - (raw - raw.mean()) / np.sqrt(raw.var() + 1e-5)).max())
-        errs1.append(np.abs(got - (raw - raw.mean()) / np.sqrt(raw.var(ddof=1) + 1e-5)).max())
+        errs0.append(np.abs(got - inputs.zscore(raw)).max())
+        errs1.append(np.abs(got - inputs.zscore(raw, ddof=1)).max())
     holds = max(errs0) < 1e-5
     return ("holds" if holds else "false",
             f"matches eps = 1e-5 inside the sqrt with the POPULATION variance (ddof=0) to {max(errs0):.1e}; "
@@ -215,8 +216,7 @@ def _reuse_blocks(ctx):
        "Subtract each group's mean, divide every group by the same global std: sqrt(var(raw) + eps)")
 def _group(ctx):
     case, exp = ctx.expected("normalization.group_global_std", "spread-n32-g4")
-    raw = _f64(case["raw"]).reshape(-1, 4)
-    want = ((raw - raw.mean(axis=1, keepdims=True)) / np.sqrt(raw.var() + 1e-5)).ravel()
+    want = inputs.zscore(case["raw"], group_size=4)
     err = np.abs(_f64(exp.outputs["fitness"]) - want).max() / np.abs(want).max()
     return ("holds" if err < 1e-5 else "false",
             f"matches the formula to a relative {err:.1e} on groups whose spreads differ by 10x each",
