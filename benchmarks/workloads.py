@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from conformance.spec import TrajectorySpec
+
 
 # What a run measures, in priority order: real networks through the public trainer against their
 # own inference and jax_reference, upstream's MLP example, the population sweep,
@@ -55,16 +57,17 @@ class TrainerWorkload:
 
 @dataclass(frozen=True)
 class MLPExampleWorkload:
-    """Upstream's end-to-end example: MLP ``3 -> 16 -> 16 -> 1`` (relu, biases), 64 members,
-    rank 8, sigma 0.2, ``adamw(0.03, b1=0.9, b2=0.999)``, ``noise_reuse=0``, fitness ``-(y - 2)**2``."""
+    """Upstream's end-to-end example as :class:`conformance.spec.TrajectorySpec` specifies it: MLP
+    ``3 -> 16 -> 16 -> 1`` (relu, biases), 64 members, rank 8, sigma 0.2, ``adamw(0.03, b1=0.9,
+    b2=0.999)``, ``noise_reuse=0``, fitness ``-(y - 2)**2``."""
 
     name: str = "mlp_example"
-    members: int = 64
-    in_dim: int = 3
-    hidden: tuple = (16, 16)
-    rank: int = 8
-    sigma: float = 0.2
-    lr: float = 0.03
+    members: int = TrajectorySpec.num_envs
+    in_dim: int = TrajectorySpec.in_dim
+    hidden: tuple = TrajectorySpec.hidden_dims
+    rank: int = TrajectorySpec.rank
+    sigma: float = TrajectorySpec.sigma
+    lr: float = TrajectorySpec.lr
     dtype: str = "float32"
 
     kind = "mlp_example"

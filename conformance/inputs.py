@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-from .spec import Population
+from .spec import VARIANCE_EPS, Population
 
 
 def rng(name: str) -> np.random.Generator:
@@ -55,6 +55,19 @@ def fitness(kind: str, n: int, name: str = "") -> np.ndarray:
         x = np.zeros(n)
         x[g.integers(0, n)] = 1e4
     return x.astype(np.float32)
+
+
+def zscore(raw, group_size: int = 0, ddof: int = 0) -> np.ndarray:
+    """The harness's own fitness shaping, upstream's z-score in float64: ``(raw - mean) /
+    sqrt(var + VARIANCE_EPS)`` of ``raw (N,)``, ``(N,)``. With ``group_size`` each group of that
+    many consecutive scores subtracts its own mean; all divide by the GLOBAL root. ``ddof=1``
+    takes the sample variance instead of the population's, as torch's default does."""
+    r = np.asarray(raw, np.float64)
+    spread = np.sqrt(r.var(ddof=ddof) + VARIANCE_EPS)
+    if group_size == 0:
+        return (r - r.mean()) / spread
+    groups = r.reshape(-1, group_size)
+    return ((groups - groups.mean(axis=1, keepdims=True)) / spread).ravel()
 
 
 # name -> how the thread ids of a population of n are chosen.

@@ -14,8 +14,25 @@ import numpy as np
 # es_map classes, numbered as upstream numbers them.
 PARAM, MM_PARAM, EMB_PARAM, EXCLUDED = 0, 1, 2, 3
 
-NOISERS = ("noop", "open_es", "eggroll", "eggrollbs", "alteggroll", "reeggroll", "sparse")
+# The one list of noiser names: upstream's registry (``hyperscalees.noiser.all_noisers``) as plain
+# data, name -> (module under ``noiser``, class). "reeggroll" is EGGROLL again, as upstream has it.
+# jax_reference's and eggroll_torch's ``all_noisers`` are held to it
+# (tests/conformance/test_conformance_registry.py).
+NOISERS = {
+    "noop": ("base_noiser", "Noiser"),
+    "open_es": ("open_es", "OpenES"),
+    "eggroll": ("eggroll", "EggRoll"),
+    "eggrollbs": ("eggroll_baseline_subtraction", "EggRollBS"),
+    "alteggroll": ("alteggroll", "EggRoll"),
+    "reeggroll": ("eggroll", "EggRoll"),
+    "sparse": ("sparse", "Sparse"),
+}
+# Every noiser that perturbs, each once: NOISERS without the identity noiser and the alias.
+PERTURBING_NOISERS = tuple(name for name in NOISERS if name not in ("noop", "reeggroll"))
 SOLVERS = ("sgd", "adam", "adamw")
+# The epsilon of upstream's fitness z-score, added to the variance inside the root:
+# ``(raw - mean) / sqrt(var + VARIANCE_EPS)``.
+VARIANCE_EPS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,7 @@ class NoiserConfig:
 
     def __post_init__(self):
         if self.noiser not in NOISERS:
-            raise ValueError(f"NoiserConfig.noiser must be one of {NOISERS}, got {self.noiser!r}")
+            raise ValueError(f"NoiserConfig.noiser must be one of {tuple(NOISERS)}, got {self.noiser!r}")
 
     def with_(self, **changes) -> "NoiserConfig":
         """A copy with ``changes`` applied."""

@@ -4,17 +4,15 @@
 a whole population at once (``iterinfo = (epochs, thread_ids)`` as 1-D tensors), so every
 operation is one call; nothing here imports JAX.
 
-Injected noise (``do_updates(noise=...)``): the noiser modules' ``get_lora_update_params`` /
-``get_nonlora_update_params`` are swapped, for the duration of the call, for functions that
-return the given arrays of the leaf whose key they are asked about. The port's own update
-algebra (fitness weighting, einsum, 1/N, sqrt(N), solver) then runs on the reference's noise.
-Deliberately broken variants (``tests/conformance/broken``) use this to change one behaviour.
+Every operation on a ``NoiserConfig`` calls the class :meth:`EggrollTorchAdapter.noiser_cls`
+returns, and every draw goes through its noise seam (``full_noise``, ``lora_noise``,
+``sparse_noise``), so a subclass of the adapter that returns a noiser subclass changes the noise
+of every operation alike; the deliberately broken variants (``tests/conformance/broken``) do that. Injected noise
+(``do_updates(noise=...)``) is such a subclass too, built per call: its ``lora_noise`` /
+``full_noise`` return the given arrays of the leaf whose key they are asked about, and the
+port's own update algebra (fitness weighting, einsum, 1/N, sqrt(N), solver) runs on them.
 """
 from __future__ import annotations
-
-import contextlib
-import importlib
-import sys
 
 import numpy as np
 
@@ -22,8 +20,6 @@ from .. import trees
 from ..environment import git_commit
 from ..spec import NOISERS, LeafNoise, Trajectory
 from . import base
-
-_NOISER_MODULES = ("eggroll", "alteggroll", "eggroll_baseline_subtraction", "open_es", "sparse")
 
 
 def _torch():
@@ -93,6 +89,7 @@ class EggrollTorchAdapter(base.Adapter):
 
     # ---- helpers -------------------------------------------------------------------------
     def noiser_cls(self, config):
+        """The noiser class every operation on ``config`` calls."""
         from eggroll_torch.noiser import all_noisers
 
         return all_noisers[config.noiser]
@@ -108,12 +105,6 @@ class EggrollTorchAdapter(base.Adapter):
         return self.noiser_cls(config).init_noiser(params, config.sigma, config.lr, **self.solver(config.solver),
                                                    **config.init_kwargs())
 
-    def member_fn(self, config, name: str):
-        fn = getattr(sys.modules[self.noiser_cls(config).__module__], name, None)
-        if fn is None:
-            raise base.Unsupported(f"noiser {config.noiser!r} has no {name}")
-        return fn
-
     # ---- operations ----------------------------------------------------------------------
     def convert_fitnesses(self, config, raw):
         frozen, nparams = self.init(config, {})
@@ -127,8 +118,7 @@ class EggrollTorchAdapter(base.Adapter):
         param = _torch().zeros(shape, dtype=torch_dtype(dtype), device=self.device)
         frozen, nparams = self.init(config, param)
         sigma = lora_sigma(nparams["sigma"], frozen["rank"], param.dtype, param.device)
-        a, b = self.member_fn(config, "get_lora_update_params")(frozen, sigma, self.population(population), param,
-                                                                self.key(key))
+        a, b = self.noiser_cls(config).lora_noise(frozen, sigma, self.population(population), param, self.key(key))
         return self.out(a), self.out(b)
 
     def full_noise(self, config, key, shape, dtype, population):
@@ -136,17 +126,18 @@ class EggrollTorchAdapter(base.Adapter):
             raise base.Unsupported("noiser 'noop' draws no noise")
         param = _torch().zeros(shape, dtype=torch_dtype(dtype), device=self.device)
         frozen, nparams = self.init(config, param)
-        fn = self.member_fn(config, "get_nonlora_update_params")
-        return self.out(fn(frozen, nparams["sigma"], self.population(population), param, self.key(key)))
+        noise = self.noiser_cls(config).full_noise(frozen, nparams["sigma"], self.population(population), param,
+                                                   self.key(key))
+        return self.out(noise)
 
     def sparse_noise(self, config, key, shape, dtype, population):
         if config.noiser != "sparse":
             raise base.Unsupported("only the 'sparse' noiser draws sparse noise")
         param = _torch().zeros(shape, dtype=torch_dtype(dtype), device=self.device)
         frozen, nparams = self.init(config, param)
-        fn = self.member_fn(config, "get_sparse_update_params")
-        return tuple(self.out(v) for v in fn(frozen, nparams["sigma"], self.population(population), param,
-                                              self.key(key)))
+        drawn = self.noiser_cls(config).sparse_noise(frozen, nparams["sigma"], self.population(population), param,
+                                                     self.key(key))
+        return tuple(self.out(v) for v in drawn)
 
     def _forward(self, method, config, param, key, population, x):
         p = self.tensor(param)
@@ -183,47 +174,54 @@ class EggrollTorchAdapter(base.Adapter):
         tkeys = trees.map_leaves(self.key, keys)
         emap = trees.map_leaves(int, es_map)
         frozen, nparams = self.init(config, tparams)
-        cls = self.noiser_cls(config)
-        swap = contextlib.nullcontext() if noise is None else self.injected(noise, keys)
-        with swap:
-            _, new = cls.do_updates(frozen, nparams, tparams, tkeys, self.tensor(fitnesses), self.population(population),
-                                    emap)
+        _, new = self.update_noiser(config, noise, keys).do_updates(
+            frozen, nparams, tparams, tkeys, self.tensor(fitnesses), self.population(population), emap)
         return trees.map_leaves(self.out, new)
 
-    @contextlib.contextmanager
-    def injected(self, noise: dict[str, LeafNoise], keys: dict):
-        """Swap the noiser modules' noise functions for lookups of ``noise`` by leaf key.
+    def update_noiser(self, config, noise: dict[str, LeafNoise] | None, keys: dict):
+        """The noiser class ``do_updates`` calls: :meth:`noiser_cls`, or with ``noise`` (per leaf
+        path) a subclass of it drawing that noise (:meth:`injecting`)."""
+        noiser = self.noiser_cls(config)
+        return noiser if noise is None else self.injecting(noiser, noise, keys)
+
+    def injecting(self, noiser, noise: dict[str, LeafNoise], keys: dict):
+        """A subclass of ``noiser`` whose ``lora_noise`` / ``full_noise`` return ``noise``'s arrays
+        for the leaf whose key (per path in ``keys``) they are asked about.
 
         A leaf without injected noise (or a stacked leaf, whose key has several rows) keeps the
-        module's own draw.
+        noiser's own draw.
         """
         by_key = {}
         for path, words in trees.items(keys):
             leaf = noise.get(path)
             if leaf is not None and leaf.kind != "none":
                 by_key[tuple(int(w) for w in np.asarray(words).ravel())] = leaf
+        tensor = self.tensor
 
-        def swapped(original, kind):
-            def fn(frozen, base_sigma, iterinfo, param, key):
-                leaf = by_key.get(tuple(key.reshape(-1).tolist())) if key.ndim == 1 else None
-                if leaf is None:
-                    return original(frozen, base_sigma, iterinfo, param, key)
-                if leaf.kind != kind:
-                    raise base.Unsupported(f"injected {leaf.kind} noise where the noiser draws {kind} noise")
-                arrays = tuple(self.tensor(a).to(param.dtype) for a in leaf.arrays)
-                return arrays if kind == "lora" else arrays[0]
-            return fn
+        def lookup(kind, param, key):
+            leaf = by_key.get(tuple(key.reshape(-1).tolist())) if key.ndim == 1 else None
+            if leaf is None:
+                return None
+            if leaf.kind != kind:
+                raise base.Unsupported(f"injected {leaf.kind} noise where the noiser draws {kind} noise")
+            return tuple(tensor(a).to(param.dtype) for a in leaf.arrays)
 
-        modules = [importlib.import_module(f"eggroll_torch.noiser.{m}") for m in _NOISER_MODULES]
-        names = {"get_lora_update_params": "lora", "get_nonlora_update_params": "full"}
-        saved = [(m, n, getattr(m, n)) for m in modules for n in names if hasattr(m, n)]
-        try:
-            for m, n, original in saved:
-                setattr(m, n, swapped(original, names[n]))
-            yield
-        finally:
-            for m, n, original in saved:
-                setattr(m, n, original)
+        class Injected(noiser):
+            @classmethod
+            def lora_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+                arrays = lookup("lora", param, key)
+                if arrays is None:
+                    return super().lora_noise(frozen_noiser_params, base_sigma, iterinfo, param, key)
+                return arrays
+
+            @classmethod
+            def full_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+                arrays = lookup("full", param, key)
+                if arrays is None:
+                    return super().full_noise(frozen_noiser_params, base_sigma, iterinfo, param, key)
+                return arrays[0]
+
+        return Injected
 
     def optimizer_steps(self, solver, lr, params, grads):
         from eggroll_torch import optim

@@ -1,31 +1,29 @@
 """Backend ``upstream``: the real HyperscaleES, loaded from ``$HYPERSCALEES_SRC``.
 
-Upstream's package ``__init__`` imports its RL and LLM stacks (gymnax, transformers, ...). The
-loader registers empty package objects for ``hyperscalees``, ``hyperscalees.noiser`` and
-``hyperscalees.models`` whose ``__path__`` points at the checkout, so importing
-``hyperscalees.noiser.eggroll`` runs only that file (and what it imports) with jax and optax.
-Upstream's ``noiser/__init__`` is skipped too, so ``all_noisers`` is rebuilt here from the
-same seven names. Other code that needs upstream (``tests/upstream``) can call
-:func:`load_upstream` as well.
+Upstream's package ``__init__`` imports its RL and LLM stacks (gymnax, transformers, ...).
+:func:`load_upstream`, the one loader of upstream (``tests/upstream`` uses it too), registers
+empty package objects for ``hyperscalees``, ``hyperscalees.noiser`` and ``hyperscalees.models``
+whose ``__path__`` points at the checkout, so importing ``hyperscalees.noiser.eggroll`` runs only
+that file (and what it imports) with jax and optax. Upstream's ``noiser/__init__`` is skipped
+too, so its ``all_noisers`` is rebuilt here from :data:`conformance.spec.NOISERS`.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
 import subprocess
 import sys
 import types
 from pathlib import Path
 
+from ..spec import NOISERS
 from . import base
 from .jax_api import JaxApi, JaxApiAdapter, jax_device, library_versions
 
 ENV_VAR = "HYPERSCALEES_SRC"
-_NOISER_MODULES = {"noop": ("base_noiser", "Noiser"), "open_es": ("open_es", "OpenES"),
-                   "eggroll": ("eggroll", "EggRoll"),
-                   "eggrollbs": ("eggroll_baseline_subtraction", "EggRollBS"),
-                   "alteggroll": ("alteggroll", "EggRoll"), "reeggroll": ("eggroll", "EggRoll"),
-                   "sparse": ("sparse", "Sparse")}
+MODEL_MODULES = ("base_model", "common")
 
 
 def upstream_src(src: str | os.PathLike | None = None) -> Path:
@@ -42,34 +40,42 @@ def upstream_src(src: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def _stub_package(name: str, directory: Path) -> None:
+def _stub_package(name: str, directory: Path) -> types.ModuleType:
     existing = sys.modules.get(name)
     if existing is not None and list(getattr(existing, "__path__", [])) == [str(directory)]:
-        return
+        return existing
     module = types.ModuleType(name)
     module.__path__ = [str(directory)]
     module.__package__ = name
     sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
 
 
-def load_upstream(src: str | os.PathLike | None = None) -> types.SimpleNamespace:
-    """Import upstream's noisers and ``models.common`` without its package ``__init__`` files.
+def load_upstream(src: str | os.PathLike | None = None) -> types.ModuleType:
+    """Import upstream's noiser modules and ``models.{base_model, common}`` without its package
+    ``__init__`` files; returns the ``hyperscalees`` package, whose ``noiser.<module>`` and
+    ``models.<module>`` attributes are those modules.
 
-    Returns a namespace with ``all_noisers`` (name -> class), ``common`` (``models.common``),
-    ``base_model`` and ``noiser_modules`` (name -> module).
+    The modules stay registered in ``sys.modules`` (their own imports need them). ``sparse.py``
+    appends to ``sys.path`` on import; that is undone, and import-time output is swallowed.
     """
     root = upstream_src(src) / "hyperscalees"
-    _stub_package("hyperscalees", root)
+    package = _stub_package("hyperscalees", root)
     _stub_package("hyperscalees.noiser", root / "noiser")
     _stub_package("hyperscalees.models", root / "models")
-    modules = {name: importlib.import_module(f"hyperscalees.noiser.{mod}")
-               for name, (mod, _) in _NOISER_MODULES.items()}
-    noisers = {name: getattr(modules[name], cls) for name, (_, cls) in _NOISER_MODULES.items()}
-    return types.SimpleNamespace(
-        all_noisers=noisers, noiser_modules=modules,
-        common=importlib.import_module("hyperscalees.models.common"),
-        base_model=importlib.import_module("hyperscalees.models.base_model"),
-    )
+    saved_path = list(sys.path)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for module in dict.fromkeys(module for module, _ in NOISERS.values()):
+                importlib.import_module(f"hyperscalees.noiser.{module}")
+            for module in MODEL_MODULES:
+                importlib.import_module(f"hyperscalees.models.{module}")
+    finally:
+        sys.path[:] = saved_path
+    return package
 
 
 def upstream_commit(src: str | os.PathLike | None = None) -> str:
@@ -89,12 +95,15 @@ class UpstreamAdapter(JaxApiAdapter):
 
     def __init__(self, src: str | os.PathLike | None = None):
         self._src = upstream_src(src)
-        self._loaded = load_upstream(self._src)
+        package = load_upstream(self._src)
+        self._noisers = {name: getattr(getattr(package.noiser, module), cls)
+                         for name, (module, cls) in NOISERS.items()}
+        self._common = package.models.common
 
     def api(self) -> JaxApi:
         from jax_reference.examples.mlp_e2e import run_mlp_example
 
-        return JaxApi(self._loaded.all_noisers, self._loaded.common, run_mlp_example)
+        return JaxApi(self._noisers, self._common, run_mlp_example)
 
     def info(self) -> base.BackendInfo:
         return base.BackendInfo(self.name, f"HyperscaleES {upstream_commit(self._src)}", jax_device(),

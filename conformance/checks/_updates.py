@@ -49,8 +49,7 @@ def update_case(case_id: str, config: NoiserConfig, leaves: dict, population: Po
     """A ``do_updates`` case; fitnesses are raw scores of ``fitness_kind`` already shaped by
     the global z-score (so the update checks do not depend on ``convert_fitnesses``)."""
     params, es_map, keys = make_tree(case_id, leaves, dtype, zero)
-    raw = inputs.fitness(fitness_kind, population.size, case_id).astype(np.float64)
-    shaped = ((raw - raw.mean()) / np.sqrt(raw.var() + 1e-5)).astype(np.float32)
+    shaped = inputs.zscore(inputs.fitness(fitness_kind, population.size, case_id)).astype(np.float32)
     return Case(case_id, {"config": config, "params": params, "es_map": es_map, "keys": keys,
                           "fitnesses": shaped, "population": population},
                 requires(config, dtype, extra={caps.UPDATES, *extra}))

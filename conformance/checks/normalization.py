@@ -5,12 +5,11 @@ import numpy as np
 
 from .. import inputs
 from ..adapters import base as caps
-from ..spec import NoiserConfig
+from ..spec import VARIANCE_EPS, NoiserConfig
 from ..tolerances import compare
 from ._common import law, requires
 from .base import Case, Check, register
 
-EPS = 1e-5
 GLOBAL = "Fitness normalization"
 GROUP = "Group normalization"
 
@@ -24,7 +23,7 @@ def _zscore_laws(z: np.ndarray, raw: np.ndarray) -> list[str]:
     """Global z-score laws from the raw scores alone: zero mean, mean square var/(var+eps)."""
     r = raw.astype(np.float64)
     var = r.var()
-    want = var / (var + EPS)
+    want = var / (var + VARIANCE_EPS)
     got = float(np.mean(np.asarray(z, np.float64) ** 2))
     return (law(bool(np.all(np.isfinite(z))), "non-finite fitness")
             + law(compare(float(np.mean(z)), 0.0, "zscore_mean", scale=np.sqrt(want)).ok,
@@ -116,7 +115,7 @@ def _group_laws(z: np.ndarray, raw: np.ndarray, group: int) -> list[str]:
     r = raw.astype(np.float64).reshape(-1, group)
     zz = np.asarray(z, np.float64).reshape(-1, group)
     centred = r - r.mean(axis=1, keepdims=True)
-    scale = np.sqrt(raw.astype(np.float64).var() + EPS)
+    scale = np.sqrt(raw.astype(np.float64).var() + VARIANCE_EPS)
     big = np.abs(zz) > 1e-3
     ratio = centred[big] / zz[big]
     means = zz.mean(axis=1)

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import inputs
 from ..adapters import base as caps
 from ..checks import REGISTRY
 from ..checks.base import Case
@@ -91,9 +92,9 @@ def _zscore(ctx):
         case, exp = ctx.expected("normalization.population_variance", f"normal-n{n}")
         raw = _f64(case["raw"])
         got = _f64(exp.outputs["fitness"])
-        ddof0 = compare(got, (raw - raw.mean()) / np.sqrt(raw.var() + 1e-5), "claim_zscore")
+        ddof0 = compare(got, inputs.zscore(raw), "claim_zscore")
         errs0.append(ddof0.max_abs)
-        errs1.append(np.abs(got - (raw - raw.mean()) / np.sqrt(raw.var(ddof=1) + 1e-5)).max())
+        errs1.append(np.abs(got - inputs.zscore(raw, ddof=1)).max())
         holds = holds and ddof0.ok
     return ("holds" if holds else "false",
             f"matches eps = 1e-5 inside the sqrt with the POPULATION variance (ddof=0) to {max(errs0):.1e}; "
@@ -218,8 +219,7 @@ def _reuse_blocks(ctx):
        "Subtract each group's mean, divide every group by the same global std: sqrt(var(raw) + eps)")
 def _group(ctx):
     case, exp = ctx.expected("normalization.group_global_std", "spread-n32-g4")
-    raw = _f64(case["raw"]).reshape(-1, 4)
-    want = ((raw - raw.mean(axis=1, keepdims=True)) / np.sqrt(raw.var() + 1e-5)).ravel()
+    want = inputs.zscore(case["raw"], group_size=4)
     got = _f64(exp.outputs["fitness"])
     err = np.abs(got - want).max() / np.abs(want).max()
     return ("holds" if compare(got, want, "claim_formula").ok else "false",

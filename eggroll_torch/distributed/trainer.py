@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 
 from eggroll_torch.nn import EggrollTrainer, Population
-from eggroll_torch.nn import checks
+from eggroll_torch.validation import check_count, check_positive_real
 from . import checksum
 from .collectives import agree, group_device
 from .fitness_exchange import check_local_fitness, gather_fitness
@@ -94,10 +94,10 @@ class DistributedTrainer:
                 "torch.distributed is not initialized; call eggroll_torch.distributed.init_distributed() "
                 "(under torchrun) before building a DistributedTrainer"
             )
-        self.check_every = checks.count("check_every", check_every, 0)
+        self.check_every = check_count("check_every", check_every, 0)
         if timeout_s is not None:
-            timeout_s = checks.positive_float("timeout_s", timeout_s)
-        if members_per_call is not None and checks.count("members_per_call", members_per_call, 2) % 2:
+            timeout_s = check_positive_real("timeout_s", timeout_s)
+        if members_per_call is not None and check_count("members_per_call", members_per_call, 2) % 2:
             raise ValueError(
                 f"members_per_call must be even so that antithetic pairs stay together, got {members_per_call}"
             )

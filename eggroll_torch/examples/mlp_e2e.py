@@ -16,7 +16,7 @@ import torch
 from .. import optim, random
 from ..models import common
 from ..noiser import eggroll
-from ..optim.numerics import default_float_dtype
+from ..numerics import default_float_dtype
 
 
 class MLPExampleRun(NamedTuple):

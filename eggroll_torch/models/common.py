@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .. import random, tree
-from ..optim.numerics import default_float_dtype, divide_by_broadcast, mean, sqrt, var, weak_scalar
+from ..numerics import default_float_dtype, divide_by_broadcast, mean, sqrt, var, weak_scalar
 from .base_model import CommonInit, CommonParams, Model
 
 __all__ = [

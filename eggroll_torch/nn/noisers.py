@@ -1,8 +1,8 @@
 """The ``noiser=`` argument, and which noisers the population forward can run vectorized.
 
 A noiser is vectorized when its matrix forward is upstream's low-rank ``do_mm``
-(``x @ W.T + x @ B @ A.T`` with ``A, B`` from the noiser module's ``get_lora_update_params``
-at ``sigma / sqrt(rank)``): EGGROLL (``"eggroll"``, ``"reeggroll"``), alternating EGGROLL and
+(``x @ W.T + x @ B @ A.T`` with ``A, B`` from the noiser's ``lora_noise`` at
+``sigma / sqrt(rank)``): EGGROLL (``"eggroll"``, ``"reeggroll"``), alternating EGGROLL and
 EGGROLL with baseline subtraction. Any other class, user subclasses included (they may override
 ``do_mm``), runs member by member through its own ``do_mm``.
 """
@@ -12,11 +12,7 @@ from eggroll_torch.noiser import all_noisers, alteggroll, eggroll, eggroll_basel
 from eggroll_torch.noiser._member import lora_sigma
 from eggroll_torch.noiser.base_noiser import Noiser
 
-_LOW_RANK = {
-    eggroll.EggRoll: eggroll.get_lora_update_params,
-    alteggroll.EggRoll: alteggroll.get_lora_update_params,
-    eggroll_baseline_subtraction.EggRollBS: eggroll_baseline_subtraction.get_lora_update_params,
-}
+_LOW_RANK = frozenset({eggroll.EggRoll, alteggroll.EggRoll, eggroll_baseline_subtraction.EggRollBS})
 
 
 def resolve_noiser(noiser) -> type[Noiser]:
@@ -36,8 +32,7 @@ def resolve_noiser(noiser) -> type[Noiser]:
 def low_rank_factors(noiser: type[Noiser], frozen_noiser_params, noiser_params, param, key, iterinfo):
     """``(A (N, out, r), B (N, in, r))`` of every member for the matrix ``param``, exactly as the
     noiser's ``do_mm`` draws them, or ``None`` when ``noiser`` is not vectorized."""
-    factor_fn = _LOW_RANK.get(noiser)
-    if factor_fn is None:
+    if noiser not in _LOW_RANK:
         return None
     base_sigma = lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"], param.dtype, param.device)
-    return factor_fn(frozen_noiser_params, base_sigma, iterinfo, param, key)
+    return noiser.lora_noise(frozen_noiser_params, base_sigma, iterinfo, param, key)

@@ -30,6 +30,7 @@ from eggroll_torch.models.common import MM_PARAM, PARAM
 from eggroll_torch.optim import resolve_solver
 from eggroll_torch.noiser import _update
 from eggroll_torch.noiser._fitness import standardize_unchecked
+from eggroll_torch.validation import check_count, check_fitnesses, check_positive_real, check_real
 from . import checks, engine, state
 from .es_classes import matrix_biases, named_parameters_with_owner, resolve_es_classes
 from .graphed import GraphedGeneration
@@ -127,12 +128,12 @@ class EggrollTrainer:
     ):
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-        sigma = checks.positive_float("sigma", sigma)
-        lr = checks.finite_float("lr", lr)
-        self.population_size = checks.count("population_size", population_size, 1)
-        rank = checks.count("rank", rank, 1)
+        sigma = check_positive_real("sigma", sigma)
+        lr = check_real("lr", lr)
+        self.population_size = check_count("population_size", population_size, 1)
+        rank = check_count("rank", rank, 1)
         group_size = checks.group_size(group_size, self.population_size)
-        noise_reuse = checks.count("noise_reuse", noise_reuse, 0)
+        noise_reuse = check_count("noise_reuse", noise_reuse, 0)
         if not isinstance(freeze_nonlora, bool):
             raise TypeError(f"freeze_nonlora must be True or False, got {freeze_nonlora!r}")
         self.noiser = resolve_noiser(noiser)
@@ -360,7 +361,7 @@ class EggrollTrainer:
             RuntimeError: the module's parameters changed names, shapes or dtypes since the
                 trainer was built.
         """
-        raw = checks.raw_fitness(raw_fitness, self.population_size, self.device)
+        raw = check_fitnesses(raw_fitness, self.population_size, self.device, name="fitness")
         pairs = self._pairs(range(self.population_size))
         if pairs is not None:
             # EGGROLL's convert_fitnesses without its second finiteness check (one sync fewer).
@@ -481,7 +482,7 @@ class EggrollTrainer:
         missing = {"epoch", "params", "noiser_state", "es_key", "keys"} - set(state_dict)
         if missing:
             raise ValueError(f"state_dict lacks {sorted(missing)}; pass a dict from EggrollTrainer.state_dict()")
-        epoch = checks.count("state_dict['epoch']", state_dict["epoch"], 0)
+        epoch = check_count("state_dict['epoch']", state_dict["epoch"], 0)
         params = _checked_tensors("params", state_dict["params"], self._signature)
         keys = _checked_tensors(
             "keys", state_dict["keys"], {path: (torch.Size([2]), torch.uint32) for path in self._signature}

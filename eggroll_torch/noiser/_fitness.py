@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import torch
 
-from ..optim.numerics import divide_by_broadcast, mean, sqrt, std, var, weak_scalar
+from ..numerics import divide_by_broadcast, mean, sqrt, std, var, weak_scalar
 from ..validation import check_count, check_raw_scores
+
+VARIANCE_EPS = 1e-5
+STD_EPS = 1e-8
 
 
 def standardize_fitnesses(raw_scores: torch.Tensor, group_size: int) -> torch.Tensor:
-    """``(raw - mean) / sqrt(var + 1e-5)``, shape ``(N,)``.
+    """``(raw - mean) / sqrt(var + 1e-5)`` of raw scores ``(N,)``; returns ``(N,)``.
 
     ``group_size == 0``: mean and (population, ddof 0) variance of all N scores; constant scores
     give zeros. ``group_size > 0``: each group of ``group_size`` consecutive members subtracts
-    its own mean but all divide by the GLOBAL standard deviation. ``N`` must be a multiple of it.
+    its own mean but all divide by the GLOBAL ``sqrt(var + 1e-5)``. ``N`` must be a multiple of it.
     """
     return standardize_unchecked(check_raw_scores(raw_scores, group_size), group_size)
 
@@ -20,7 +23,7 @@ def standardize_fitnesses(raw_scores: torch.Tensor, group_size: int) -> torch.Te
 def standardize_unchecked(scores: torch.Tensor, group_size: int) -> torch.Tensor:
     """:func:`standardize_fitnesses` of scores the caller has validated: the same values, with
     no host synchronisation (the finiteness check reads the device), so a CUDA graph can hold it."""
-    spread = sqrt(var(scores, 0, keepdim=True) + weak_scalar(1e-5, scores))
+    spread = sqrt(var(scores, 0, keepdim=True) + weak_scalar(VARIANCE_EPS, scores))
     if group_size == 0:
         return divide_by_broadcast(scores - mean(scores, 0, keepdim=True), spread)
     groups = scores.reshape(-1, group_size)
@@ -28,11 +31,11 @@ def standardize_unchecked(scores: torch.Tensor, group_size: int) -> torch.Tensor
 
 
 def baseline_fitnesses(raw_scores: torch.Tensor, group_size: int) -> torch.Tensor:
-    """EggRollBS's per-direction fitness ``(G,)`` from ``N = Q * G`` scores (or a ``(Q, G)`` matrix).
+    """EggRollBS's per-direction fitnesses ``(G,)`` from ``(Q * G,)`` or ``(Q, G)`` raw scores.
 
     Row ``q`` holds one group; its first member (unperturbed) is the baseline: ``Z = (S - S[:, :1]) /
-    (std(row) + 1e-8)``, columns 0 and 1 (the unperturbed members) are zeroed and the result is
-    the mean over rows. Note the output has length ``G``, not ``N``.
+    (std(row) + 1e-8)`` (population std), columns 0 and 1 (the unperturbed members) are zeroed and
+    the result is the mean over rows. Note the output has length ``G``, not ``N``.
     """
     group_size = check_count("group_size", group_size, 1)
     if isinstance(raw_scores, torch.Tensor) and raw_scores.ndim == 2:
@@ -44,7 +47,7 @@ def baseline_fitnesses(raw_scores: torch.Tensor, group_size: int) -> torch.Tenso
         check_raw_scores(rows.reshape(-1), group_size)
     else:
         rows = check_raw_scores(raw_scores, group_size).reshape(-1, group_size)
-    spread = std(rows, 1, keepdim=True) + weak_scalar(1e-8, rows)
+    spread = std(rows, 1, keepdim=True) + weak_scalar(STD_EPS, rows)
     shaped = divide_by_broadcast(rows - rows[:, :1], spread).clone()
     shaped[:, :2] = 0
     return mean(shaped, 0)

@@ -1,7 +1,8 @@
-"""Forward passes with a member's noise, for one member or a whole population at once.
+"""Forward passes with a member's noise, parameterised by the noise function they draw it with.
 
-For a population, ``x`` carries the member axis first: ``(N, ..., in)`` -> ``(N, ..., out)``;
-member ``n`` is multiplied by its own factors. For one member ``x`` is ``(..., in)`` as upstream.
+``iterinfo is None`` always means the unperturbed model. One member per call, as upstream:
+``x (..., in)``; or a whole population at once: ``x (N, ..., in)`` -> ``(N, ..., out)``, member
+``n`` multiplied by its own noise.
 """
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ def member_matmul(x: torch.Tensor, w: torch.Tensor, population: bool) -> torch.T
     return matmul(rows, w).reshape(*x.shape[:-1], w.shape[-1])
 
 
-def low_rank_mm(factor_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):
-    """``x @ param.T + x @ B @ A.T`` (``do_mm``) or ``x @ param + x @ A @ B.T`` (``do_Tmm``)."""
+def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):
+    """``x @ param.T + x @ B @ A.T`` (``do_mm``, ``param (out, in)``) or ``x @ param + x @ A @ B.T``
+    (``do_Tmm``, ``param (in, out)``), factors from ``lora_fn`` at ``sigma / sqrt(rank)``; two
+    matmuls through the rank dimension, never forming ``A @ B.T``."""
     base = matmul(x, param if transposed else param.T)
     if iterinfo is None:
         return base
@@ -42,13 +45,14 @@ def low_rank_mm(factor_fn, frozen_noiser_params, noiser_params, param, base_key,
     if members.population:
         check_member_axis(x, members.shape[0])
     sigma = lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"], param.dtype, param.device)
-    A, B = factor_fn(frozen_noiser_params, sigma, iterinfo, param, base_key)
+    A, B = lora_fn(frozen_noiser_params, sigma, iterinfo, param, base_key)
     first, second = (A, B) if transposed else (B, A)
     return base + member_matmul(member_matmul(x, first, members.population), second.transpose(-1, -2), members.population)
 
 
 def full_mm(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):
-    """``x @ (param + noise).T`` (``do_mm``) or ``x @ (param + noise)`` (``do_Tmm``), full-rank noise."""
+    """``x @ (param + noise).T`` (``do_mm``) or ``x @ (param + noise)`` (``do_Tmm``), full-rank noise
+    from ``noise_fn``; the noisy matrix is formed explicitly."""
     if iterinfo is None:
         return matmul(x, param if transposed else param.T)
     members = as_members(iterinfo, param.device)
@@ -59,7 +63,8 @@ def full_mm(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iter
 
 
 def noisy_standard(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo):
-    """``param + noise``: ``(*M, *shape)``; ``param`` itself (no member axis) when unperturbed or frozen."""
+    """``param + noise_fn(sigma)``: ``(*M, *shape)``; ``param`` itself (no member axis) when
+    unperturbed or ``freeze_nonlora``."""
     if iterinfo is None or frozen_noiser_params["freeze_nonlora"]:
         return param
     return param + noise_fn(frozen_noiser_params, noiser_params["sigma"], iterinfo, param, base_key)

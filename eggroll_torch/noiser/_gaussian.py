@@ -9,12 +9,12 @@ from __future__ import annotations
 import torch
 
 from .. import random
-from ._member import Members, antithetic_sigma, as_members, broadcast_members, member_keys
+from ._member import Members, antithetic_sigma, as_members, broadcast_members, member_key
 
 
 def draw_normal(frozen_noiser_params, members: Members, param: torch.Tensor, key: torch.Tensor, shape) -> torch.Tensor:
     """Standard normals ``(*S, *M, *shape)`` in ``param.dtype``, one member key each, one call."""
-    keys = member_keys(frozen_noiser_params["noise_reuse"], members, key.to(param.device))
+    keys = member_key(frozen_noiser_params["noise_reuse"], members, key.to(param.device))
     return random.normal(keys, shape, dtype=param.dtype)
 
 

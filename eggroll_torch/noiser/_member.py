@@ -12,7 +12,7 @@ from typing import NamedTuple
 import torch
 
 from .. import random
-from ..optim.numerics import default_float_dtype, sqrt
+from ..numerics import default_float_dtype, sqrt
 from ..validation import check_iterinfo
 
 
@@ -52,8 +52,9 @@ def noise_epoch(noise_reuse: int, epochs: torch.Tensor) -> torch.Tensor:
     return torch.div(epochs, noise_reuse, rounding_mode="floor")
 
 
-def member_keys(noise_reuse: int, members: Members, key: torch.Tensor) -> torch.Tensor:
-    """Keys ``(*S, *M, 2)`` of every member for a parameter key ``(*S, 2)``.
+def member_key(noise_reuse: int, members: Members, key: torch.Tensor) -> torch.Tensor:
+    """Each member's key ``fold_in(fold_in(key, noise epoch), thread_id // 2)``: ``(*S, *M, 2)``
+    for a parameter key ``(*S, 2)``.
 
     ``S`` is empty for an ordinary parameter and the stacked-layer axes for a scanned one.
     """

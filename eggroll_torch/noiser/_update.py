@@ -13,7 +13,7 @@ import torch
 
 from .. import tree
 from ..optim import apply_updates, resolve_solver
-from ..optim.numerics import sqrt, weak_scalar
+from ..numerics import sqrt, weak_scalar
 from ..validation import (
     check_count,
     check_es_map,

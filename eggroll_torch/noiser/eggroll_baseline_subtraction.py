@@ -1,16 +1,17 @@
-"""EGGROLL with baseline subtraction (``EggRollBS``).
+"""EGGROLL with baseline subtraction ("eggrollbs").
 
-The population is ``Q`` groups of ``G = group_size`` members. In every group members 0 and 1
-carry zero noise (their scores are the baseline), each row of scores is centred on its first
-member and scaled by its std, and the update weights the ``G`` directions by the column means.
-The optimizer is ``chain(clip_by_global_norm(trust_region_norm), solver)``.
+The population is ``Q`` groups of ``G = group_size`` members. Within every group, members 0 and
+1 get NO noise (a 0/1 mask on the factors and on full noise) and serve as the baseline; the
+other members are perturbed exactly as in EGGROLL. Fitness shaping compares each group with
+its own first member and averages over groups, so :meth:`EggRollBS.convert_fitnesses` returns
+``G`` values, not ``N``. The solver is ``chain(clip_by_global_norm(trust_region_norm), solver)``.
 """
 from __future__ import annotations
 
 import torch
 
 from .. import optim
-from . import _estimators, _forward, _update
+from . import _estimators, _update
 from ._es_noiser import ESNoiser
 from ._fitness import baseline_fitnesses
 from ._gaussian import draw_normal, inner_shape
@@ -19,14 +20,9 @@ from ._member import antithetic_sigma, as_members, broadcast_members
 __all__ = ["EggRollBS", "get_lora_update_params", "get_nonlora_update_params"]
 
 
-def _is_zero_noise(thread_id, group_size):
-    """Whether a member is one of its group's two unperturbed baselines (position 0 or 1)."""
-    position = thread_id % group_size
-    return (position == 0) | (position == 1)
-
-
 def _noise_mask(thread_ids: torch.Tensor, group_size: int, dtype: torch.dtype) -> torch.Tensor:
-    """1 for perturbed members, 0 for each group's positions 0 and 1; shape ``M``.
+    """1 for perturbed members (``thread_id % G >= 2``), 0 for each group's positions 0 and 1, in
+    ``dtype``: shape ``M``.
 
     With ``group_size == 0`` every member is masked (JAX's integer ``mod`` by 0 gives 0).
     """
@@ -36,7 +32,7 @@ def _noise_mask(thread_ids: torch.Tensor, group_size: int, dtype: torch.dtype) -
 
 
 def get_nonlora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
-    """Full noise ``(*S, *M, *shape)``: ``normal * (+-base_sigma) * mask``."""
+    """EGGROLL's full noise ``(*S, *M, *shape)`` times the member's 0/1 baseline mask."""
     members = as_members(iterinfo, param.device)
     shape = inner_shape(param, key)
     draws = draw_normal(frozen_noiser_params, members, param, key, shape)
@@ -46,7 +42,8 @@ def get_nonlora_update_params(frozen_noiser_params, base_sigma, iterinfo, param,
 
 
 def get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
-    """EGGROLL's factors with both ``A`` and ``B`` zeroed for the unperturbed members."""
+    """EGGROLL's factors ``A (*S, *M, a, r)`` and ``B (*S, *M, b, r)``, both times the member's 0/1
+    baseline mask."""
     members = as_members(iterinfo, param.device)
     a, b = inner_shape(param, key)
     draws = draw_normal(frozen_noiser_params, members, param, key, (a + b, frozen_noiser_params["rank"]))
@@ -55,54 +52,42 @@ def get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, ke
     return draws[..., b:, :] * mask * sigma, draws[..., :b, :] * mask
 
 
-def _simple_lora_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
-    """``sum_n f_n A_n @ B_n.T / N`` with the masked factors."""
-    return _estimators.low_rank_gradient(get_lora_update_params, base_sigma, param, key, scores, iterinfo,
-                                         frozen_noiser_params)
-
-
-def _simple_full_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
-    """``mean_n(f_n * noise_n)`` with the masked noise (zeros with ``freeze_nonlora``)."""
-    return _estimators.nonlora_gradient(get_nonlora_update_params, base_sigma, param, key, scores, iterinfo,
-                                        frozen_noiser_params)
-
-
-_noop_update = _estimators.zero_gradient
-
-
 class EggRollBS(ESNoiser):
-    """EGGROLL with per-group baseline subtraction and a trust region on the step."""
-
-    update_fns = (_simple_full_update, _simple_lora_update, _noop_update, _noop_update)
-    noise_fn = staticmethod(get_nonlora_update_params)
+    """EGGROLL whose groups carry two unperturbed baseline members, with a trust region on the step."""
 
     @classmethod
     def init_noiser(cls, params, sigma, lr, *args, solver=None, solver_kwargs=None, group_size=0,
                     freeze_nonlora=False, noise_reuse=0, rank=1, trust_region_norm=1.0, **kwargs):
-        """Returns ``(frozen_noiser_params, noiser_params)``; frozen has ``group_size``,
-        ``freeze_nonlora``, ``noise_reuse``, ``solver`` (the clipped chain), ``rank`` and
-        ``trust_region_norm``. ``convert_fitnesses`` needs ``group_size >= 1``."""
+        """Returns ``(frozen_noiser_params, noiser_params)``.
+
+        frozen: ``group_size``, ``freeze_nonlora``, ``noise_reuse``, ``solver`` (gradient clipped to
+        global norm ``trust_region_norm`` before ``solver``), ``rank``, ``trust_region_norm``.
+        ``convert_fitnesses`` needs ``group_size >= 1``.
+        """
         _update.check_init(sigma, group_size, noise_reuse, rank)
-        solver_ = optim.chain(optim.clip_by_global_norm(trust_region_norm),
-                              _update.build_solver(lr, solver, solver_kwargs))
+        true_solver = optim.chain(optim.clip_by_global_norm(trust_region_norm),
+                                  _update.build_solver(lr, solver, solver_kwargs))
         frozen = {"group_size": group_size, "freeze_nonlora": freeze_nonlora, "noise_reuse": noise_reuse,
-                  "solver": solver_, "rank": rank, "trust_region_norm": trust_region_norm}
-        return frozen, {"sigma": sigma, "opt_state": solver_.init(params)}
+                  "solver": true_solver, "rank": rank, "trust_region_norm": trust_region_norm}
+        return frozen, {"sigma": sigma, "opt_state": true_solver.init(params)}
 
     @classmethod
-    def do_mm(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-        """``x @ param.T + x @ B @ A.T`` with the masked factors."""
-        return _forward.low_rank_mm(get_lora_update_params, frozen_noiser_params, noiser_params, param, base_key,
-                                    iterinfo, x, transposed=False)
+    def full_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+        """EGGROLL's full noise with each group's two baseline members zeroed (:func:`get_nonlora_update_params`)."""
+        return get_nonlora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key)
 
     @classmethod
-    def do_Tmm(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-        """``x @ param + x @ A @ B.T`` with the masked factors."""
-        return _forward.low_rank_mm(get_lora_update_params, frozen_noiser_params, noiser_params, param, base_key,
-                                    iterinfo, x, transposed=True)
+    def lora_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+        """EGGROLL's factors with each group's two baseline members zeroed (:func:`get_lora_update_params`)."""
+        return get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key)
 
     @classmethod
     def convert_fitnesses(cls, frozen_noiser_params, noiser_params, raw_scores, num_episodes_list=None):
         """Per-direction fitnesses ``(G,)`` (see ``_fitness.baseline_fitnesses``); pass them to
         ``do_updates`` with ``G`` members' iterinfos."""
         return baseline_fitnesses(raw_scores, frozen_noiser_params["group_size"])
+
+
+# Upstream's module-level names for this class's per-leaf estimators (by es class), kept so that
+# code written against upstream finds them.
+_simple_full_update, _simple_lora_update, _noop_update, _noop_update = _estimators.update_fns(EggRollBS)

@@ -7,7 +7,7 @@ import torch
 
 from .. import tree
 from .base import GradientTransformation
-from .numerics import weak_scalar
+from ..numerics import weak_scalar
 
 
 class TraceState(NamedTuple):

@@ -7,7 +7,7 @@ import torch
 
 from .. import tree
 from .base import GradientTransformation
-from .numerics import divide_by_broadcast, one_minus_power, safe_increment, sqrt, weak_scalar
+from ..numerics import divide_by_broadcast, one_minus_power, safe_increment, sqrt, weak_scalar
 
 
 class ScaleByAdamState(NamedTuple):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import tree
 from ._masking import masked
 from .base import EmptyState, GradientTransformation
-from .numerics import weak_scalar
+from ..numerics import weak_scalar
 
 
 def add_decayed_weights(weight_decay=0.0, mask=None) -> GradientTransformation:

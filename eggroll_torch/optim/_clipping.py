@@ -5,7 +5,7 @@ import torch
 
 from .. import tree
 from .base import GradientTransformation, init_empty_state
-from .numerics import divide_by_broadcast, sqrt, weak_scalar
+from ..numerics import divide_by_broadcast, sqrt, weak_scalar
 
 
 def _sum(leaf: torch.Tensor) -> torch.Tensor:

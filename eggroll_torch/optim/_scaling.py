@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import tree
 from .base import GradientTransformation, init_empty_state
-from .numerics import weak_scalar
+from ..numerics import weak_scalar
 
 
 def scale(step_size) -> GradientTransformation:

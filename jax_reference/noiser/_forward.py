@@ -1,39 +1,35 @@
-"""One member's perturbed forward primitives, parameterised by the noise function they use.
+"""Forward passes with a member's noise, parameterised by the noise function they draw it with.
 
-``iterinfo is None`` always means the unperturbed model.
+``iterinfo is None`` always means the unperturbed model. One member per call, as upstream:
+``x (..., in)``.
 """
-import jax.numpy as jnp
+from ._member import lora_sigma
 
 
-def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-    """``x @ param.T + x @ B @ A.T`` for ``param`` ``(out, in)`` and factors from ``lora_fn``.
-
-    Computed as two matmuls through the rank dimension, never forming ``A @ B.T``.
-    """
-    base_ans = x @ param.T
+def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):
+    """``x @ param.T + x @ B @ A.T`` (``do_mm``, ``param (out, in)``) or ``x @ param + x @ A @ B.T``
+    (``do_Tmm``, ``param (in, out)``), factors from ``lora_fn`` at ``sigma / sqrt(rank)``; two
+    matmuls through the rank dimension, never forming ``A @ B.T``."""
+    base_ans = x @ (param if transposed else param.T)
     if iterinfo is None:
         return base_ans
-    A, B = lora_fn(
-        frozen_noiser_params, noiser_params["sigma"] / jnp.sqrt(frozen_noiser_params["rank"]),
-        iterinfo, param, base_key,
-    )
-    return base_ans + x @ B @ A.T
+    A, B = lora_fn(frozen_noiser_params, lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"]), iterinfo,
+                   param, base_key)
+    first, second = (A, B) if transposed else (B, A)
+    return base_ans + x @ first @ second.T
 
 
-def low_rank_Tmm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-    """``x @ param + x @ A @ B.T`` for ``param`` ``(in, out)``: ``A`` spans ``in``, ``B`` spans ``out``."""
-    base_ans = x @ param
+def full_mm(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):
+    """``x @ (param + noise).T`` (``do_mm``) or ``x @ (param + noise)`` (``do_Tmm``), full-rank noise
+    from ``noise_fn``; the noisy matrix is formed explicitly."""
     if iterinfo is None:
-        return base_ans
-    A, B = lora_fn(
-        frozen_noiser_params, noiser_params["sigma"] / jnp.sqrt(frozen_noiser_params["rank"]),
-        iterinfo, param, base_key,
-    )
-    return base_ans + x @ A @ B.T
+        return x @ (param if transposed else param.T)
+    noisy = param + noise_fn(frozen_noiser_params, noiser_params["sigma"], iterinfo, param, base_key)
+    return x @ (noisy if transposed else noisy.T)
 
 
 def noisy_standard(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo):
-    """``param + noise_fn(sigma)``, or ``param`` itself when unperturbed or ``freeze_nonlora``."""
+    """``param + noise_fn(sigma)``; ``param`` itself when unperturbed or ``freeze_nonlora``."""
     if iterinfo is None or frozen_noiser_params["freeze_nonlora"]:
         return param
     return param + noise_fn(frozen_noiser_params, noiser_params["sigma"], iterinfo, param, base_key)

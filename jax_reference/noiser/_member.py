@@ -21,6 +21,11 @@ def antithetic_sigma(base_sigma, thread_id):
     return jnp.where(thread_id % 2 == 0, base_sigma, -base_sigma)
 
 
+def lora_sigma(sigma, rank):
+    """``sigma / sqrt(rank)``, the scale folded into ``A`` of the low-rank factors."""
+    return sigma / jnp.sqrt(rank)
+
+
 def member_coordinates(frozen_noiser_params, base_sigma, iterinfo):
     """``(noise epoch, pair index thread_id // 2, signed sigma)`` of one member."""
     epoch, thread_id = iterinfo

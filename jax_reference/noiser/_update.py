@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import optax
 from jax.tree_util import tree_flatten, tree_unflatten
 
+from ._validate import check_count
+
 
 def build_solver(lr, solver, solver_kwargs):
     """The optax transformation ``solver(lr, **solver_kwargs)``; ``solver`` defaults to ``optax.sgd``."""
@@ -14,6 +16,13 @@ def build_solver(lr, solver, solver_kwargs):
     if solver_kwargs is None:
         solver_kwargs = {}
     return solver(lr, **solver_kwargs)
+
+
+def check_init(group_size, noise_reuse, rank=1):
+    """The ``init_noiser`` arguments every noiser shares, checked before anything is built."""
+    check_count("group_size", group_size, 0)
+    check_count("noise_reuse", noise_reuse, 0)
+    check_count("rank", rank, 1)
 
 
 def leaf_gradient(update_fn, param, base_key, fitnesses, iterinfos, sigma, frozen_noiser_params):

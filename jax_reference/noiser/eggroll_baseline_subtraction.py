@@ -10,43 +10,51 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from . import _estimators, _forward, _update
+from . import _estimators, _update
 from ._es_noiser import ESNoiser
+from ._fitness import baseline_fitnesses
 from ._member import member_key
-from ._validate import check_count
 
-STD_EPS = 1e-8
+__all__ = ["EggRollBS", "get_lora_update_params", "get_nonlora_update_params"]
 
 
-def _member_coordinates(frozen_noiser_params, base_sigma, iterinfo, dtype):
-    """``(mask, noise epoch, pair index, signed sigma)`` of one member.
+def _noise_mask(thread_id, group_size, dtype):
+    """1 for perturbed members (``thread_id % G >= 2``), 0 for each group's positions 0 and 1, in
+    ``dtype``.
 
-    ``mask`` (in ``dtype``) is 1 for perturbed members (``thread_id % G >= 2``) and 0 for the
-    two baseline members of each group. Same values as ``_member.member_coordinates``, but
-    computed as upstream's baseline noiser does: the noise epoch through ``where`` and the sign
-    as a multiplication by ``+-1.0``.
+    With ``group_size == 0`` every member is masked (JAX's integer ``mod`` by 0 gives 0).
+    """
+    return (jnp.mod(thread_id, jnp.asarray(group_size)) >= 2).astype(dtype)
+
+
+def _member_coordinates(frozen_noiser_params, base_sigma, iterinfo):
+    """``(noise epoch, pair index, signed sigma)`` of one member.
+
+    Same values as ``_member.member_coordinates``, computed as upstream's baseline noiser does:
+    the noise epoch through ``where`` and the sign as a multiplication by ``+-1.0``.
     """
     epoch, thread_id = iterinfo
-    mask = (jnp.mod(thread_id, jnp.asarray(frozen_noiser_params["group_size"])) >= 2).astype(dtype)
     noise_reuse = frozen_noiser_params["noise_reuse"]
     # floor_divide, not //, so a Python-int epoch with noise_reuse=0 does not raise.
     true_epoch = jnp.where(noise_reuse == 0, 0, jnp.floor_divide(epoch, noise_reuse))
     pair = thread_id // 2
     sigma = base_sigma * jnp.where((thread_id % 2) == 0, 1.0, -1.0)
-    return mask, true_epoch, pair, sigma
+    return true_epoch, pair, sigma
 
 
 def get_nonlora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
     """EGGROLL's full noise ``(param.shape)`` times the member's 0/1 baseline mask."""
-    mask, true_epoch, pair, sigma = _member_coordinates(frozen_noiser_params, base_sigma, iterinfo, param.dtype)
+    true_epoch, pair, sigma = _member_coordinates(frozen_noiser_params, base_sigma, iterinfo)
+    mask = _noise_mask(iterinfo[1], frozen_noiser_params["group_size"], param.dtype)
     draw = jax.random.normal(member_key(key, true_epoch, pair), param.shape, dtype=param.dtype)
     return draw * sigma * mask
 
 
 def get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key):
-    """EGGROLL's factors ``A`` ``(a, r)`` and ``B`` ``(b, r)``, both multiplied by the baseline mask."""
+    """EGGROLL's factors ``A (a, r)`` and ``B (b, r)``, both times the member's 0/1 baseline mask."""
     a, b = param.shape
-    mask, true_epoch, pair, sigma = _member_coordinates(frozen_noiser_params, base_sigma, iterinfo, param.dtype)
+    true_epoch, pair, sigma = _member_coordinates(frozen_noiser_params, base_sigma, iterinfo)
+    mask = _noise_mask(iterinfo[1], frozen_noiser_params["group_size"], param.dtype)
     draw = jax.random.normal(
         member_key(key, true_epoch, pair), (a + b, frozen_noiser_params["rank"]), dtype=param.dtype
     )
@@ -56,31 +64,8 @@ def get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, ke
     return A * sigma, B
 
 
-def _simple_full_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
-    """Fitness-weighted mean of masked full noise for a ``PARAM`` leaf (zeros if ``freeze_nonlora``)."""
-    return _estimators.nonlora_gradient(
-        get_nonlora_update_params, base_sigma, param, key, scores, iterinfo, frozen_noiser_params
-    )
-
-
-def _simple_lora_update(base_sigma, param, key, scores, iterinfo, frozen_noiser_params):
-    """``sum_n f_n A_n @ B_n.T / N`` with masked factors, for an ``MM_PARAM`` leaf ``(a, b)``."""
-    return _estimators.low_rank_gradient(
-        get_lora_update_params, base_sigma, param, key, scores, iterinfo, frozen_noiser_params
-    )
-
-
-_noop_update = _estimators.zero_gradient
-
-# Indexed by the es_map class: PARAM, MM_PARAM, EMB_PARAM, EXCLUDED.
-_UPDATE_FNS = (_simple_full_update, _simple_lora_update, _noop_update, _noop_update)
-
-
 class EggRollBS(ESNoiser):
-    """EGGROLL whose groups carry two unperturbed baseline members."""
-
-    update_fns = _UPDATE_FNS
-    noise_fn = staticmethod(get_nonlora_update_params)
+    """EGGROLL whose groups carry two unperturbed baseline members, with a trust region on the step."""
 
     @classmethod
     def init_noiser(cls, params, sigma, lr, *args, solver=None, solver_kwargs=None, group_size=0,
@@ -91,9 +76,7 @@ class EggRollBS(ESNoiser):
         global norm ``trust_region_norm`` before ``solver``), ``rank``, ``trust_region_norm``.
         ``convert_fitnesses`` needs ``group_size >= 1``.
         """
-        check_count("group_size", group_size, 0)
-        check_count("noise_reuse", noise_reuse, 0)
-        check_count("rank", rank, 1)
+        _update.check_init(group_size, noise_reuse, rank)
         true_solver = optax.chain(
             optax.clip_by_global_norm(trust_region_norm),
             _update.build_solver(lr, solver, solver_kwargs),
@@ -103,39 +86,22 @@ class EggRollBS(ESNoiser):
         return frozen, {"sigma": sigma, "opt_state": true_solver.init(params)}
 
     @classmethod
-    def do_mm(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-        """``x @ param.T`` plus the member's masked low-rank perturbation; ``param`` is ``(out, in)``."""
-        return _forward.low_rank_mm(get_lora_update_params, frozen_noiser_params, noiser_params,
-                                    param, base_key, iterinfo, x)
+    def full_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+        """EGGROLL's full noise with each group's two baseline members zeroed (:func:`get_nonlora_update_params`)."""
+        return get_nonlora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key)
 
     @classmethod
-    def do_Tmm(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-        """``x @ param`` plus the member's masked low-rank perturbation; ``param`` is ``(in, out)``."""
-        return _forward.low_rank_Tmm(get_lora_update_params, frozen_noiser_params, noiser_params,
-                                     param, base_key, iterinfo, x)
+    def lora_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+        """EGGROLL's factors with each group's two baseline members zeroed (:func:`get_lora_update_params`)."""
+        return get_lora_update_params(frozen_noiser_params, base_sigma, iterinfo, param, key)
 
     @classmethod
     def convert_fitnesses(cls, frozen_noiser_params, noiser_params, raw_scores, num_episodes_list=None):
-        """Per-direction fitnesses, shape ``(G,)``, from ``(Q * G,)`` or ``(Q, G)`` raw scores.
+        """Per-direction fitnesses ``(G,)`` (see ``_fitness.baseline_fitnesses``); pass them to
+        ``do_updates`` with ``G`` members' iterinfos."""
+        return baseline_fitnesses(raw_scores, frozen_noiser_params["group_size"])
 
-        Row ``q`` becomes ``(S[q] - S[q, 0]) / (std(S[q]) + 1e-8)`` (population std), columns 0
-        and 1 are set to 0, and the result is the mean over the ``Q`` rows.
-        """
-        group_size = int(frozen_noiser_params["group_size"])
-        if group_size < 1:
-            raise ValueError("EggRollBS.convert_fitnesses needs group_size >= 1; pass group_size to init_noiser")
-        if raw_scores.ndim == 1:
-            if raw_scores.size % group_size != 0:
-                raise ValueError(
-                    f"raw_scores has {raw_scores.size} entries, not a multiple of group_size={group_size}"
-                )
-            scores = raw_scores.reshape(raw_scores.size // group_size, group_size)
-        else:
-            scores = raw_scores
-            if scores.shape[1] != group_size:
-                raise ValueError(
-                    f"raw_scores of shape {scores.shape} must have group_size={group_size} columns"
-                )
-        shaped = (scores - scores[:, :1]) / (jnp.std(scores, axis=1, keepdims=True) + STD_EPS)
-        shaped = shaped.at[:, 0].set(0.0).at[:, 1].set(0.0)
-        return jnp.mean(shaped, axis=0)
+
+# Upstream's module-level names for this class's per-leaf estimators (by es class), kept so that
+# code written against upstream finds them.
+_simple_full_update, _simple_lora_update, _noop_update, _noop_update = _estimators.update_fns(EggRollBS)

@@ -11,10 +11,11 @@ import torch
 
 from conformance.adapters import base
 from conformance.adapters.eggroll_torch import EggrollTorchAdapter
+from conformance.spec import VARIANCE_EPS
 
 
 class Ddof1Port(EggrollTorchAdapter):
-    """``eggroll_torch`` whose global z-score divides by ``sqrt(var(raw, ddof=1) + 1e-5)``."""
+    """``eggroll_torch`` whose global z-score divides by ``sqrt(var(raw, ddof=1) + VARIANCE_EPS)``."""
 
     def __init__(self):
         super().__init__("cpu")
@@ -27,4 +28,4 @@ class Ddof1Port(EggrollTorchAdapter):
         if config.group_size:
             return super().convert_fitnesses(config, raw)
         r = torch.from_numpy(np.asarray(raw, np.float32).copy())
-        return ((r - r.mean()) / torch.sqrt(r.var() + 1e-5)).numpy()
+        return ((r - r.mean()) / torch.sqrt(r.var() + VARIANCE_EPS)).numpy()

@@ -1,6 +1,7 @@
 """Registry completeness: every upstream behaviour has a check, every check covers a behaviour."""
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 
 from conformance.checks import REGISTRY
 from conformance.components import COMPONENTS, EXEMPT, UPSTREAM_BEHAVIOURS
+from conformance.spec import NOISERS
 
 UPSTREAM_MD = Path(__file__).resolve().parents[2] / "docs" / "upstream-behaviour.md"
 # The check ids the conformance design names as its core.
@@ -18,7 +20,7 @@ CORE_IDS = (
     "update.scale_sqrt_n", "update.batched_equals_plain", "optimizer.sgd", "optimizer.adam",
     "optimizer.adamw_defaults", "trajectory.mlp_e2e",
 )
-OTHER_NOISERS = ("open_es", "eggrollbs", "alteggroll", "sparse", "noop", "reeggroll")
+OTHER_NOISERS = tuple(name for name in NOISERS if name != "eggroll")
 
 
 def _mapped() -> set[str]:
@@ -28,6 +30,13 @@ def _mapped() -> set[str]:
 def test_core_check_ids_and_one_check_per_other_noiser_exist():
     missing = [c for c in CORE_IDS + tuple(f"noiser.{n}" for n in OTHER_NOISERS) if c not in REGISTRY]
     assert not missing, f"core checks are missing: {missing}"
+
+
+@pytest.mark.parametrize("package", ["eggroll_torch.noiser", "jax_reference.noiser"])
+def test_each_library_registers_the_one_noiser_list(package):
+    registry = importlib.import_module(package).all_noisers
+    assert list(registry) == list(NOISERS)
+    assert {name: (cls.__module__.rsplit(".", 1)[1], cls.__name__) for name, cls in registry.items()} == NOISERS
 
 
 def test_every_mapped_check_id_is_registered():

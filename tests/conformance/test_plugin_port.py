@@ -16,16 +16,12 @@ pytest.importorskip("jax", reason="the certification compares with the JAX refer
 
 from conformance import cli  # noqa: E402
 from conformance.checks import REGISTRY  # noqa: E402
+from conformance.inputs import zscore  # noqa: E402
 from conformance.tolerances import assert_parity  # noqa: E402
 from plugin_fake_port import Ddof1Port  # noqa: E402
 
 NAMED = "normalization.population_variance"
 UNAFFECTED = "normalization.constant_fitness"
-
-
-def _zscore(raw: np.ndarray, ddof: int) -> np.ndarray:
-    r = raw.astype(np.float64)
-    return (r - r.mean()) / np.sqrt(r.var(ddof=ddof) + 1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +47,8 @@ def test_normalization_population_variance_report_has_reproducing_case(certified
     raw = np.asarray(finding["inputs"]["raw"]["values"], np.float32)
     assert raw.size == min(c["raw"].size for c in REGISTRY[NAMED].cases("ci")), "the smallest case is reported"
     (row,) = finding["outputs"]
-    assert_parity(row["expected"]["values"], _zscore(raw, 0), "report_zscores", what="expected (ddof=0)")
-    assert_parity(row["got"]["values"], _zscore(raw, 1), "report_zscores", what="got (ddof=1)")
+    assert_parity(row["expected"]["values"], zscore(raw), "report_zscores", what="expected (ddof=0)")
+    assert_parity(row["got"]["values"], zscore(raw, ddof=1), "report_zscores", what="got (ddof=1)")
     assert finding["command"].endswith(f"--check {NAMED}")
     assert f"### ❌ `{NAMED}`" in markdown
     assert "expected (JAX reference)" in markdown and "got (port)" in markdown

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conformance.spec import PERTURBING_NOISERS
 from eggroll_torch import noiser as tnoiser
 from eggroll_torch import optim, tree
 from eggroll_torch.models import common
@@ -88,7 +89,7 @@ def test_validation_init_noiser(kwargs, error, message):
 
 
 @pytest.mark.parametrize("sigma", [0.0, -0.1, float("nan"), float("inf")])
-@pytest.mark.parametrize("name", ["eggroll", "open_es", "eggrollbs", "alteggroll", "sparse"])
+@pytest.mark.parametrize("name", PERTURBING_NOISERS)
 def test_validation_sigma(name, sigma):
     with pytest.raises(ValueError, match="sigma"):
         tnoiser.all_noisers[name].init_noiser({"w": torch.zeros(2, 2)}, sigma, 0.1)

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 import jax_reference.noiser as jnoiser
+from conformance.spec import PERTURBING_NOISERS
 from conformance.tolerances import assert_parity
 from eggroll_torch import noiser as tnoiser
 from parity_support import DEVICES, jax_key, key, matrix, population, random_tensor, to_jax
 
 SIGMA = 0.2
-ALL = ["eggroll", "open_es", "eggrollbs", "alteggroll", "sparse", "noop"]
+ALL = [*PERTURBING_NOISERS, "noop"]
 
 
 def _pair(name, param, **options):

@@ -10,6 +10,7 @@ import torch
 
 import jax_reference.models.common as jcommon
 import jax_reference.noiser as jnoiser
+from conformance.spec import PERTURBING_NOISERS
 from conformance.tolerances import assert_parity, assert_tree_parity
 from eggroll_torch import optim, tree
 from eggroll_torch.models import common
@@ -56,14 +57,11 @@ def _step(name, params, es_map, scan_map, fitness_seed=0, group_size=0, device="
     return tnew, jnew
 
 
-NOISERS = ["eggroll", "open_es", "alteggroll", "sparse", "eggrollbs"]
-
-
 F32, BF16, F16 = torch.float32, torch.bfloat16, torch.float16
-DEFAULT = {(name, F32) for name in NOISERS} | {("eggroll", BF16), ("eggroll", F16), ("sparse", BF16)}
+DEFAULT = {(name, F32) for name in PERTURBING_NOISERS} | {("eggroll", BF16), ("eggroll", F16), ("sparse", BF16)}
 
 
-@pytest.mark.parametrize("name, dtype", matrix(DEFAULT, NOISERS, [F32, BF16, F16]))
+@pytest.mark.parametrize("name, dtype", matrix(DEFAULT, PERTURBING_NOISERS, [F32, BF16, F16]))
 def test_update_matches_reference(name, dtype):
     params, es_map, scan_map = _params(dtype)
     tnew, jnew = _step(name, params, es_map, scan_map, group_size=4 if name == "eggrollbs" else 0)
@@ -131,7 +129,7 @@ def test_update_batched_matches_reference():
     assert_tree_parity(tnew, jnew, "reduction", what="batched update")
 
 
-@pytest.mark.parametrize("name", NOISERS)
+@pytest.mark.parametrize("name", PERTURBING_NOISERS)
 def test_update_emb_and_excluded_unchanged(name):
     """EMB_PARAM and EXCLUDED leaves get a zero gradient: plain SGD leaves them bit-identical."""
     params, es_map, scan_map = _params(torch.float32)

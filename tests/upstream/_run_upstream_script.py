@@ -14,7 +14,7 @@ import sys
 import types
 from pathlib import Path
 
-import _hyperscalees_loader
+from conformance.adapters.upstream import load_upstream
 
 
 def main(src, script, out_dir):
@@ -25,7 +25,7 @@ def main(src, script, out_dir):
         hub.constants = types.ModuleType("huggingface_hub.constants")
         hub.constants.HF_HOME = str(out_dir / "hf_home")
         sys.modules.update({"huggingface_hub": hub, "huggingface_hub.constants": hub.constants})
-    _hyperscalees_loader.load(Path(src))
+    load_upstream(src)
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         script_globals = runpy.run_path(script, run_name="upstream_end_to_end")

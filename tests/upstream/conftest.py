@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _hyperscalees_loader import MODULE_NAMES, load
+from conformance.adapters.upstream import load_upstream
 from conformance.tolerances import Comparison
 
 ENV_VAR = "HYPERSCALEES_SRC"
@@ -93,15 +93,20 @@ def upstream_src() -> Path:
     return Path(src)
 
 
+def _upstream_modules() -> dict:
+    return {name: module for name, module in sys.modules.items()
+            if name == "hyperscalees" or name.startswith("hyperscalees.")}
+
+
 @pytest.fixture(scope="session")
 def hs(upstream_src):
     """Upstream's ``hyperscalees`` package with only its core modules loaded (see
-    ``_hyperscalees_loader``); removed from ``sys.modules`` again at the end of the session."""
-    saved_modules = {n: sys.modules[n] for n in MODULE_NAMES if n in sys.modules}
-    package = load(upstream_src)
+    ``conformance.adapters.upstream.load_upstream``); removed from ``sys.modules`` again at the
+    end of the session."""
+    saved_modules = _upstream_modules()
+    package = load_upstream(upstream_src)
     LEDGER.commit = _commit(upstream_src)
     yield package
-    for name in MODULE_NAMES:
-        sys.modules.pop(name, None)
+    for name in _upstream_modules():
+        del sys.modules[name]
     sys.modules.update(saved_modules)
-

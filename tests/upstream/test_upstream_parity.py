@@ -26,6 +26,7 @@ import optax
 import pytest
 
 import jax_reference
+from conformance import spec
 from conformance.tolerances import assert_same_bits, assert_tree_parity
 from jax_reference.examples.mlp_e2e import run_mlp_example
 
@@ -38,15 +39,8 @@ pytestmark = [
 ]
 HERE = Path(__file__).parent
 
-# name -> (module, class) under hyperscalees.noiser / jax_reference.noiser
-NOISERS = {
-    "noop": ("base_noiser", "Noiser"),
-    "open_es": ("open_es", "OpenES"),
-    "eggroll": ("eggroll", "EggRoll"),
-    "eggrollbs": ("eggroll_baseline_subtraction", "EggRollBS"),
-    "alteggroll": ("alteggroll", "EggRoll"),
-    "sparse": ("sparse", "Sparse"),
-}
+# name -> (module, class) under hyperscalees.noiser / jax_reference.noiser, each noiser once.
+NOISERS = {name: spec.NOISERS[name] for name in ("noop", *spec.PERTURBING_NOISERS)}
 LOW_RANK = {"eggroll", "eggrollbs", "alteggroll"}
 SOLVERS = {
     "sgd": (optax.sgd, {}),
@@ -438,7 +432,7 @@ def test_upstream_end_to_end_script_matches_example(upstream_src, ledger, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("noiser", ["eggroll", "open_es", "alteggroll", "sparse", "eggrollbs"])
+@pytest.mark.parametrize("noiser", spec.PERTURBING_NOISERS)
 def test_mlp_example_every_epoch_matches_upstream(sides, ledger, noiser):
     """The example loop driven by upstream's classes and by ours: identical params after every epoch."""
     theirs_side, ours_side = sides

@@ -2,25 +2,25 @@
 
 A :class:`Mutant` is the eggroll_torch adapter plus hooks. Noise bugs are written once, as a
 change of the drawn noise (:meth:`Mutant.factors`, :meth:`Mutant.full`) or of which member /
-epoch a draw belongs to (:meth:`Mutant.members`); every operation then sees the same broken
-noise, as it would in a real port: the forward pass is recomputed from the broken factors and
-``do_updates`` runs eggroll_torch's own update algebra on them through noise injection.
-Bugs of fitness shaping, solver or keys override that one operation instead.
+epoch / rank a draw belongs to (:meth:`Mutant.members`, :meth:`Mutant.draw_config`). They live
+in a subclass of the noiser that overrides its noise seam (``lora_noise``, ``full_noise``), which
+the adapter then calls for every operation: the noise draws, the forward passes and
+``do_updates`` all see the same broken noise, as they would in a real port. Bugs of fitness
+shaping, solver or keys override that one operation instead.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from conformance import trees
 from conformance.adapters.eggroll_torch import EggrollTorchAdapter
-from conformance.spec import EMB_PARAM, EXCLUDED, MM_PARAM, LeafNoise, NoiserConfig, Population
-
-LOW_RANK = ("eggroll", "reeggroll", "alteggroll")
+from conformance.spec import NoiserConfig, Population
+from eggroll_torch.noiser import lora_sigma
 
 
 class Mutant(EggrollTorchAdapter):
     """eggroll_torch with one bug. Subclasses set ``bug`` (what a port got wrong) and ``flagged_by``
-    (the check whose id names that behaviour) and override one hook or operation."""
+    (the check whose id names that behaviour) and override one hook or operation; a noise bug
+    sets ``changes_noise`` so that its hooks replace the noiser's."""
 
     bug = ""
     flagged_by = ""
@@ -36,11 +36,11 @@ class Mutant(EggrollTorchAdapter):
         return config, population
 
     def factors(self, config: NoiserConfig, shape: tuple, population: Population, a, b):
-        """Low-rank factors as the broken port ends up with them."""
+        """Low-rank factors ``(N, a, r), (N, b, r)`` as the broken port ends up with them."""
         return a, b
 
     def full(self, config: NoiserConfig, population: Population, noise):
-        """Full-rank noise as the broken port ends up with it."""
+        """Full-rank noise ``(N, *shape)`` as the broken port ends up with it."""
         return noise
 
     def update_noise(self, config: NoiserConfig, kind: str, arrays: tuple) -> tuple:
@@ -48,67 +48,78 @@ class Mutant(EggrollTorchAdapter):
         return arrays
 
     def draw_config(self, config: NoiserConfig, shape: tuple) -> NoiserConfig:
+        """The config a matrix of ``shape`` draws its factors with."""
         return config
 
-    # ---- noise ------------------------------------------------------------------------------
-    def lora_factors(self, config, key, shape, dtype, population):
-        c, p = self.members(config, population)
-        c = self.draw_config(c, shape)
-        a, b = super().lora_factors(c, key, shape, dtype, p)
-        return self.factors(c, shape, population, a, b)
+    # ---- the broken noiser --------------------------------------------------------------------
+    def noiser_cls(self, config):
+        noiser = super().noiser_cls(config)
+        if not self.changes_noise or not hasattr(noiser, "lora_noise"):
+            return noiser
+        return self.broken_draws(noiser, config)
 
-    def full_noise(self, config, key, shape, dtype, population):
-        c, p = self.members(config, population)
-        return self.full(c, population, super().full_noise(c, key, shape, dtype, p))
+    def update_noiser(self, config, noise, keys):
+        noiser = super().update_noiser(config, noise, keys)
+        if not self.changes_noise or not hasattr(noiser, "lora_noise"):
+            return noiser
+        return self.broken_update(noiser, config)
 
-    # ---- forward from the broken noise ------------------------------------------------------
-    def _lowrank_forward(self, config, param, key, population, x, transposed: bool):
-        base = super().do_Tmm if transposed else super().do_mm
-        if population is None or config.noiser not in LOW_RANK:
-            return base(config, param, key, population, x)
-        plain = base(config, param, key, None, x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
-        shape = tuple(param.shape)
-        a, b = (np.asarray(f, np.float64) for f in self.lora_factors(config, key, shape, str(param.dtype), population))
-        xs = np.asarray(x, np.float64)
-        # do_mm: x @ B @ A.T with param (out=a, in=b); do_Tmm: x @ A @ B.T with param (in=a, out=b).
-        first, second = (a, b) if transposed else (b, a)
-        hidden = np.einsum("n...i,nir->n...r", xs, first)
-        return (plain + np.einsum("n...r,nor->n...o", hidden, second)).astype(plain.dtype)
+    def _population(self, iterinfo) -> Population:
+        return Population(*(self.out(t) for t in iterinfo))
 
-    def do_mm(self, config, param, key, population, x):
-        return self._lowrank_forward(config, param, key, population, x, transposed=False)
+    def broken_draws(self, noiser, config: NoiserConfig):
+        """A subclass of ``noiser`` whose draws go through the hooks. Stacked leaves (a key with
+        several rows) keep the noiser's own draw."""
+        mutant = self
 
-    def do_Tmm(self, config, param, key, population, x):
-        return self._lowrank_forward(config, param, key, population, x, transposed=True)
+        class Broken(noiser):
+            @classmethod
+            def lora_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+                if key.ndim != 1:
+                    return super().lora_noise(frozen_noiser_params, base_sigma, iterinfo, param, key)
+                population = mutant._population(iterinfo)
+                shape = tuple(param.shape)
+                drawn_for, members = mutant.members(config, population)
+                drawn_for = mutant.draw_config(drawn_for, shape)
+                if drawn_for.rank != config.rank:
+                    base_sigma = lora_sigma(drawn_for.sigma, drawn_for.rank, param.dtype, param.device)
+                frozen = {**frozen_noiser_params, "noise_reuse": drawn_for.noise_reuse, "rank": drawn_for.rank}
+                a, b = super().lora_noise(frozen, base_sigma, mutant.population(members), param, key)
+                a, b = mutant.factors(drawn_for, shape, population, mutant.out(a), mutant.out(b))
+                return mutant.tensor(a).to(param.dtype), mutant.tensor(b).to(param.dtype)
 
-    def noisy_standard(self, config, param, key, population):
-        if population is None or config.freeze_nonlora or config.noiser == "noop":
-            return super().noisy_standard(config, param, key, population)
-        noise = self.full_noise(config, key, tuple(param.shape), str(param.dtype), population)
-        return (np.asarray(param, np.float32)[None] + noise).astype(np.float32)
+            @classmethod
+            def full_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+                if key.ndim != 1:
+                    return super().full_noise(frozen_noiser_params, base_sigma, iterinfo, param, key)
+                population = mutant._population(iterinfo)
+                drawn_for, members = mutant.members(config, population)
+                frozen = {**frozen_noiser_params, "noise_reuse": drawn_for.noise_reuse}
+                noise = super().full_noise(frozen, base_sigma, mutant.population(members), param, key)
+                return mutant.tensor(mutant.full(drawn_for, population, mutant.out(noise))).to(param.dtype)
 
-    # ---- update on the broken noise ---------------------------------------------------------
-    def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
-        if noise is None and self.changes_noise and config.noiser in LOW_RANK + ("open_es",):
-            noise = self.own_noise(config, params, es_map, keys, population)
-        if noise is not None:
-            noise = {p: LeafNoise(n.kind, self.update_noise(config, n.kind, n.arrays)) for p, n in noise.items()}
-        return super().do_updates(config, params, es_map, keys, fitnesses, population, noise)
+        return Broken
 
-    def own_noise(self, config, params, es_map, keys, population) -> dict:
-        emap = dict(trees.items(es_map))
-        kmap = dict(trees.items(keys))
-        out = {}
-        for path, param in trees.items(params):
-            cls = emap[path]
-            shape, dtype = tuple(param.shape), str(param.dtype)
-            if cls in (EMB_PARAM, EXCLUDED) or np.asarray(kmap[path]).ndim != 1:
-                continue
-            if cls == MM_PARAM and config.noiser != "open_es":
-                out[path] = LeafNoise("lora", self.lora_factors(config, kmap[path], shape, dtype, population))
-            else:
-                out[path] = LeafNoise("full", (self.full_noise(config, kmap[path], shape, dtype, population),))
-        return out
+    def broken_update(self, noiser, config: NoiserConfig):
+        """A subclass of ``noiser`` (the one ``do_updates`` runs) whose draws pass :meth:`update_noise`."""
+        mutant = self
+
+        def as_updated(kind, arrays, param):
+            return tuple(mutant.tensor(a).to(param.dtype)
+                         for a in mutant.update_noise(config, kind, tuple(mutant.out(t) for t in arrays)))
+
+        class BrokenUpdate(noiser):
+            @classmethod
+            def lora_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+                return as_updated("lora", super().lora_noise(frozen_noiser_params, base_sigma, iterinfo, param, key),
+                                  param)
+
+            @classmethod
+            def full_noise(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
+                noise = super().full_noise(frozen_noiser_params, base_sigma, iterinfo, param, key)
+                return as_updated("full", (noise,), param)[0]
+
+        return BrokenUpdate
 
 
 def member_scale(config: NoiserConfig, population: Population) -> np.ndarray:

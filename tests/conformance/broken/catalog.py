@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from conformance import trees
-from conformance.spec import Population, SolverSpec
+from conformance.spec import VARIANCE_EPS, Population, SolverSpec
 
 from .base import Mutant, member_scale
 
@@ -19,7 +19,7 @@ def _zscore(raw, ddof=0, eps_outside=False):
     r = torch.as_tensor(np.asarray(raw, np.float32))
     centred = r - r.mean()
     var = r.var(correction=ddof)
-    scale = torch.sqrt(var) + 1e-5 if eps_outside else torch.sqrt(var + 1e-5)
+    scale = torch.sqrt(var) + VARIANCE_EPS if eps_outside else torch.sqrt(var + VARIANCE_EPS)
     return (centred / scale).numpy()
 
 
@@ -52,7 +52,7 @@ class PerGroupStd(Mutant):
             return super().convert_fitnesses(config, raw)
         g = torch.as_tensor(np.asarray(raw, np.float32)).reshape(-1, config.group_size)
         centred = g - g.mean(dim=1, keepdim=True)
-        return (centred / torch.sqrt(g.var(dim=1, correction=0, keepdim=True) + 1e-5)).reshape(-1).numpy()
+        return (centred / torch.sqrt(g.var(dim=1, correction=0, keepdim=True) + VARIANCE_EPS)).reshape(-1).numpy()
 
 
 class FreshNoiseReuseZero(Mutant):

@@ -1,4 +1,4 @@
-"""Scalar arithmetic with JAX's rounding, shared by the optimizers and the noisers.
+"""Scalar arithmetic with JAX's rounding, shared by the optimizers, the noisers and the models.
 
 JAX converts a Python scalar to the dtype of the array it meets *before* the operation
 ("weak typing"); torch instead keeps the scalar in the kernel's wider compute type for bfloat16
