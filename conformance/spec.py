@@ -55,10 +55,25 @@ class SolverSpec:
         return dict(self.kwargs)
 
     def to_json(self) -> dict:
+        """Returns:
+            dict: ``{"name": name, "kwargs": {argument: value}}``, as reports and vectors store it.
+        """
         return {"name": self.name, "kwargs": self.kwargs_dict}
 
     @classmethod
     def make(cls, name: str = "sgd", **kwargs) -> "SolverSpec":
+        """Build a spec from keyword arguments.
+
+        Args:
+            name (str): one of :data:`SOLVERS`.
+            **kwargs: the solver's arguments besides the learning rate, e.g. ``b1=0.9``.
+
+        Returns:
+            SolverSpec: with ``kwargs`` stored as sorted ``(name, value)`` pairs.
+
+        Raises:
+            ValueError: ``name`` is not in :data:`SOLVERS`.
+        """
         return cls(name, tuple(sorted(kwargs.items())))
 
 
@@ -86,11 +101,28 @@ class NoiserConfig:
             raise ValueError(f"NoiserConfig.noiser must be one of {tuple(NOISERS)}, got {self.noiser!r}")
 
     def with_(self, **changes) -> "NoiserConfig":
-        """A copy with ``changes`` applied."""
+        """A copy with ``changes`` applied.
+
+        Args:
+            **changes: field names of :class:`NoiserConfig` and their new values.
+
+        Returns:
+            NoiserConfig: a new config; this one is unchanged.
+
+        Raises:
+            TypeError: a name is not a field.
+            ValueError: the new ``noiser`` is not in :data:`NOISERS`.
+        """
         return replace(self, **changes)
 
     def init_kwargs(self) -> dict:
-        """Keyword arguments for ``init_noiser`` besides params, sigma and lr (solver excluded)."""
+        """Keyword arguments for ``init_noiser`` besides params, sigma and lr (solver excluded).
+
+        Returns:
+            dict: ``group_size``, ``freeze_nonlora``, ``noise_reuse`` and ``rank``, plus
+            ``use_batched_update`` for EGGROLL and ReEGGROLL and ``trust_region_norm`` for
+            EGGROLL-BS (the other noisers do not take them).
+        """
         kw = {"group_size": self.group_size, "freeze_nonlora": self.freeze_nonlora,
               "noise_reuse": self.noise_reuse, "rank": self.rank}
         if self.noiser in ("eggroll", "reeggroll"):
@@ -100,6 +132,9 @@ class NoiserConfig:
         return kw
 
     def to_json(self) -> dict:
+        """Returns:
+            dict: every field, ``solver`` as :meth:`SolverSpec.to_json` or ``None``.
+        """
         d = asdict(self)
         d["solver"] = None if self.solver is None else self.solver.to_json()
         return d
@@ -126,7 +161,18 @@ class Population:
 
     @classmethod
     def of(cls, thread_ids, epoch=0) -> "Population":
-        """All members at one ``epoch`` (an int) or at per-member epochs (an array)."""
+        """All members at one ``epoch`` (an int) or at per-member epochs (an array).
+
+        Args:
+            thread_ids (array-like of int): ``(N,)`` thread ids.
+            epoch (int | array-like of int): one epoch for every member, or ``(N,)`` epochs.
+
+        Returns:
+            Population: int32 ``epochs`` and ``thread_ids`` of shape ``(N,)``.
+
+        Raises:
+            ValueError: ``epoch`` does not broadcast to the shape of ``thread_ids``.
+        """
         t = np.asarray(thread_ids, dtype=np.int32)
         e = np.broadcast_to(np.asarray(epoch, dtype=np.int32), t.shape).copy()
         return cls(e, t)
@@ -167,6 +213,9 @@ class TrajectorySpec:
     solver: SolverSpec = field(default_factory=lambda: SolverSpec.make("adamw", b1=0.9, b2=0.999))
 
     def to_json(self) -> dict:
+        """Returns:
+            dict: every field, ``hidden_dims`` as a list and ``solver`` as :meth:`SolverSpec.to_json`.
+        """
         d = asdict(self)
         d["hidden_dims"] = list(self.hidden_dims)
         d["solver"] = self.solver.to_json()

@@ -1,17 +1,21 @@
-"""``vectors``: record golden vectors from the JAX reference and show what changed (make conformance-vectors).
+"""``vectors``: record golden vectors and show what changed (make conformance-vectors).
 
-Nothing is overwritten silently: every difference with the stored vectors (library versions,
-added/removed/changed cases and outputs, with their largest change) is printed first; only
-documents that changed are rewritten, or ``--new-version vN`` writes a new directory.
+Two sets: the checks' vectors, from the JAX reference, and the PRNG vectors of ``jax.random``
+itself on XLA:CPU (``conformance.prng_vectors``), which ``eggroll_torch.random`` is tested
+against on machines without that JAX. Nothing is overwritten silently: every difference with the
+stored vectors (library versions, added/removed/changed cases and outputs, with their largest
+change) is printed first; only documents that changed are rewritten, or ``--new-version vN``
+writes the checks' vectors to a new directory.
 """
 from __future__ import annotations
 
-from .. import adapters, golden
+from .. import adapters, golden, prng_vectors
 from ..adapters.jax_api import library_versions
 from ..checks import select_checks
 
 NAME = "vectors"
-HELP = "regenerate golden vectors from the JAX reference and print a diff summary (make conformance-vectors)"
+HELP = "regenerate golden vectors (checks and jax.random) and print a diff summary (make conformance-vectors)"
+PARTS = ("all", "checks", "prng")
 
 
 def add_arguments(parser) -> None:
@@ -19,9 +23,32 @@ def add_arguments(parser) -> None:
     parser.add_argument("--vectors", metavar="DIR", help="vectors directory to compare with (default: current)")
     parser.add_argument("--new-version", metavar="vN", help="write everything to conformance/vectors/vN instead")
     parser.add_argument("--dry-run", action="store_true", help="print the differences, write nothing")
+    parser.add_argument("--part", choices=PARTS, default="all",
+                        help="record only the checks' vectors or only the jax.random ones (default: both)")
 
 
 def main(args) -> int:
+    if args.part != "checks" and (args.check or args.new_version or args.vectors):
+        print("--check, --vectors and --new-version apply to the checks' vectors: add --part checks")
+        return 2
+    status = 0 if args.part == "prng" else _record_checks(args)
+    if status == 0 and args.part != "checks":
+        status = _record_prng(args)
+    return status
+
+
+def _record_prng(args) -> int:
+    try:
+        _, lines = prng_vectors.record(dry_run=args.dry_run)
+    except RuntimeError as e:
+        print(f"cannot record the PRNG vectors: {e}")
+        return 2
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _record_checks(args) -> int:
     try:
         reference = adapters.resolve("jax_reference")
     except adapters.BackendUnavailable as e:

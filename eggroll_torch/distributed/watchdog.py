@@ -8,7 +8,10 @@ returns early and Python's default handler raises ``KeyboardInterrupt``, which
 :meth:`Watchdog.armed` turns into a :class:`RankFailureError`. Code stuck inside one C call that
 retries through signals is out of its reach: the launcher (torchrun, ``torch.multiprocessing``)
 stops such a rank once its peers have failed. A program that installs its own ``SIGINT``
-handler gets that handler's behaviour instead.
+handler gets that handler's behaviour instead. Where ``SIGINT`` is ignored or left to the
+operating system's default (a job started in the background by a shell, ``signal.SIG_IGN`` set
+by a launcher), the armed section installs Python's default handler for its duration, so the
+deadline still interrupts it, and restores the previous disposition afterwards.
 """
 from __future__ import annotations
 
@@ -39,6 +42,9 @@ class Watchdog:
                 "the watchdog interrupts the main thread, but this section runs in another thread; "
                 "run the training loop in the main thread or disable the watchdog (timeout_s=None)"
             )
+        previous = signal.getsignal(signal.SIGINT)
+        if not callable(previous):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         with self._lock:
             self._start_thread()
             self._fired = False
@@ -50,6 +56,8 @@ class Watchdog:
             finally:
                 with self._lock:
                     self._deadline = None
+                if not callable(previous):
+                    signal.signal(signal.SIGINT, previous)
         except KeyboardInterrupt:
             if not self._fired:
                 raise

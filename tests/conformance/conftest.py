@@ -15,14 +15,6 @@ from conformance.reference import Reference
 PROFILE = os.environ.get("CONFORMANCE_PROFILE", "ci")
 
 
-def _jax_available() -> bool:
-    try:
-        import jax  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="session")
 def torch_adapter():
     from conformance.adapters.eggroll_torch import EggrollTorchAdapter
@@ -32,8 +24,6 @@ def torch_adapter():
 
 @pytest.fixture(scope="session")
 def jax_adapter():
-    if not _jax_available():
-        pytest.skip("JAX is not installed: the live reference is unavailable")
     from conformance.adapters.jax_reference import JaxReferenceAdapter
 
     return JaxReferenceAdapter()

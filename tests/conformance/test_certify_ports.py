@@ -4,14 +4,13 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
+import jax
 import numpy as np
 import pytest
 import torch
 
 from conformance.adapters.ports import _reference_draws as routing
 from conformance.certify.catalog import PORTS, PortSpec, ensure_installed, find
-
-jax = pytest.importorskip("jax", reason="reference draws are JAX's normal draws")
 
 
 def _port_like_module():

@@ -21,8 +21,8 @@ PACKAGE = Path(conformance.__file__).parent
 ROOT = conformance.__name__
 
 LAYERS = (
-    ("vocabulary", ("spec", "trees", "inputs", "tolerances", "results", "golden", "components", "known_differences",
-                    "hypothesis_support", "environment")),
+    ("vocabulary", ("spec", "trees", "inputs", "tolerances", "results", "golden", "prng_vectors", "components",
+                    "known_differences", "hypothesis_support", "environment")),
     ("adapters", ("adapters",)),
     ("checks", ("checks",)),
     ("engine", ("reference", "runner", "gate")),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,13 @@ def test_torch_side_is_checked_against_vectors_when_jax_is_missing():
 @pytest.mark.slow
 def test_vectors_match_a_fresh_recording_from_jax_reference(jax_adapter):
     proc = subprocess.run([sys.executable, "-m", "conformance", "vectors", "--dry-run"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1800)
+                          capture_output=True, text=True, timeout=1800, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"0 of {len(REGISTRY)} vector documents would change" in proc.stdout, proc.stdout[-3000:]
+    assert "prng: random_cpu_jax0102.npz unchanged" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_vectors_prng_part_refuses_check_filters():
+    proc = subprocess.run([sys.executable, "-m", "conformance", "vectors", "--part", "prng", "--check", "keys.*"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "add --part checks" in proc.stdout, proc.stdout + proc.stderr

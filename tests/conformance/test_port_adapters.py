@@ -1,13 +1,13 @@
 """The port adapters read the ports faithfully (runs once ``make certify-ports`` installed them)."""
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
 from conformance.spec import NoiserConfig, Population
 from conformance.tolerances import assert_parity
 
-jax = pytest.importorskip("jax", reason="reference draws are JAX's normal draws")
 
 KEY = np.array([7, 11], np.uint32)
 

@@ -13,7 +13,7 @@ pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(
         not (dist.is_available() and dist.is_nccl_available() and torch.cuda.device_count() >= 2),
-        reason="needs NCCL and at least two CUDA devices",
+        reason="needs NCCL and a second CUDA device",
     ),
 ]
 

@@ -1,5 +1,6 @@
 """distributed.*: the pieces that need no process group (partition, checksum, fitness checks,
 update sharding plan, launch errors, watchdog)."""
+import signal
 import threading
 import time
 
@@ -149,6 +150,17 @@ def test_distributed_watchdog_interrupts_a_stuck_section():
     assert time.monotonic() - started < 5
     with watchdog.armed("quick section after an interrupt"):
         time.sleep(0.01)
+
+
+def test_distributed_watchdog_interrupts_where_sigint_is_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(RankFailureError, match="ignored section ran longer"):
+            with Watchdog(0.3).armed("ignored section"):
+                time.sleep(30)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_distributed_watchdog_refuses_other_threads():

@@ -15,6 +15,8 @@ from eggroll_torch.fast import draw_pair_normals
 from eggroll_torch.random import key, split
 
 
+# A minute on a 2-core host (every part's JAX side is compiled): run by `make test-slow`.
+@pytest.mark.slow
 def test_bench_quick_run_writes_results_and_report(tmp_path, monkeypatch):
     # main() sets these for the run; monkeypatch restores them afterwards.
     for name, value in (("JAX_PLATFORMS", "cpu"), ("OMP_WAIT_POLICY", "PASSIVE"),

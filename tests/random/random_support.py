@@ -71,3 +71,17 @@ def torch_keys(jax_keys) -> torch.Tensor:
     if jax.dtypes.issubdtype(jax_keys.dtype, jax.dtypes.prng_key):
         jax_keys = jax.random.key_data(jax_keys)
     return wrap_key_data(np.asarray(jax_keys))
+
+
+def xla_rounds_float16_per_op() -> bool:
+    """Whether this host's XLA:CPU rounds every float16 operation of a fused ``a * b + c`` to
+    float16 (most hosts) rather than keeping float32 in between (hosts with ``avx512_fp16``).
+
+    The operands are chosen so that the two differ: ``0.9697265625 * 10000 = 9697.265625`` rounds
+    to 9696 in float16, and ``9696 - 10000 = -304`` while ``9697.27 - 10000`` rounds to -302.75.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    a, b, c = (jnp.asarray(v, jnp.float16) for v in (0.9697265625, 10000.0, -10000.0))
+    return float(jax.jit(lambda a, b, c: a * b + c)(a, b, c)) == -304.0

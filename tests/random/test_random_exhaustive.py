@@ -7,6 +7,7 @@ give the same bits for each mantissa.
 """
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -16,9 +17,6 @@ from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.normal_tables import normal_table
 from eggroll_torch.random.uniform import bound, uniform_from_words
 from random_support import TORCH_TO_JAX_DTYPE, enumerating_prng
-
-jax = pytest.importorskip("jax")
-jnp = pytest.importorskip("jax.numpy")
 
 
 def _jax_table(dtype: torch.dtype) -> np.ndarray:

@@ -23,7 +23,7 @@ from random_support import backend
 NO_COMPILER = pytest.mark.skipif(not native.available(), reason="no C compiler here (cc or $CC): the C kernel "
                                                                 "cannot be built and normal uses torch ops")
 CUDA_TRITON = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
-                                 reason="needs a CUDA device and triton")
+                                 reason="triton is not installed or cannot build for this CUDA device")
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 

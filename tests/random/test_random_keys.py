@@ -1,6 +1,7 @@
 """Keys, fold_in and split of eggroll_torch.random against jax.random, word for word."""
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,6 @@ import eggroll_torch.random as jr
 from conformance.tolerances import assert_same_bits
 from random_support import jax_flags, torch_keys
 
-jax = pytest.importorskip("jax")
 
 SEEDS = [0, 1, 5, -1, -5, 2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**32 - 1, 2**32, 2**32 + 5,
          2**40 + 3, -2**40 - 7, 2**62 + 11, 2**63 - 1, -2**63]

@@ -4,6 +4,7 @@ Every sampler takes a batch of keys; JAX's reference is ``jax.vmap`` of the sing
 """
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -12,9 +13,8 @@ import eggroll_torch.random as jr
 from conformance.tolerances import assert_same_bits
 from eggroll_torch.random.float_bits import mantissa_index
 from eggroll_torch.random.normal_tables import normal_table, normal_values
-from random_support import TORCH_TO_JAX_DTYPE, jax_flags, torch_keys
+from random_support import TORCH_TO_JAX_DTYPE, jax_flags, torch_keys, xla_rounds_float16_per_op
 
-jax = pytest.importorskip("jax")
 
 FLOATS = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 UINTS = [torch.uint8, torch.uint16, torch.uint32, torch.uint64]
@@ -58,6 +58,10 @@ def test_random_normal(shape, dtype, partitionable):
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 @pytest.mark.parametrize("bounds", [(0.0, 1.0), (-0.3, 1.7), (-1e4, 3.0)], ids=str)
 def test_random_uniform(bounds, dtype, partitionable):
+    if dtype == torch.float16 and bounds == (-1e4, 3.0) and not xla_rounds_float16_per_op():
+        pytest.skip("this host's XLA:CPU keeps float32 between fused float16 operations (avx512_fp16), so its "
+                    "float16 uniform rounds once where eggroll_torch reproduces the per-operation rounding of "
+                    "other hosts (docs/reference-semantics.md, trap 14)")
     keys = _keys(4, 13)
     x64 = dtype == torch.float64
     expected = _jax(jax.random.uniform, keys, (65,), TORCH_TO_JAX_DTYPE[dtype], *bounds,

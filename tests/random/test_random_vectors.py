@@ -1,30 +1,30 @@
 """eggroll_torch.random against golden vectors recorded from jax 0.10.2 on XLA:CPU.
 
 These need no JAX, so they also check torch on CUDA (where jax 0.10.2's CPU numbers are the
-reference) and any host where JAX is absent. ``make_vectors.py`` records the file.
+reference) and any host where JAX is absent. ``python -m conformance vectors`` records the file
+(``conformance.prng_vectors``).
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import eggroll_torch.random as jr
+from conformance.prng_vectors import path_for
 from conformance.tolerances import assert_same_bits
 
 
-VECTORS = Path(__file__).parent / "vectors" / "random_cpu_jax0102.npz"
+VECTORS = path_for("0.10.2")
 _DATA = np.load(VECTORS)
 HEADER = json.loads(str(_DATA["header"]))
 CASES = {case["name"]: case for case in HEADER["cases"]}
 
 DEVICES = [
     "cpu",
-    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="no CUDA device on this host")]),
+    pytest.param("cuda", marks=pytest.mark.cuda),
 ]
 
 

@@ -1,17 +1,15 @@
-"""Record golden vectors of jax.random on this host's XLA:CPU for eggroll_torch.random.
+"""Golden vectors of ``jax.random`` itself, recorded on XLA:CPU, for ``eggroll_torch.random``.
 
-    python tests/random/make_vectors.py [--force]
-
-Writes ``tests/random/vectors/random_cpu_jax<version>.npz``: for every case its input key words
+``python -m conformance vectors`` records them beside the checks' vectors, in
+``conformance/vectors/prng/random_cpu_jax<version>.npz``: for every case its input key words
 (``<case>.keys``) and JAX's output (``<case>.out``; floats stored as their raw bits), plus a
 ``header`` entry (JSON) naming the jax/jaxlib/numpy versions, the machine and every case's
 parameters, so that a machine without this JAX (a CUDA box) can check eggroll_torch against it.
-An existing file is never overwritten unless ``--force`` is given, and then the cases whose values
-changed are listed.
+The file name carries the JAX version: another JAX writes a new file beside the old one, and an
+existing file changes only after its differences are printed.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-VECTORS = Path(__file__).parent / "vectors"
+DIRECTORY = Path(__file__).parent / "vectors" / "prng"
 
 SEEDS = [0, 1, 42, -1, 2**31 - 1, 2**31, -2**31, 2**32 - 1, 2**32, 2**32 + 5, 2**40 + 3, -2**40 - 7,
          2**63 - 1, -2**63]
@@ -116,16 +114,25 @@ def header(all_cases):
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--force", action="store_true", help="overwrite an existing vector file")
-    args = parser.parse_args(argv)
+def path_for(jax_version: str, directory: Path = DIRECTORY) -> Path:
+    """Where the vectors of ``jax_version`` live."""
+    return directory / f"random_cpu_jax{jax_version.replace('.', '')}.npz"
+
+
+def record(directory: Path = DIRECTORY, dry_run: bool = False) -> tuple[bool, list[str]]:
+    """Record every case with this host's ``jax.random`` into ``directory``.
+
+    Returns ``(changed, lines)``: whether the file is new or differs from the stored one, and the
+    lines that say so (the arrays that changed). Nothing is written when ``dry_run`` or when
+    nothing changed. Raises ``RuntimeError`` when JAX's default backend is not the CPU, whose
+    numbers these vectors are.
+    """
     import jax
 
     if jax.default_backend() != "cpu":
-        print(f"refusing to record: jax backend is {jax.default_backend()!r}, these vectors are XLA:CPU's")
-        return 2
-    path = VECTORS / f"random_cpu_jax{jax.__version__.replace('.', '')}.npz"
+        raise RuntimeError(f"jax's backend is {jax.default_backend()!r}; the PRNG vectors are XLA:CPU's "
+                           "(set JAX_PLATFORMS=cpu)")
+    path = path_for(jax.__version__, Path(directory))
     all_cases = cases()
     arrays = {}
     for case in all_cases:
@@ -134,17 +141,15 @@ def main(argv=None) -> int:
             arrays[f"{case['name']}.keys"] = keys
         arrays[f"{case['name']}.out"] = out
     if path.exists():
-        if not args.force:
-            print(f"{path} exists; not overwriting it (pass --force to replace it)")
-            return 1
         old = np.load(path)
-        changed = [k for k in arrays if k not in old or not np.array_equal(old[k], arrays[k])]
-        print(f"replacing {path}; changed arrays: {changed or 'none'}")
-    VECTORS.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, header=json.dumps(header(all_cases)), **arrays)
-    print(f"wrote {path} ({path.stat().st_size} bytes, {len(all_cases)} cases)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        changed = sorted(k for k in set(arrays) | set(old.files) - {"header"}
+                         if k not in old.files or k not in arrays or not np.array_equal(old[k], arrays[k]))
+        if not changed:
+            return False, [f"prng: {path.name} unchanged ({len(all_cases)} cases)"]
+        lines = [f"prng: {path.name}: {len(changed)} arrays differ: {', '.join(changed)}"]
+    else:
+        lines = [f"prng: {path.name} is new ({len(all_cases)} cases)"]
+    if not dry_run:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, header=json.dumps(header(all_cases)), **arrays)
+    return True, lines
