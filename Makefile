@@ -21,11 +21,11 @@ endif
 
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help test test-slow test-upstream conformance conformance-deep conformance-vectors \
+.PHONY: help lint test test-slow test-upstream conformance conformance-deep conformance-vectors \
         conformance-baseline upstream bench bench-gpu certify-ports dist-test
 
 help:
-	@echo "make conformance | test | test-slow | test-upstream | conformance-deep |"
+	@echo "make conformance | test | lint | test-slow | test-upstream | conformance-deep |"
 	@echo "     conformance-vectors | conformance-baseline | upstream | bench | certify-ports"
 
 $(VENV)/.installed: pyproject.toml
@@ -33,6 +33,9 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[test]'
 	touch $@
+
+lint: $(BOOTSTRAP)
+	$(PY) -m ruff check .
 
 test: $(BOOTSTRAP)
 	$(PY) -m pytest -q

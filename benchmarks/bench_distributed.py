@@ -140,7 +140,7 @@ def main(argv=None) -> dict | None:
     result["members_per_call"] = block
     first = distributed.members.start
     local_tokens = tokens[first:distributed.members.stop].clone()
-    del tokens
+    tokens = None  # free the full batch: each rank keeps only its own members' tokens
 
     def generation():
         distributed.step(lambda pop, members: score(pop, local_tokens[members.start - first:members.stop - first]))

@@ -4,8 +4,9 @@
 
 The workload is one EGGROLL layer's factors for a whole population: keys ``(N, 2)`` ->
 ``normal(keys, (a + b, r))`` of shape ``(N, a + b, r)`` float32, by default N = 4096 threads and
-(2048 + 2048, 16), i.e. 2**28 values (1 GiB). On CUDA both variants are timed. JAX runs ``jit(vmap(normal))`` on the same keys in
-the same process (on the GPU when ``--device cuda`` and JAX has one); ``torch.randn`` of the same
+(2048 + 2048, 16), i.e. 2**28 values (1 GiB). On CUDA both variants are timed. JAX runs
+``jit(vmap(normal))`` on the same keys in the same process (on the GPU when ``--device cuda`` and
+JAX has one); ``torch.randn`` of the same
 shape is the no-parity floor; the generators are timed in turns (see ``_median_times``).
 ``--scale`` shrinks N for slow hosts. The first eggroll call
 (table build, kernel compilation) is reported separately from the steady-state median. The

@@ -13,7 +13,9 @@ def _ms(record) -> str:
     if not record:
         return "–"
     if "error" in record:
-        return "OOM" if record["error"].startswith("out of memory") else ("skipped" if "skipped" in record["error"] else "error")
+        if record["error"].startswith("out of memory"):
+            return "OOM"
+        return "skipped" if "skipped" in record["error"] else "error"
     return f"{record['time_s'] * 1e3:.3g}"
 
 
@@ -81,7 +83,8 @@ def _device_section(device: str, source: str, results: dict, plot_name: str | No
             if "error" in value:
                 cells.append(f"{name}: error ({value['error'][:80]})")
             elif "bit_identical" in value:
-                cells.append(f"{name} ({value['kernel']}): {'bit-identical' if value['bit_identical'] else 'BITS DIFFER'}")
+                bits = "bit-identical" if value["bit_identical"] else "BITS DIFFER"
+                cells.append(f"{name} ({value['kernel']}): {bits}")
             else:
                 cells.append(f"{name}: {'agrees' if value['ok'] else 'DISAGREES'} (max {value['max_ulp']:.3g} ulp)")
         lines += ["", "Self-check on this device (the timed code against the parity path): " + "; ".join(cells) + "."]
@@ -92,7 +95,8 @@ def _device_section(device: str, source: str, results: dict, plot_name: str | No
         cfg = sweep["config"]
         lines += ["", f"Population sweep through `EggrollTrainer` ({cfg['layers']} square layers, d={cfg['width']}, "
                   f"T={cfg['tokens']}, rank {cfg['rank']}, {cfg['dtype']}), member-tokens per second:", "",
-                  "| N | torch inference | torch EGGROLL | jax_reference | gen / inf | torch / JAX |", "|---|---|---|---|---|---|"]
+                  "| N | torch inference | torch EGGROLL | jax_reference | gen / inf | torch / JAX |",
+                  "|---|---|---|---|---|---|"]
         for p in sorted(sweep["points"], key=lambda p: p["members"]):
             def rate(key, p=p):
                 rec = p.get(key) or {}
@@ -131,8 +135,8 @@ def _api_lines(device: str, entries: list) -> list[str]:
     if not entries:
         return []
     lines = ["", "Through the public API (`EggrollTrainer`), milliseconds per call (median) and ratios:", "",
-             "| workload | inference | generation | gen. (eager) | JAX generation | gen / inf | bound | gen / inf / bound "
-             "| torch / JAX | peak gen / inf | goals met |", "|---" * 11 + "|"]
+             "| workload | inference | generation | gen. (eager) | JAX generation | gen / inf | bound "
+             "| gen / inf / bound | torch / JAX | peak gen / inf | goals met |", "|---" * 11 + "|"]
     for w in entries:
         m, r = w.get("measurements", {}), w.get("ratios", {})
         lines.append(f"| {w['name']} | {_ms(m.get('inference'))} | {_ms(m.get('generation'))} | "
@@ -177,7 +181,8 @@ def _random_lines(r: dict) -> list[str]:
              f"`normal(keys, {tuple(r['shape'])})` float32 for {r['population']} keys ({r['values'] / 2**20:.0f} Mi "
              f"values), JAX `jit(vmap(jax.random.normal))` on its {r['jax_backend']} backend in the same process; "
              f"goal: >= 1.0x JAX and within 2x of `torch.randn`'s time.", "",
-             "| generator | ms | values/s | speed vs JAX | time vs torch.randn | bits equal JAX's |", "|---|---|---|---|---|---|"]
+             "| generator | ms | values/s | speed vs JAX | time vs torch.randn | bits equal JAX's |",
+             "|---|---|---|---|---|---|"]
     per_variant = r.get("per_variant") or {r["variant"]: {"eggroll_s": r["eggroll_s"]}}
     for variant, v in per_variant.items():
         same = _fmt(r["fraction_bit_identical_to_jax"], 4) if variant == r["variant"] else \
@@ -245,7 +250,8 @@ def _distributed_section(reports_dir: str) -> list[str]:
         "evaluating its contiguous share of whole antithetic pairs; bit-identity is checked against a",
         "one-process run in the same launch.",
         "",
-        "| source | device | backend | workload | update | 1 GPU gen/s | world | gen/s | speedup | goal | bit-identical |",
+        "| source | device | backend | workload | update | 1 GPU gen/s | world | gen/s | speedup | goal "
+        "| bit-identical |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in found:
@@ -274,16 +280,16 @@ def _scaling_lines(reports_dir: str) -> list[str]:
     lines = [
         f"Scaling (`scripts/scaling_multi_gpu.sh`, source `{os.path.relpath(path)}`): d={wl['dim']} L={wl['layers']} "
         f"N={wl['population']} T={wl['tokens']} r={wl['rank']} {wl['dtype']}, {summary['generations']} timed "
-        f"generations after {summary['warmup']}, {summary['device']}, torch {summary['torch']}, CUDA {summary['cuda']}, "
-        f"{summary['backend']}. Goal: >= {summary['efficiency_goal']:g} x linear.",
+        f"generations after {summary['warmup']}, {summary['device']}, torch {summary['torch']}, "
+        f"CUDA {summary['cuda']}, {summary['backend']}. Goal: >= {summary['efficiency_goal']:g} x linear.",
         "",
         "| GPUs | generations/s | members/s | speedup vs 1 GPU | efficiency | goal met |",
         "|---|---|---|---|---|---|",
     ]
     for row in summary["runs"]:
         met = "–" if row["meets_goal"] is None else ("yes" if row["meets_goal"] else "no")
-        lines.append(f"| {row['gpus']} | {row['gen_per_s']:.3f} | {row['members_per_s']:.0f} | {_fmt(row['speedup'])} | "
-                     f"{row['efficiency']:.3f} | {met} |")
+        lines.append(f"| {row['gpus']} | {row['gen_per_s']:.3f} | {row['members_per_s']:.0f} | "
+                     f"{_fmt(row['speedup'])} | {row['efficiency']:.3f} | {met} |")
     lines += ["", f"Final parameters and optimizer state bit-identical across every GPU count and rank: "
               f"{'yes' if summary['bit_identical'] else 'NO'}."]
     missing = [g for g in (1, 2, 4, 8) if g not in {row["gpus"] for row in summary["runs"]}]

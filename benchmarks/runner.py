@@ -85,7 +85,8 @@ class Runner:
         else:
             peak = record.get("peak_bytes")
             peak_text = "" if peak is None else f", peak {peak / 2**20:,.0f} MiB"
-            detail = f"{record['time_s'] * 1e3:10.3f} ms  ({record['reps']} reps, built in {record['build_s']:.1f} s{peak_text})"
+            detail = (f"{record['time_s'] * 1e3:10.3f} ms  "
+                      f"({record['reps']} reps, built in {record['build_s']:.1f} s{peak_text})")
         print(f"[{self.device} {self.elapsed():6.0f}s] {workload:32s} {variant:22s} {detail}", flush=True)
 
     def jax_problem(self) -> str | None:
@@ -202,7 +203,7 @@ class Runner:
             self.measure(wl.name, "generation_eager", lambda: side.generation(graphed=False), into=m)
         initial, classes = side.initial, default_es_classes(side.model)
         inputs, targets = numpy_inputs(side)
-        del side
+        side = None  # drop the torch side (its model and buffers) before the JAX run
         _free(self.device)
         self.measure(wl.name, "jax_generation",
                      lambda: JaxTrainerSide(wl, initial, classes, inputs, targets, self.f32_matmul).generation(),
@@ -291,7 +292,8 @@ class Runner:
         if "api" in parts:
             for wl in api:
                 if self.left() < 30:
-                    self.results["api"].append({"name": wl.name, "config": wl.config(), "error": "skipped: time budget"})
+                    self.results["api"].append(
+                        {"name": wl.name, "config": wl.config(), "error": "skipped: time budget"})
                 else:
                     self.run_api(wl)
         if "example" in parts and example is not None:

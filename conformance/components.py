@@ -23,7 +23,8 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "Noise for one population member": {
         "noise_reuse == 0 freezes the noise for every epoch": ("noise.reuse_zero_freezes",),
-        "noise_reuse == k > 0 shares noise within blocks of k epochs (k = 1: fresh each epoch)": ("noise.reuse_blocks",),
+        "noise_reuse == k > 0 shares noise within blocks of k epochs (k = 1: fresh each epoch)":
+            ("noise.reuse_blocks",),
         "member key fold_in(fold_in(k, true_epoch), thread_id // 2)": ("noise.thread_halving",),
         "+sigma for even thread ids, -sigma for odd; 2i and 2i+1 are one antithetic pair":
             ("signs.alternation", "signs.antithetic_pair"),

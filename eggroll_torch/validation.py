@@ -25,7 +25,10 @@ def check_positive_real(name: str, value, *, allow_zero: bool = False) -> float:
     """A finite real number ``> 0`` (``>= 0`` with ``allow_zero``); 0-d float tensors are accepted."""
     if isinstance(value, torch.Tensor):
         if value.ndim != 0 or not value.dtype.is_floating_point:
-            raise TypeError(f"{name} must be a real number or a 0-d float tensor; got a {value.dtype} tensor of shape {tuple(value.shape)}")
+            raise TypeError(
+                f"{name} must be a real number or a 0-d float tensor; "
+                f"got a {value.dtype} tensor of shape {tuple(value.shape)}"
+            )
         number = float(value)
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         number = float(value)
@@ -72,7 +75,9 @@ def _index_tensor(name: str, value, check_values: bool) -> torch.Tensor:
         if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
             raise TypeError(f"{name} must hold integers; got dtype {value.dtype}. Cast with .to(torch.int64)")
         if value.ndim > 1:
-            raise ValueError(f"{name} must be a scalar or a 1-D tensor (one entry per member); got shape {tuple(value.shape)}")
+            raise ValueError(
+                f"{name} must be a scalar or a 1-D tensor (one entry per member); got shape {tuple(value.shape)}"
+            )
         if check_values:
             _check_index_values(name, value)
         return value
@@ -106,10 +111,14 @@ def check_iterinfo(iterinfo, *, check_values: bool = True, name: str = "iterinfo
     return epochs, threads, threads.ndim == 1
 
 
-def check_fitnesses(fitnesses, population_size: int | None = None, device=None, name: str = "fitnesses") -> torch.Tensor:
+def check_fitnesses(
+    fitnesses, population_size: int | None = None, device=None, name: str = "fitnesses"
+) -> torch.Tensor:
     """A 1-D floating tensor of finite values, of length ``population_size`` on ``device``."""
     if not isinstance(fitnesses, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor of shape (N,); got {type(fitnesses).__name__}. Wrap it with torch.as_tensor")
+        raise TypeError(
+            f"{name} must be a torch tensor of shape (N,); got {type(fitnesses).__name__}. Wrap it with torch.as_tensor"
+        )
     if not fitnesses.dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating tensor; got dtype {fitnesses.dtype}. Cast with .float()")
     if fitnesses.ndim != 1:
@@ -120,10 +129,15 @@ def check_fitnesses(fitnesses, population_size: int | None = None, device=None, 
             f"{population_size} members; pass one fitness per member"
         )
     if device is not None and fitnesses.device != torch.device(device):
-        raise ValueError(f"{name} is on {fitnesses.device} but the params are on device {device}; move it with .to({str(device)!r})")
+        raise ValueError(
+            f"{name} is on {fitnesses.device} but the params are on device {device}; "
+            f"move it with .to({str(device)!r})"
+        )
     if not bool(torch.isfinite(fitnesses).all()):
         bad = fitnesses[~torch.isfinite(fitnesses)][0].item()
-        raise ValueError(f"{name} must be finite; found {bad}. Replace NaN/inf scores (e.g. with torch.nan_to_num) before the update")
+        raise ValueError(
+            f"{name} must be finite; found {bad}. Replace NaN/inf scores (e.g. with torch.nan_to_num) before the update"
+        )
     return fitnesses
 
 
@@ -156,9 +170,13 @@ def check_keys_tree(params, base_keys, name: str = "base_keys") -> list:
     keys = check_same_structure(params, base_keys, name)
     for leaf_key in keys:
         if not isinstance(leaf_key, torch.Tensor) or leaf_key.dtype != torch.uint32 or leaf_key.shape[-1:] != (2,):
+            if isinstance(leaf_key, torch.Tensor):
+                got = f"{leaf_key.dtype} {tuple(leaf_key.shape)}"
+            else:
+                got = type(leaf_key).__name__
             raise TypeError(
                 f"{name}: every leaf must be a torch.uint32 key tensor of shape (..., 2) from "
-                "simple_es_tree_key; got " + (f"{leaf_key.dtype} {tuple(leaf_key.shape)}" if isinstance(leaf_key, torch.Tensor) else type(leaf_key).__name__)
+                "simple_es_tree_key; got " + got
             )
     return keys
 
@@ -168,5 +186,7 @@ def check_es_map(params, es_map, name: str = "es_map") -> list:
     classes = check_same_structure(params, es_map, name)
     for value in classes:
         if not _is_int(value) or not 0 <= value <= 3:
-            raise ValueError(f"{name}: leaves must be 0 (PARAM), 1 (MM_PARAM), 2 (EMB_PARAM) or 3 (EXCLUDED); got {value!r}")
+            raise ValueError(
+                f"{name}: leaves must be 0 (PARAM), 1 (MM_PARAM), 2 (EMB_PARAM) or 3 (EXCLUDED); got {value!r}"
+            )
     return classes

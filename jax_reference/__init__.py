@@ -6,4 +6,6 @@ Module paths mirror upstream with ``jax_reference`` in place of ``hyperscalees``
 """
 from . import models, noiser
 
+__all__ = ["UPSTREAM_COMMIT", "models", "noiser"]
+
 UPSTREAM_COMMIT = "b77f7d6"

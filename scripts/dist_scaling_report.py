@@ -91,7 +91,9 @@ def markdown(summary: dict) -> str:
     for row in summary["runs"]:
         speedup = "n/a" if row["speedup"] is None else f"{row['speedup']:.2f}x"
         efficiency = "n/a" if row["efficiency"] is None else f"{row['efficiency']:.2f}"
-        lines.append(f"| {row['gpus']} | {row['gen_per_s']:.3f} | {row['members_per_s']:.0f} | {speedup} | {efficiency} |")
+        lines.append(
+            f"| {row['gpus']} | {row['gen_per_s']:.3f} | {row['members_per_s']:.0f} | {speedup} | {efficiency} |"
+        )
     lines.append("")
     lines.append(f"Final state bit-identical across all runs and ranks: {summary['bit_identical']}. "
                  f"Device: {summary['device']}, torch {summary['torch']}, CUDA {summary['cuda']}.")

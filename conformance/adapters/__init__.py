@@ -2,9 +2,9 @@
 
 Built-in names: ``jax_reference``, ``eggroll_torch`` (CPU), ``eggroll_torch-cuda`` (when
 ``torch.cuda.is_available()``), ``eggroll_torch-trainer`` (the public ``EggrollTrainer`` on the
-CPU, :mod:`.eggroll_torch_trainer`), ``eggroll_torch-trainer-cuda`` and ``upstream`` (when ``$HYPERSCALEES_SRC`` is set). Anything
-of the form ``package.module:Name`` is a plug-in: ``Name`` is imported and called with no
-arguments and must give a :class:`~conformance.adapters.base.Adapter`. See
+CPU, :mod:`.eggroll_torch_trainer`), ``eggroll_torch-trainer-cuda`` and ``upstream`` (when
+``$HYPERSCALEES_SRC`` is set). Anything of the form ``package.module:Name`` is a plug-in: ``Name``
+is imported and called with no arguments and must give a :class:`~conformance.adapters.base.Adapter`. See
 :mod:`conformance.adapters.base` for the protocol.
 """
 from __future__ import annotations

@@ -149,7 +149,9 @@ class JaxApiAdapter(base.Adapter):
         xs = jnp.asarray(x)
         if population is None:
             return _out(fn(frozen, nparams, p, k, None, xs))
-        member = lambda it, xm: fn(frozen, nparams, p, k, it, xm)
+        def member(it, xm):
+            return fn(frozen, nparams, p, k, it, xm)
+
         return _out(jax.vmap(member)(self._population(population), xs))
 
     def do_mm(self, config, param, key, population, x):
@@ -168,7 +170,9 @@ class JaxApiAdapter(base.Adapter):
         k = self._key(key)
         if population is None:
             return _out(cls.get_noisy_standard(frozen, nparams, p, k, None))
-        member = lambda it: cls.get_noisy_standard(frozen, nparams, p, k, it)
+        def member(it):
+            return cls.get_noisy_standard(frozen, nparams, p, k, it)
+
         return _out(jax.vmap(member)(self._population(population)))
 
     def tree_keys(self, params, base_key, scan_map):

@@ -3,7 +3,8 @@
 A port with its own RNG is checked by the harness on its noise's laws only (pairs, reuse,
 shapes). An adapter that sets ``routes_reference_draws = True`` promises more: every Gaussian draw
 the port makes is replaced by the reference's draw for the (leaf key, epoch, pair) the port asks
-for (see :mod:`conformance.adapters.ports._reference_draws`), while everything the port does with the draw is its own code.
+for (see :mod:`conformance.adapters.ports._reference_draws`), while everything the port does with
+the draw is its own code.
 Its noise outputs are then comparable value for value, so :func:`compared_view` presents the same
 adapter with :data:`~conformance.adapters.base.JAX_RNG` added for those checks. Key derivation
 (``tree_keys``) stays the port's own and is never compared.

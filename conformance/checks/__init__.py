@@ -4,7 +4,8 @@ Check ids are ``<component>.<behaviour>``; :mod:`conformance.components` maps ev
 of upstream (``docs/upstream-behaviour.md``) to the checks that cover it. :func:`select_checks` picks checks by
 ``--check`` globs for every command.
 """
-from . import forward, keys, noise, noisers, normalization, optimizer, signs, trajectory, update
+# Imported for their side effect (noqa: F401): each check module registers its checks in REGISTRY.
+from . import forward, keys, noise, noisers, normalization, optimizer, signs, trajectory, update  # noqa: F401
 from .base import REGISTRY, Case, Check, register
 from .selection import select_checks
 

@@ -133,4 +133,5 @@ class NoNoiseEval(Check):
         ok = compare(outputs["mm"], want, "unperturbed_forward").ok and compare(outputs["tmm"], want,
                                                                                 "unperturbed_forward").ok
         return ([] if ok else ["evaluation without noise differs from x @ W.T"]) + (
-            [] if np.array_equal(outputs["std"], case["param"]) else ["noisy_standard(iterinfo=None) changed the param"])
+            [] if np.array_equal(outputs["std"], case["param"])
+            else ["noisy_standard(iterinfo=None) changed the param"])

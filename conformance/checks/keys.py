@@ -33,7 +33,8 @@ class _TreeKeys(Check):
 class TreeOrder(_TreeKeys):
     id = "keys.tree_order"
     component = COMPONENT
-    summary = "split(base_key, n_leaves) assigned in jax.tree.flatten order: dict keys SORTED ('10' < '2', 'bias' < 'weight')"
+    summary = ("split(base_key, n_leaves) assigned in jax.tree.flatten order: "
+               "dict keys SORTED ('10' < '2', 'bias' < 'weight')")
 
     def cases(self, profile):
         # Built in registration order (weight before bias, like torch.nn.Linear): sorting matters.

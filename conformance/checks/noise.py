@@ -220,8 +220,9 @@ class FullRank(NoiseCheck):
     summary = "non-matrix params get normal(shape) * (+-sigma), without 1/sqrt(rank)"
 
     def cases(self, profile):
-        out = [noise_case(f"{'x'.join(map(str, s))}-f32", NoiserConfig(rank=4, sigma=0.5), inputs.population("full", 32),
-                          full_shape=s) for s in ((5,), (3, 4), (2, 3, 4))]
+        out = [noise_case(f"{'x'.join(map(str, s))}-f32", NoiserConfig(rank=4, sigma=0.5),
+                          inputs.population("full", 32), full_shape=s)
+               for s in ((5,), (3, 4), (2, 3, 4))]
         out.append(noise_case("3x4-bf16", NoiserConfig(rank=4, sigma=0.5), inputs.population("full", 32),
                               full_shape=(3, 4), dtype="bfloat16"))
         return out

@@ -88,7 +88,8 @@ class AscentSign(UpdateCheck):
 
     def cases(self, profile):
         c = NoiserConfig(rank=1, sigma=0.2, lr=0.5)
-        return [update_case("sgd-lr0.5", c, {"w": ((3, 3), MM_PARAM), "b": ((3,), PARAM)}, inputs.population("full", 4))]
+        return [update_case("sgd-lr0.5", c, {"w": ((3, 3), MM_PARAM), "b": ((3,), PARAM)},
+                            inputs.population("full", 4))]
 
     def compute(self, adapter, case, noise=None):
         out = super().compute(adapter, case, noise)

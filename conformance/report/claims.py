@@ -279,7 +279,8 @@ def _match(ctx):
         return "not measured", "eggroll_torch did not run the end-to-end example", ""
     tail = ("" if r.status == "pass" else " - it does not")
     return ("partly",
-            f"eggroll_torch follows the reference's 10-epoch MLP run to max abs {r.max_abs:.1e} ({r.max_ulp:g} ULP){tail}; "
+            f"eggroll_torch follows the reference's 10-epoch MLP run to max abs {r.max_abs:.1e} "
+            f"({r.max_ulp:g} ULP){tail}; "
             "a port implementing this document would not: it would redraw noise every epoch under noise_reuse=0 and "
             "decay weights 100x faster with torch's AdamW default", f"eggroll_torch `trajectory.mlp_e2e`: {r.status}")
 

@@ -105,7 +105,7 @@ def render(run, picture: str | None) -> str:
         f"- Reference: JAX reference outputs from golden vectors `{run.vectors_dir}`"
         + (f" and, for cases without a vector, live `{run.live_info['name']}` ({run.live_info['version']})"
            if run.live_info else " (JAX not installed: no live reference)"),
-        f"- Tolerances: `conformance/tolerances.py` (ULP per dtype; exact for keys, bits, signs, indices)",
+        "- Tolerances: `conformance/tolerances.py` (ULP per dtype; exact for keys, bits, signs, indices)",
         f"- Gate: {'passed' if run.gate.ok else 'FAILED'} against `conformance/baseline.json`; "
         f"wall time {run.duration_s:.0f} s",
         "",
@@ -140,9 +140,13 @@ def render(run, picture: str | None) -> str:
                          for e in range(epochs)])
         lines.append("")
     lines += ["## Every check", ""]
+
+    def result_of(backend, cid):
+        return next((r for r in run.results if r.backend == backend and r.check_id == cid), None)
+
     lines += _table(["Check", "Component", "Impact", "Upstream behaviour"] + backends,
                     [[f"`{cid}`", checks[cid].component, checks[cid].impact, checks[cid].summary]
-                     + [_cell(next((r for r in run.results if r.backend == b and r.check_id == cid), None), run.baseline)
-                        for b in backends] for cid in dict.fromkeys(r.check_id for r in run.results)])
+                     + [_cell(result_of(b, cid), run.baseline) for b in backends]
+                     for cid in dict.fromkeys(r.check_id for r in run.results)])
     lines.append("")
     return "\n".join(lines)

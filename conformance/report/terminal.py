@@ -41,7 +41,10 @@ def summary_table(results: list[CheckResult]) -> str:
         row = []
         for b, w in zip(backends, cols):
             r = cell.get((b, c))
-            text = "-" if r is None else MARK[r.status].strip() + ("" if r.status == "skip" else f" {fmt_ulp(r.max_ulp)}")
+            if r is None:
+                text = "-"
+            else:
+                text = MARK[r.status].strip() + ("" if r.status == "skip" else f" {fmt_ulp(r.max_ulp)}")
             row.append(f"{text:<{w}}")
         lines.append(f"{c:<{width}}  " + "  ".join(row))
     totals = []

@@ -38,7 +38,8 @@ def init_distributed(backend: str | None = None, *, timeout_s: float = 600.0) ->
         )
     if dist.is_initialized():
         raise RuntimeError("torch.distributed is already initialized; call init_distributed once per process")
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real) or not math.isfinite(timeout_s) or timeout_s <= 0:
+    if (isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real)
+            or not math.isfinite(timeout_s) or timeout_s <= 0):
         raise ValueError(f"timeout_s must be a finite number of seconds > 0, got {timeout_s!r}")
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"

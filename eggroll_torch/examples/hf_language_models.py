@@ -3,8 +3,9 @@
 A GPT-2 (its projections are ``transformers``' ``Conv1D``, stored ``(in, out)``) or a Llama-style
 decoder (``nn.Linear`` projections, RMSNorm, rotary embeddings, grouped-query attention) is
 built locally from a small config with random weights (nothing is downloaded) and evolved to
-raise the mean log-likelihood of a fixed token sequence that cycles through a few tokens. Every projection matrix gets low-rank
-noise by default (see :mod:`eggroll_torch.nn.es_classes`); the embeddings are ``EMB_PARAM``.
+raise the mean log-likelihood of a fixed token sequence that cycles through a few tokens. Every
+projection matrix gets low-rank noise by default (see :mod:`eggroll_torch.nn.es_classes`); the
+embeddings are ``EMB_PARAM``.
 
 Run: ``python -m eggroll_torch.examples.hf_language_models --model gpt2 --generations 20``
 (needs the ``hf`` extra: ``pip install -e '.[hf]'``).

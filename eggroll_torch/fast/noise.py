@@ -74,7 +74,9 @@ def _check_kernel(kernel, out: torch.Tensor) -> None:
 def _epoch_tensor(epoch, device) -> torch.Tensor:
     if torch.is_tensor(epoch):
         if epoch.numel() != 1 or epoch.dtype.is_floating_point:
-            raise TypeError(f"epoch must be an int or a one-element integer tensor; got {epoch.dtype} {tuple(epoch.shape)}")
+            raise TypeError(
+                f"epoch must be an int or a one-element integer tensor; got {epoch.dtype} {tuple(epoch.shape)}"
+            )
         return epoch.reshape(1).to(device=device, dtype=torch.int32)
     return torch.full((1,), int(epoch), dtype=torch.int32, device=device)
 

@@ -19,7 +19,9 @@ def resolve_noiser(noiser) -> type[Noiser]:
     """A name from ``eggroll_torch.noiser.all_noisers`` or a ``Noiser`` subclass -> the class."""
     if isinstance(noiser, str):
         if noiser not in all_noisers:
-            raise ValueError(f"noiser: unknown name {noiser!r}; use one of {sorted(all_noisers)} or pass a Noiser subclass")
+            raise ValueError(
+                f"noiser: unknown name {noiser!r}; use one of {sorted(all_noisers)} or pass a Noiser subclass"
+            )
         return all_noisers[noiser]
     if isinstance(noiser, type) and issubclass(noiser, Noiser):
         return noiser

@@ -478,7 +478,9 @@ class EggrollTrainer:
                 this trainer's.
         """
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a dict from EggrollTrainer.state_dict(), got {type(state_dict).__name__}")
+            raise TypeError(
+                f"state_dict must be a dict from EggrollTrainer.state_dict(), got {type(state_dict).__name__}"
+            )
         missing = {"epoch", "params", "noiser_state", "es_key", "keys"} - set(state_dict)
         if missing:
             raise ValueError(f"state_dict lacks {sorted(missing)}; pass a dict from EggrollTrainer.state_dict()")
@@ -521,7 +523,9 @@ def _read_params(module: nn.Module) -> dict[str, torch.Tensor]:
 
 def _resolve_es_key(seed, es_key) -> torch.Tensor:
     if seed is not None and es_key is not None:
-        raise ValueError("give seed or es_key, not both: es_key is the key itself, seed builds one with random.key(seed)")
+        raise ValueError(
+            "give seed or es_key, not both: es_key is the key itself, seed builds one with random.key(seed)"
+        )
     if es_key is None:
         return es_random.key(0 if seed is None else seed)
     es_random.keys.check_keys(es_key, "es_key")

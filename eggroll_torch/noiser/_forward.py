@@ -47,7 +47,8 @@ def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, i
     sigma = lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"], param.dtype, param.device)
     A, B = lora_fn(frozen_noiser_params, sigma, iterinfo, param, base_key)
     first, second = (A, B) if transposed else (B, A)
-    return base + member_matmul(member_matmul(x, first, members.population), second.transpose(-1, -2), members.population)
+    through_rank = member_matmul(x, first, members.population)
+    return base + member_matmul(through_rank, second.transpose(-1, -2), members.population)
 
 
 def full_mm(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):

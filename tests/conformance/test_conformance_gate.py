@@ -9,7 +9,8 @@ from conformance.results import CaseResult, CheckResult
 
 def result(check_id, status, backend="port", max_ulp=0.0):
     case = CaseResult("c", status, "reference", max_ulp=max_ulp, messages=[] if status == "pass" else ["boom"])
-    return CheckResult(check_id, backend, "Comp", "high", status, "reference", [case], note="why" if status == "skip" else "")
+    return CheckResult(check_id, backend, "Comp", "high", status, "reference", [case],
+                       note="why" if status == "skip" else "")
 
 
 def baseline(**entries):

@@ -59,7 +59,8 @@ def test_every_upstream_behaviour_has_a_check_or_an_exemption():
 def test_every_section_of_upstream_md_is_covered():
     headings = re.findall(r"^## (.+)$", UPSTREAM_MD.read_text(), flags=re.MULTILINE)
     uncovered = [h for h in headings if not any(h.startswith(section) for section in UPSTREAM_BEHAVIOURS)]
-    assert headings and not uncovered, f"upstream-behaviour.md sections with no entry in components.UPSTREAM_BEHAVIOURS: {uncovered}"
+    assert headings and not uncovered, (
+        f"upstream-behaviour.md sections with no entry in components.UPSTREAM_BEHAVIOURS: {uncovered}")
 
 
 def test_every_other_noiser_of_upstream_md_has_its_check():

@@ -96,7 +96,8 @@ print(len(out.results), sum(r.n_cases for r in out.results))
 
 
 def test_torch_side_is_checked_against_vectors_when_jax_is_missing():
-    patterns = ["normalization.*", "noise.lora_factors", "keys.tree_order", "update.lowrank", "optimizer.adamw_defaults"]
+    patterns = ["normalization.*", "noise.lora_factors", "keys.tree_order", "update.lowrank",
+                "optimizer.adamw_defaults"]
     proc = subprocess.run([sys.executable, "-c", _TORCH_ONLY.format(patterns=patterns)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -21,7 +21,8 @@ def trainer():
     return resolve("eggroll_torch-trainer")
 
 
-@pytest.mark.parametrize("threads", [np.arange(6), np.arange(1000, 1006), np.arange(3, 8)], ids=["full", "offset", "odd"])
+@pytest.mark.parametrize("threads", [np.arange(6), np.arange(1000, 1006), np.arange(3, 8)],
+                         ids=["full", "offset", "odd"])
 def test_trainer_adapter_forward_equals_functional_forward(trainer, threads):
     config = NoiserConfig(rank=2, noise_reuse=1)
     gen = np.random.default_rng(0)

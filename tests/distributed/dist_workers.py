@@ -12,7 +12,6 @@ import time
 import traceback
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from eggroll_torch.distributed import (

@@ -1,6 +1,5 @@
 """distributed.rank_failure: a rank that dies or never delivers its fitnesses ends the run with
 RankFailureError on every rank within the timeout, and the checkpoint written before resumes."""
-import pytest
 import torch
 
 import dist_workers

@@ -1,4 +1,5 @@
-"""The Triton kernels (eggroll_torch.fast's noise, eggroll_torch.nn's member LayerNorm), run on the CPU by Triton's interpreter.
+"""The Triton kernels (eggroll_torch.fast's noise, eggroll_torch.nn's member LayerNorm), run on the CPU
+by Triton's interpreter.
 
 noise: the fused threefry + normal kernel gives eggroll_torch.random's bits, and so does
 eggroll_torch.random's own rows kernel. member LayerNorm: eggroll_torch.nn's population

@@ -1,6 +1,6 @@
 """Run by test_fast_triton_kernels.py in a fresh process with ``TRITON_INTERPRET=1``: checks every
-Triton kernel of eggroll_torch.fast (and the population LayerNorm of eggroll_torch.nn) on CPU tensors and prints one JSON object
-``{check: {"ok": bool, "detail": str}}``.
+Triton kernel of eggroll_torch.fast (and the population LayerNorm of eggroll_torch.nn) on CPU tensors
+and prints one JSON object ``{check: {"ok": bool, "detail": str}}``.
 
 Triton reads the switch when a kernel module is first imported, so the checks cannot share a
 process with code that has imported the kernels for a GPU.
@@ -66,9 +66,11 @@ def check_member_layer_norm(results):
     gen = torch.Generator().manual_seed(0)
     members, rows, width = 6, 5, 40
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        x, weight, bias = (torch.randn(shape, generator=gen).to(dtype) for shape in ((members * rows, width), width, width))
+        x, weight, bias = (torch.randn(shape, generator=gen).to(dtype)
+                           for shape in ((members * rows, width), width, width))
         weight_noise, bias_noise = ((0.1 * torch.randn(members // 2, width, generator=gen)).to(dtype) for _ in range(2))
-        for label, args in (("noisy", (weight, weight_noise, bias, bias_noise)), ("shared_bias", (None, None, bias, None))):
+        for label, args in (("noisy", (weight, weight_noise, bias, bias_noise)),
+                            ("shared_bias", (None, None, bias, None))):
             got = member_layer_norm_rows(x, rows, *args, 1e-5)
             want = []
             for m in range(members):

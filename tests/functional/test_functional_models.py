@@ -53,7 +53,9 @@ def test_keys_leaf_order_is_sorted():
     params = {"10": torch.zeros(1), "2": torch.zeros(1), "bias": torch.zeros(1)}
     keys = common.simple_es_tree_key(params, key(1), jax.tree.map(lambda _: (), {"10": 0, "2": 0, "bias": 0}))
     split = es_random.split(key(1), 3)
-    assert torch.equal(keys["10"], split[0]) and torch.equal(keys["2"], split[1]) and torch.equal(keys["bias"], split[2])
+    assert torch.equal(keys["10"], split[0])
+    assert torch.equal(keys["2"], split[1])
+    assert torch.equal(keys["bias"], split[2])
 
 
 @pytest.mark.parametrize("name", ["eggroll", "open_es", "sparse"])

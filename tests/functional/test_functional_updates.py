@@ -105,8 +105,10 @@ def test_update_scan_stacked_leaves():
 def test_update_batched_equals_plain(device, scan):
     """``use_batched_update`` groups same-shaped leaves; results equal the leaf-by-leaf path."""
     shape = (2, 4, 3) if scan else (4, 3)
-    params = {"a": random_tensor(40, shape, torch.float32, device), "b": random_tensor(41, shape, torch.float32, device),
-              "c": random_tensor(42, (4,), torch.float32, device), "d": random_tensor(43, (4,), torch.float32, device)}
+    params = {"a": random_tensor(40, shape, torch.float32, device),
+              "b": random_tensor(41, shape, torch.float32, device),
+              "c": random_tensor(42, (4,), torch.float32, device),
+              "d": random_tensor(43, (4,), torch.float32, device)}
     es_map = {"a": common.MM_PARAM, "b": common.MM_PARAM, "c": common.PARAM, "d": common.PARAM}
     scan_map = {"a": (0,) if scan else (), "b": (0,) if scan else (), "c": (), "d": ()}
     keys = common.simple_es_tree_key(params, key(5, device), scan_map)

@@ -54,8 +54,10 @@ def _seq_path(path: str) -> str:
 
 CASES = [
     pytest.param("eggroll", "adamw", {}, torch.float32, id="eggroll-adamw-f32"),
-    pytest.param("eggroll", "sgd", {"group_size": 4, "freeze_nonlora": True}, torch.float32, id="eggroll-groups-frozen"),
-    pytest.param("eggroll", "adam", {"noiser_kwargs": {"use_batched_update": True}}, torch.float64, id="eggroll-batched-f64"),
+    pytest.param("eggroll", "sgd", {"group_size": 4, "freeze_nonlora": True}, torch.float32,
+                 id="eggroll-groups-frozen"),
+    pytest.param("eggroll", "adam", {"noiser_kwargs": {"use_batched_update": True}}, torch.float64,
+                 id="eggroll-batched-f64"),
     pytest.param("eggroll", "sgd", {}, torch.bfloat16, id="eggroll-sgd-bf16"),
     pytest.param("eggroll", "sgd", {}, torch.float16, id="eggroll-sgd-f16"),
     pytest.param("alteggroll", "adam", {}, torch.float32, id="alteggroll"),

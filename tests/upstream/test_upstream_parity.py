@@ -161,7 +161,9 @@ def noiser_outputs(side, case, mode):
             out["nonlora"] = vmapped(module.get_nonlora_update_params, frozen, sig, it, params["bias"], keys["bias"])
         if case.noiser == "sparse":
             out["sparse"] = vmapped(module.get_sparse_update_params, frozen, sig, it, mm, kmm)
-        member = lambda f: jax.vmap(f)(it, *[data[n] for n in ("x", "xT", "xb")])
+        def member(f):
+            return jax.vmap(f)(it, *[data[n] for n in ("x", "xT", "xb")])
+
         out["do_mm"] = member(lambda i, x, xT, xb: cls.do_mm(frozen, nparams, mm, kmm, i, x))
         out["do_Tmm"] = member(lambda i, x, xT, xb: cls.do_Tmm(frozen, nparams, mm, kmm, i, xT))
         if case.noiser != "sparse":
@@ -258,7 +260,9 @@ def test_batched_update_mixed_dtypes_matches_upstream(sides, ledger, mode):
         frozen, nparams = cls.init_noiser(params, 0.1, 0.01, rank=3, noise_reuse=1, use_batched_update=True,
                                           solver=optax.adam)
         keys = side.common.simple_es_tree_key(params, jax.random.key(9), scan_map)
-        step = lambda n, p: cls.do_updates(frozen, n, p, keys, fit, it, es_map)
+        def step(n, p):
+            return cls.do_updates(frozen, n, p, keys, fit, it, es_map)
+
         return (jax.jit(step) if mode == "jit" else step)(nparams, params)
 
     with quiet():
@@ -370,7 +374,9 @@ def model_outputs(side, dtype, activation, mode):
         out = {"layer_norm": common.layer_norm(x), "act": common.ACTIVATIONS[activation](x)}
         for noiser in (side.noiser.base_noiser.Noiser, side.noiser.eggroll.EggRoll, side.noiser.open_es.OpenES):
             nf, nparams = noiser.init_noiser(params, 0.1, 0.01, rank=2, noise_reuse=1)
-            fwd = lambda i, xi: common.MLP.forward(noiser, nf, nparams, frozen, params, tree_key, i, xi)
+            def fwd(i, xi):
+                return common.MLP.forward(noiser, nf, nparams, frozen, params, tree_key, i, xi)
+
             out[noiser.__name__] = {"members": jax.vmap(fwd)(it, x), "plain": jax.vmap(lambda xi: fwd(None, xi))(x)}
         return out
 
@@ -422,7 +428,8 @@ def test_upstream_end_to_end_script_matches_example(upstream_src, ledger, tmp_pa
         previous = run.initial_params if epoch == 0 else run.params[epoch - 1]
         rms = jax.tree.map(lambda x, y: jnp.sqrt(jnp.mean((x - y) ** 2)), previous, run.params[epoch])
         layers = [rms[str(t)] for t in range(3)]
-        ours_stats += [float(sum(l["weight"] for l in layers) / 3.0), float(sum(l["bias"] for l in layers) / 3.0)]
+        ours_stats += [float(sum(layer["weight"] for layer in layers) / 3.0),
+                       float(sum(layer["bias"] for layer in layers) / 3.0)]
     # Printed float32 values round-trip exactly, so compare them bit for bit at float32.
     ledger.record([assert_same_bits(np.float32(ours_stats), np.float32(expected_stats), "printed statistics")])
     ours_params = {jax.tree_util.keystr(path): leaf
