@@ -13,6 +13,7 @@ import torch
 import jax_reference.models.common as jcommon
 import jax_reference.noiser as jnoiser
 from conformance.spec import PERTURBING_NOISERS
+from conformance.tolerances import assert_parity
 from eggroll_torch import noiser as tnoiser
 from eggroll_torch import optim
 from eggroll_torch.models import common
@@ -49,7 +50,7 @@ def _assert_flipped(plain, drawn, flipped, what):
     """``flipped - plain == -(drawn - plain)`` (to rounding) and the perturbation is not zero."""
     plain, drawn, flipped = (np.asarray(v, np.float64) for v in (plain, drawn, flipped))
     assert np.abs(drawn - plain).max() > 0, f"{what}: no perturbation to flip"
-    np.testing.assert_allclose(flipped - plain, -(drawn - plain), rtol=1e-5, atol=1e-5, err_msg=what)
+    assert_parity(flipped - plain, -(drawn - plain), "negated_noise", what=what)
 
 
 def _case():
