@@ -53,6 +53,20 @@ def _assert_flipped(plain, drawn, flipped, what):
     assert_parity(flipped - plain, -(drawn - plain), "negated_noise", what=what)
 
 
+def _assert_update_flipped(name, noisers, sgd, zeros, keys, fitnesses, iterinfo, es_map):
+    """One SGD step of ``noisers = (plain, negated)`` from zero params: the negated noiser's new
+    params are exactly minus the plain one's (they are ``-lr * grad``, and negation rounds
+    symmetrically), and not all zero."""
+    plain, flipped = (
+        cls.do_updates(*cls.init_noiser(zeros, SIGMA, 1.0, solver=sgd, **INIT), zeros, keys, fitnesses, iterinfo,
+                       es_map)[1]
+        for cls in noisers)
+    for leaf in ("w", "b"):
+        assert np.count_nonzero(np.asarray(plain[leaf])), f"{name} {leaf}: the update is zero, nothing to flip"
+        np.testing.assert_array_equal(np.asarray(flipped[leaf]), -np.asarray(plain[leaf]),
+                                      err_msg=f"{name} {leaf}: the update did not flip")
+
+
 def _case():
     params = {"w": random_tensor(1, (4, 3), torch.float32), "b": random_tensor(2, (4,), torch.float32)}
     inputs = {"do_mm": random_tensor(3, (N, 3), torch.float32), "do_Tmm": random_tensor(4, (N, 4), torch.float32)}
@@ -77,14 +91,7 @@ def test_torch_overriding_the_noise_flips_forward_and_update_alike(name):
     _assert_flipped(params["b"].expand(N, 4), noisy[noiser], noisy[flipped], "get_noisy_standard")
 
     zeros = {k: torch.zeros_like(v) for k, v in params.items()}
-    steps = {}
-    for cls in (noiser, flipped):
-        frozen, nparams = cls.init_noiser(zeros, SIGMA, 1.0, solver=optim.sgd, **INIT)
-        steps[cls] = cls.do_updates(frozen, nparams, zeros, keys, fitnesses, iterinfo, es_map)[1]
-    for leaf in ("w", "b"):
-        assert torch.count_nonzero(steps[noiser][leaf]), f"{name} {leaf}: the update is zero, nothing to flip"
-        # From zero params with SGD the new params are -lr * grad, and negation rounds symmetrically.
-        assert torch.equal(steps[flipped][leaf], -steps[noiser][leaf]), f"{name} {leaf}: the update did not flip"
+    _assert_update_flipped(name, (noiser, flipped), optim.sgd, zeros, keys, fitnesses, iterinfo, es_map)
 
 
 @pytest.mark.parametrize("name", PERTURBING_NOISERS)
@@ -110,10 +117,4 @@ def test_jax_reference_overriding_the_noise_flips_forward_and_update_alike(name)
                     jax.vmap(lambda it: noisy(flipped, it))(iterinfo), "get_noisy_standard")
 
     zeros = jax.tree.map(jnp.zeros_like, params)
-    steps = {}
-    for cls in (noiser, flipped):
-        frozen, nparams = cls.init_noiser(zeros, SIGMA, 1.0, solver=optax.sgd, **INIT)
-        steps[cls] = cls.do_updates(frozen, nparams, zeros, keys, fitnesses, iterinfo, es_map)[1]
-    for leaf in ("w", "b"):
-        assert np.count_nonzero(steps[noiser][leaf]), f"{name} {leaf}: the update is zero, nothing to flip"
-        np.testing.assert_array_equal(steps[flipped][leaf], -steps[noiser][leaf], err_msg=f"{name} {leaf}")
+    _assert_update_flipped(name, (noiser, flipped), optax.sgd, zeros, keys, fitnesses, iterinfo, es_map)
