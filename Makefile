@@ -74,5 +74,6 @@ bench-gpu: $(BOOTSTRAP)
 dist-test: $(BOOTSTRAP)
 	PYTHON=$(PY) scripts/dist_cpu_identity.sh
 
+# PORT_SRC=<checkout> PORT=<catalog name> certifies a port from a local checkout (its commit names the report).
 certify-ports: $(BOOTSTRAP)
-	$(PY) -m conformance certify-ports
+	$(PY) -m conformance certify-ports $(if $(PORT),--port $(PORT)) $(if $(PORT_SRC),--port-src $(PORT_SRC))

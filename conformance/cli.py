@@ -11,6 +11,11 @@ import pkgutil
 import sys
 
 from . import commands
+from .adapters import AdapterError, BackendUnavailable
+from .checks.selection import UnknownCheck
+
+# Mistakes in what the user asked for: one line on stderr and exit status 2, no traceback.
+USAGE_ERRORS = (AdapterError, BackendUnavailable, UnknownCheck)
 
 
 def command_modules() -> dict:
@@ -37,7 +42,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 def main(argv: list[str] | None = None) -> int:
     parser, modules = build_parser()
     args = parser.parse_args(argv)
-    return int(modules[args.command].main(args) or 0)
+    try:
+        return int(modules[args.command].main(args) or 0)
+    except USAGE_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -172,7 +172,8 @@ def to_numpy(array) -> np.ndarray:
             t = t.float()
         elif str(t.dtype) == "torch.uint32":
             t = t.to(dtype=__import__("torch").int64)
-        return t.numpy()
+        # A copy: a CPU tensor's .numpy() shares its storage, which the backend may update later.
+        return t.numpy().copy()
     arr = np.asarray(array)
     if arr.dtype.name == "bfloat16":
         arr = arr.astype(np.float32)

@@ -53,12 +53,13 @@ Operations (all optional, each guarded by a capability)
 """
 from __future__ import annotations
 
+import difflib
 from abc import ABC
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..spec import LeafNoise, NoiserConfig, Population, SolverSpec, Trajectory, TrajectorySpec
+from ..spec import NOISERS, LeafNoise, NoiserConfig, Population, SolverSpec, Trajectory, TrajectorySpec
 
 # Capabilities an adapter may declare in ``capabilities``; a check whose requirements are not all
 # declared is skipped, not failed. Per-noiser and per-dtype support are spelled
@@ -83,6 +84,60 @@ INJECT_NOISE = "inject_noise"
 BATCHED_UPDATE = "batched_update"
 OPTIMIZER = "optimizer"
 TRAJECTORY = "trajectory"
+
+
+# What each operation capability promises: the adapter methods a check gated by it may call.
+# JAX_RNG, INJECT_NOISE, SCAN_MAP and BATCHED_UPDATE qualify operations rather than add any.
+CAPABILITY_OPERATIONS = {
+    CONVERT_FITNESSES: ("convert_fitnesses",),
+    NOISE: ("lora_factors", "full_noise"),
+    SPARSE_NOISE: ("sparse_noise",),
+    FORWARD: ("do_mm", "do_Tmm", "noisy_standard"),
+    TREE_KEYS: ("tree_keys",),
+    UPDATES: ("do_updates",),
+    OPTIMIZER: ("optimizer_steps",),
+    TRAJECTORY: ("mlp_trajectory",),
+    JAX_RNG: (),
+    INJECT_NOISE: (),
+    SCAN_MAP: (),
+    BATCHED_UPDATE: (),
+}
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+
+def known_capabilities() -> frozenset:
+    """Every capability string a check can ask for: the constants of this module, one
+    :func:`noiser_capability` per noiser of :data:`conformance.spec.NOISERS` and one
+    :func:`dtype_capability` per dtype of :data:`DTYPE_NAMES`."""
+    return frozenset(CAPABILITY_OPERATIONS) | {noiser_capability(n) for n in NOISERS} \
+        | {dtype_capability(d) for d in DTYPE_NAMES}
+
+
+def unknown_capabilities(capabilities) -> list[str]:
+    """One message per entry of ``capabilities`` that no check can ask for (a typo would
+    otherwise skip every check that needs the intended name), with the nearest known names.
+
+    Args:
+        capabilities (Iterable[str]): an adapter's declared capabilities.
+
+    Returns:
+        list[str]: empty when all are known; else e.g. ``"'do_update' is not a capability (did
+        you mean 'do_updates'?)"``.
+    """
+    known = known_capabilities()
+    messages = []
+    for capability in sorted(set(capabilities) - known, key=str):
+        near = difflib.get_close_matches(str(capability), sorted(known), n=2, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else \
+            " (see conformance.adapters.base.CAPABILITY_OPERATIONS)"
+        messages.append(f"{capability!r} is not a capability{hint}")
+    return messages
+
+
+def implemented_operations(adapter) -> frozenset:
+    """The operations of :class:`Adapter` that ``adapter``'s class overrides."""
+    operations = {op for ops in CAPABILITY_OPERATIONS.values() for op in ops}
+    return frozenset(op for op in operations if getattr(type(adapter), op, None) is not getattr(Adapter, op))
 
 
 def noiser_capability(name: str) -> str:

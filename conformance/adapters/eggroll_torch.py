@@ -84,7 +84,8 @@ class EggrollTorchAdapter(base.Adapter):
                 t = t.float()
             elif t.dtype == torch.uint32:
                 return t.to(torch.int64).numpy().astype(np.uint32)
-            return t.numpy()
+            # A copy: the trainer adapter's parameters are updated in place after being read.
+            return t.numpy().copy()
         return np.asarray(value)
 
     # ---- helpers -------------------------------------------------------------------------

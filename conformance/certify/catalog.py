@@ -13,11 +13,14 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 
 @dataclass(frozen=True)
 class PortSpec:
-    """One published port: ``pip install --no-deps {distribution}=={version} {pip_flags}``."""
+    """One published port: ``pip install --no-deps {distribution}=={version} {pip_flags}``, or,
+    for a port published only as source (``source`` set, ``on_pypi`` false), a checkout the user
+    gives with ``--port-src`` (``PORT_SRC=`` for make)."""
 
     distribution: str
     version: str
@@ -25,6 +28,8 @@ class PortSpec:
     import_name: str
     pip_flags: tuple = ()
     flags_reason: str = ""
+    source: str = ""
+    on_pypi: bool = True
 
     @property
     def requirement(self) -> str:
@@ -84,3 +89,42 @@ def ensure_installed(spec: PortSpec, python: str = sys.executable) -> Install:
     detail = (done.stdout + done.stderr).strip()[-2000:]
     ok = done.returncode == 0 and installed_version(spec.distribution) == spec.version
     return Install(spec.requirement, command, ok, detail or "installed")
+
+
+@dataclass
+class Source:
+    """A port imported from a local checkout: where, its git commit (``""`` outside git) and
+    whether the work tree had uncommitted changes."""
+
+    path: str
+    commit: str
+    dirty: bool
+
+
+def use_source(path: str, import_name: str | None) -> Source:
+    """Put the checkout at ``path`` first on ``sys.path`` (its ``src/`` when the package lives
+    there) and forget any already imported ``import_name``, so the checkout is what imports.
+
+    Raises:
+        ValueError: ``path`` is not a directory, or ``import_name`` is not a package in it.
+    """
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise ValueError("not a directory")
+    base = root / "src" if (root / "src").is_dir() and not (root / (import_name or "")).exists() else root
+    if import_name is not None and not ((base / import_name).is_dir() or (base / f"{import_name}.py").is_file()):
+        raise ValueError(f"no package {import_name!r} in {base}; is this a checkout of the port?")
+    sys.path.insert(0, str(base))
+    if import_name is not None:
+        for name in [m for m in sys.modules if m == import_name or m.startswith(import_name + ".")]:
+            del sys.modules[name]
+    importlib.invalidate_caches()
+    return Source(str(root), _git(root, "rev-parse", "--short=7", "HEAD"), bool(_git(root, "status", "--porcelain")))
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

@@ -21,7 +21,7 @@ from ..reference import Reference, live_reference
 from ..results import CheckResult, combine
 from ..runner import run_check
 from . import repro
-from .catalog import Install
+from .catalog import Install, Source
 from .routed import compared_view, routes_reference_draws
 
 KEYS_COMPONENT_PREFIX = "keys."
@@ -47,6 +47,7 @@ class Certification:
     install: Install | None
     profile: str
     reference: Reference
+    source: Source | None = None
 
 
 def reference_for_ports(vectors_dir: str | None = None) -> Reference:

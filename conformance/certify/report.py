@@ -63,6 +63,11 @@ def _reference_text(reference) -> str:
 
 
 def _install_text(cert, spec) -> str:
+    source = getattr(cert, "source", None)
+    if source is not None:
+        commit = f"commit `{source.commit}`" + (" with uncommitted changes" if source.dirty else "") \
+            if source.commit else "not a git checkout"
+        return f"imported from the checkout `{source.path}` ({commit})"
     if cert.install is None:
         return "not installed by this run (plug-in adapter or --no-install)"
     if not cert.install.command:
@@ -78,7 +83,8 @@ def build(cert, spec) -> dict:
         "port": {"name": info.name, "version": info.version, "device": info.device, "notes": info.notes,
                  "libraries": dict(info.libraries), "capabilities": sorted(cert.adapter.capabilities),
                  "adapter": spec.adapter if spec is not None else None,
-                 "install": None if cert.install is None else vars(cert.install)},
+                 "install": None if cert.install is None else vars(cert.install),
+                 "source": None if getattr(cert, "source", None) is None else vars(cert.source)},
         "reference": _reference_text(cert.reference),
         "summary": [dict(zip(("component", "status", "impact", "backends", "cases", "max_abs_error", "max_ulp"), r))
                     for r in component_rows(SimpleNamespace(results=[r.result for r in cert.rows], baseline={}))],
@@ -170,10 +176,20 @@ def _finite(value):
     return value
 
 
-def write_port_report(cert, spec, directory: Path) -> tuple[Path, Path]:
-    """Write ``<name>-<version>.md`` and ``.json`` under ``directory``; returns both paths."""
+def report_stem(cert, spec) -> str:
+    """``<name>-<version>``, and ``-<commit>`` (``-dirty`` for uncommitted changes) for a port
+    certified from a checkout."""
     info = cert.adapter.info()
     stem = spec.report_stem if spec is not None else f"{info.name}-{info.version}"
+    source = getattr(cert, "source", None)
+    if source is not None and source.commit:
+        stem += f"-{source.commit}" + ("-dirty" if source.dirty else "")
+    return stem
+
+
+def write_port_report(cert, spec, directory: Path) -> tuple[Path, Path]:
+    """Write ``<stem>.md`` and ``.json`` under ``directory`` (see :func:`report_stem`); returns both paths."""
+    stem = report_stem(cert, spec)
     directory.mkdir(parents=True, exist_ok=True)
     md, js = directory / f"{stem}.md", directory / f"{stem}.json"
     md.write_text(render(cert, spec))

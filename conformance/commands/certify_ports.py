@@ -1,12 +1,19 @@
 """``certify-ports``: install published PyTorch ports on demand and certify each (make certify-ports).
 
 The certify-ports use case, for one port at a time: resolve (install the catalog's pinned version
-with ``pip install --no-deps`` unless it is there, then load its adapter; or load
-``--backend package.module:Adapter`` without installing anything), run every check on it
-(:func:`conformance.certify.certification.run`), judge (each failing check reduced to its smallest
-reproducing case, :func:`~conformance.certify.certification.findings`) and report
-(``reports/ports/<distribution>-<version>.md`` and ``.json``). Failing checks are the report's
-content, not an error: the exit status is 2 only when a port could not be installed or loaded.
+with ``pip install --no-deps`` unless it is there, or import it from a local checkout given with
+``--port-src``, then load its adapter; or load ``--backend SPEC`` without installing anything),
+run every check on it (:func:`conformance.certify.certification.run`), judge (each failing check
+reduced to its smallest reproducing case, :func:`~conformance.certify.certification.findings`)
+and report (``reports/ports/<name>-<version>.md`` and ``.json``; ``<name>-<version>-<commit>``
+for a port certified from a git checkout, whose commit the report records).
+
+Exit status, so that a port can gate its own CI on its certification:
+
+- 0: every check that ran passed on every port certified;
+- 1: a check failed or crashed on some port (``--report-only``: 0, the reports are the result);
+- 2: a port could not be installed, imported or loaded, or the command was used wrongly.
+
 Nothing here runs in ``make test`` or the default CI job.
 """
 from __future__ import annotations
@@ -23,8 +30,8 @@ from ..certify.report import write_port_report
 from ..checks import select_checks
 
 NAME = "certify-ports"
-HELP = ("install each catalog port (pip --no-deps, pinned) or load --backend package.module:Adapter, run every "
-        "check and write reports/ports/<name>-<version>.md and .json")
+HELP = ("install each catalog port (pip --no-deps, pinned; or from --port-src) or load --backend SPEC, run every "
+        "check and write reports/ports/<name>-<version>[-<commit>].md and .json; exit 1 when a check fails")
 REPORT_DIR = Path("reports") / "ports"
 
 
@@ -32,8 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", action="append", metavar="NAME",
                         help="catalog port to certify (repeatable; default: all of "
                              + ", ".join(p.requirement for p in catalog.PORTS) + ")")
-    parser.add_argument("--backend", action="append", metavar="package.module:Adapter",
-                        help="certify this adapter instead of catalog ports (nothing is installed)")
+    parser.add_argument("--backend", action="append", metavar="SPEC",
+                        help="certify this adapter (package.module:Adapter or path/to/adapter.py[:Adapter]) instead "
+                             "of catalog ports (nothing is installed)")
+    parser.add_argument("--port-src", metavar="PATH",
+                        help="a local checkout of the port to certify (with one --port, or with --backend): imported "
+                             "from there instead of installed; its git commit names the report")
+    parser.add_argument("--report-only", action="store_true",
+                        help="exit 0 even when checks fail (the reports are the result); 2 still means not certified")
     parser.add_argument("--check", action="append", metavar="GLOB", help="only checks whose id matches (repeatable)")
     parser.add_argument("--profile", choices=("ci", "deep"), default="ci")
     parser.add_argument("--out", default=str(REPORT_DIR), help=f"report directory (default: {REPORT_DIR})")
@@ -48,10 +61,11 @@ def main(args) -> int:
     checks = select_checks(args.check)
     reference = certification.reference_for_ports(args.vectors)
     out_dir = Path(args.out)
-    not_certified = []
+    not_certified, failing = [], []
     for adapter_spec, selector, spec in _targets(args):
         try:
-            adapter, info, install = _resolve(adapter_spec, spec, install=not args.no_install)
+            adapter, info, install, source = _resolve(adapter_spec, spec, install=not args.no_install,
+                                                      port_src=args.port_src)
         except _NotCertified as e:
             name, why = e.args
             print(why, file=sys.stderr)
@@ -62,11 +76,15 @@ def main(args) -> int:
         progress = None if args.quiet else _print_row(info.name)
         rows = certification.run(adapter, checks, reference, args.profile, progress)
         findings = certification.findings(rows, selector, reference, args.profile)
-        paths = write_port_report(Certification(adapter, rows, findings, install, args.profile, reference), spec,
-                                  out_dir)
+        paths = write_port_report(Certification(adapter, rows, findings, install, args.profile, reference, source),
+                                  spec, out_dir)
         bad = sum(r.result.status in ("fail", "error") for r in rows)
+        if bad:
+            failing.append(info.name)
         print(f"{info.name} {info.version}: {bad} failing checks; report {paths[0]}", flush=True)
-    return 2 if not_certified else 0
+    if not_certified:
+        return 2
+    return 1 if failing and not args.report_only else 0
 
 
 def _targets(args) -> list[tuple[str, str, catalog.PortSpec | None]]:
@@ -74,23 +92,43 @@ def _targets(args) -> list[tuple[str, str, catalog.PortSpec | None]]:
     if args.backend:
         if args.port:
             raise SystemExit("--port and --backend cannot be combined")
+        if args.port_src and len(args.backend) != 1:
+            raise SystemExit("--port-src names one checkout: give one --backend with it")
         return [(b, f"--backend {b}", None) for b in args.backend]
+    if args.port_src and (not args.port or len(args.port) != 1):
+        raise SystemExit("--port-src names one checkout: give the one --port it is a checkout of")
     specs = [catalog.find(p) for p in args.port] if args.port else list(catalog.PORTS)
-    return [(s.adapter, f"--port {s.distribution}", s) for s in specs]
+    targets = []
+    for s in specs:
+        if not s.on_pypi and not args.port_src:
+            print(f"{s.distribution}: published only as source ({s.source}); certify it from a checkout with "
+                  f"--port {s.distribution} --port-src PATH (make certify-ports PORT_SRC=PATH)", file=sys.stderr)
+            if args.port:
+                raise SystemExit(2)
+            continue
+        targets.append((s.adapter, f"--port {s.distribution}", s))
+    return targets
 
 
 class _NotCertified(Exception):
     """A port that cannot be certified here: ``args`` are the name to list and the message to print."""
 
 
-def _resolve(adapter_spec: str, spec: catalog.PortSpec | None, install: bool):
-    """``(adapter, its info, catalog.Install or None)`` of one target; raises :class:`_NotCertified`.
+def _resolve(adapter_spec: str, spec: catalog.PortSpec | None, install: bool, port_src: str | None = None):
+    """``(adapter, its info, catalog.Install or None, catalog.Source or None)`` of one target;
+    raises :class:`_NotCertified`.
 
-    A catalog port is installed first when ``install``; either way the version that loads must be
-    the one the catalog pins, since its adapter was written against that version.
+    A catalog port is installed first when ``install`` and no ``port_src`` is given; either way
+    the version that loads must be the one the catalog pins, since its adapter was written
+    against that version.
     """
-    installed = None
-    if spec is not None and install:
+    installed = source = None
+    if port_src is not None:
+        try:
+            source = catalog.use_source(port_src, spec.import_name if spec is not None else None)
+        except ValueError as e:
+            raise _NotCertified(port_src, f"--port-src {port_src}: {e}") from e
+    elif spec is not None and install:
         installed = catalog.ensure_installed(spec)
         if not installed.ok:
             raise _NotCertified(spec.requirement,
@@ -98,12 +136,13 @@ def _resolve(adapter_spec: str, spec: catalog.PortSpec | None, install: bool):
     try:
         adapter = adapters.load_plugin(adapter_spec)
         info = adapter.info()
-    except (adapters.BackendUnavailable, metadata.PackageNotFoundError) as e:
+    except (adapters.BackendUnavailable, adapters.AdapterError, metadata.PackageNotFoundError) as e:
         raise _NotCertified(adapter_spec, f"{adapter_spec}: cannot be loaded, not certified: {e}") from e
     if spec is not None and info.version != spec.version:
-        raise _NotCertified(spec.requirement, f"{spec.distribution}: {info.version} is importable, the catalog pins "
-                                              f"{spec.version}; rerun without --no-install")
-    return adapter, info, installed
+        where = f"the checkout {port_src} holds" if port_src else "importable now is"
+        raise _NotCertified(spec.requirement, f"{spec.distribution}: {where} {info.version}, the catalog pins "
+                                              f"{spec.version}" + ("" if port_src else "; rerun without --no-install"))
+    return adapter, info, installed, source
 
 
 def _print_row(port_name: str):

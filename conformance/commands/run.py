@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def add_arguments(parser) -> None:
     add_run_arguments(parser)
-    parser.add_argument("--report-dir", default="reports", help="where reports go (default: reports)")
+    parser.add_argument("--report-dir", default=None,
+                        help="where reports go (default: reports/ when every built-in backend runs; with --backend "
+                             "no reports are written unless this is given, so the committed reports stay as they are)")
     parser.add_argument("--no-reports", action="store_true", help="do not write reports")
     parser.add_argument("--no-gate", action="store_true", help="exit 0 even when the gate fails")
     parser.add_argument("--judge-as", action="append", metavar="BACKEND=BASELINE",
@@ -33,11 +35,26 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    outcome = execute(args.backend, args.profile, args.check, None if args.no_reports else args.report_dir,
-                      args.vectors, args.baseline, parse_aliases(args.judge_as), args.quiet)
+    outcome = execute(args.backend, args.profile, args.check, report_dir_for(args), args.vectors, args.baseline,
+                      parse_aliases(args.judge_as), args.quiet)
     if args.no_gate:
         return 0
     return 0 if outcome.gate.ok else 1
+
+
+def report_dir_for(args) -> str | None:
+    """Where a run writes reports: ``--report-dir`` if given; else ``reports`` for the full run
+    (``make conformance``) and nowhere for a run of chosen backends, which would otherwise
+    replace the committed reports with a partial picture."""
+    if args.no_reports:
+        return None
+    if args.report_dir is not None:
+        return args.report_dir
+    if args.backend:
+        if not args.quiet:
+            print("note: --backend given without --report-dir: no reports written (reports/ is left as it is)")
+        return None
+    return "reports"
 
 
 def execute(backends: list[str] | None = None, profile: str = "ci", check_patterns: list[str] | None = None,
@@ -46,13 +63,13 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
     """Resolve, run, gate and report (reports written only with ``report_dir``); returns the outcome.
 
     ``backends`` defaults to every built-in backend that can run here; ``aliases`` maps a backend
-    to the baseline entry it is judged against. Raises ``RuntimeError`` when no backend can run.
+    to the baseline entry it is judged against. Raises ``BackendUnavailable`` when no backend can run.
     """
     start = time.perf_counter()
     resolved = adapters.resolve_all(backends)
     if not resolved.adapters:
-        raise RuntimeError("no backend can run here: "
-                           + "; ".join(f"{k}: {v}" for k, v in resolved.unavailable.items()))
+        raise adapters.BackendUnavailable("no backend can run here: "
+                                          + "; ".join(f"{k}: {v}" for k, v in resolved.unavailable.items()))
     store = VectorStore(vectors_dir)
     live = live_reference(resolved.adapters)
     reference = Reference(store if store.exists() else None, live)

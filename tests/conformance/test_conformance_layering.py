@@ -25,7 +25,7 @@ LAYERS = (
                     "known_differences", "hypothesis_support", "environment")),
     ("adapters", ("adapters",)),
     ("checks", ("checks",)),
-    ("engine", ("reference", "runner", "gate")),
+    ("engine", ("reference", "runner", "gate", "needs")),
     ("report", ("report",)),
     ("certify", ("certify",)),
     ("commands", ("commands",)),

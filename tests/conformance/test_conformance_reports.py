@@ -64,9 +64,9 @@ def test_unknown_check_pattern_is_a_clear_error():
 
 
 @pytest.mark.parametrize("spec, error, match", [
-    ("no_colon_here", ValueError, "package.module:Name"),
-    ("conformance.spec:NoSuchThing", ValueError, "has no 'NoSuchThing'"),
-    ("conformance.spec:SolverSpec", TypeError, "not a conformance Adapter"),
+    ("no_colon_here", adapters.AdapterError, "package.module:Name"),
+    ("conformance.spec:NoSuchThing", adapters.AdapterError, "has no 'NoSuchThing'"),
+    ("conformance.spec:SolverSpec", adapters.AdapterError, "not a conformance Adapter"),
     ("no_such_package.mod:Adapter", adapters.BackendUnavailable, "cannot import"),
 ])
 def test_plugin_specs_fail_with_a_clear_message(spec, error, match):

@@ -28,7 +28,7 @@ def certified(tmp_path_factory):
     spec = f"{Ddof1Port.__module__}:{Ddof1Port.__name__}"
     code = cli.main(["certify-ports", "--backend", spec, "--check", NAMED, "--check", UNAFFECTED,
                      "--out", str(out), "--quiet"])
-    assert code == 0
+    assert code == 1, "a failing check must fail certify-ports"
     return json.loads((out / "fake-ddof1-port-0.0.1.json").read_text()), (out / "fake-ddof1-port-0.0.1.md").read_text()
 
 

@@ -32,11 +32,15 @@ def to_torch(array) -> torch.Tensor:
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """Host numpy copy; bfloat16 becomes float32 (exact), which the adapter protocol accepts."""
+    """Host numpy copy; bfloat16 becomes float32 (exact), which the adapter protocol accepts.
+
+    A copy, never a view: ``.cpu()`` of a CPU tensor is the tensor itself, and ports update their
+    parameters in place, which would change an output the harness already holds.
+    """
     t = tensor.detach().cpu()
     if t.dtype == torch.bfloat16:
         t = t.float()
-    return t.numpy()
+    return t.numpy().copy()
 
 
 def torch_name(path: str) -> str:
