@@ -106,9 +106,13 @@ DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 
 def known_capabilities() -> frozenset:
-    """Every capability string a check can ask for: the constants of this module, one
-    :func:`noiser_capability` per noiser of :data:`conformance.spec.NOISERS` and one
-    :func:`dtype_capability` per dtype of :data:`DTYPE_NAMES`."""
+    """Every capability string a check can ask for.
+
+    Returns:
+        frozenset[str]: the constants of this module, one :func:`noiser_capability` per noiser
+        of :data:`conformance.spec.NOISERS` and one :func:`dtype_capability` per dtype of
+        :data:`DTYPE_NAMES`.
+    """
     return frozenset(CAPABILITY_OPERATIONS) | {noiser_capability(n) for n in NOISERS} \
         | {dtype_capability(d) for d in DTYPE_NAMES}
 
@@ -135,7 +139,15 @@ def unknown_capabilities(capabilities) -> list[str]:
 
 
 def implemented_operations(adapter) -> frozenset:
-    """The operations of :class:`Adapter` that ``adapter``'s class overrides."""
+    """The operations of :class:`Adapter` that ``adapter``'s class overrides.
+
+    Args:
+        adapter (Adapter): any adapter instance.
+
+    Returns:
+        frozenset[str]: names from :data:`CAPABILITY_OPERATIONS` whose method is not the base
+        class's (which raises :class:`Unsupported`).
+    """
     operations = {op for ops in CAPABILITY_OPERATIONS.values() for op in ops}
     return frozenset(op for op in operations if getattr(type(adapter), op, None) is not getattr(Adapter, op))
 

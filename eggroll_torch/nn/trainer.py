@@ -65,7 +65,8 @@ class EggrollTrainer:
         solver (str | Callable | type): ``"sgd"`` (default), ``"adam"``, ``"adamw"``, an
             optax-style factory ``(lr, **solver_kwargs) -> GradientTransformation`` (e.g.
             ``eggroll_torch.optim.adamw``) or a ``torch.optim.Optimizer`` class (wrapped; outside
-            the JAX parity guarantee).
+            the JAX parity guarantee). optax's ``sgd``, ``adam``, ``adamw``, ``nadam`` and ``nadamw``
+            factories (e.g. ``optax.adamw``) are replaced by eggroll_torch's equivalents.
         solver_kwargs (Mapping | None): keyword arguments of the solver besides the learning
             rate, e.g. ``{"b1": 0.9}``. Default none.
         group_size (int): 0 (default) normalizes fitnesses over the whole population; G > 0,
@@ -90,8 +91,9 @@ class EggrollTrainer:
         TypeError: ``module`` is not an ``nn.Module``; a number, flag, mapping, noiser, solver
             or ``es_key`` has the wrong type.
         ValueError: ``sigma`` <= 0 or a non-finite ``sigma``/``lr``; a count below its minimum;
-            ``group_size`` does not divide N; an unknown noiser or solver name; both ``seed``
-            and ``es_key``, or an ``es_key`` not of shape ``(2,)``; a bad ``es_classes`` entry;
+            ``group_size`` does not divide N; an unknown noiser or solver name, or an optax solver
+            with no eggroll_torch equivalent; both ``seed`` and ``es_key``, or an ``es_key`` not of
+            shape ``(2,)``; a bad ``es_classes`` entry;
             a module without parameters, with lazy parameters, or on several devices without
             ``device``. Errors of the noiser's ``init_noiser`` (e.g. a ``solver_kwargs`` typo)
             propagate unchanged.

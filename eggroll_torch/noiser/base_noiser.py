@@ -19,6 +19,8 @@ class Noiser:
 
         Subclasses take ``sigma`` (noise scale), ``lr`` (learning rate), ``solver`` (an optimizer
         factory called as ``solver(lr, **solver_kwargs)``, default ``optim.sgd``) and options.
+        optax's factories (``optax.sgd``, ``optax.adam``, ``optax.adamw``, ``optax.nadam``,
+        ``optax.nadamw``) are replaced by eggroll_torch's equivalents (``optim.resolve_solver``).
         """
         return {}, {}
 
