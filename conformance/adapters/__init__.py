@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from .base import Adapter, BackendInfo, Unsupported, unknown_capabilities
+from .trainer import TrainerAdapter
 
 
 class BackendUnavailable(Exception):
@@ -132,7 +133,7 @@ def _one_line(error: BaseException) -> str:
 
 def _single_adapter_class(spec: str, module) -> str:
     found = sorted(name for name, value in vars(module).items()
-                   if isinstance(value, type) and issubclass(value, Adapter) and value is not Adapter
+                   if isinstance(value, type) and issubclass(value, (Adapter, TrainerAdapter))
                    and value.__module__ == module.__name__)
     if len(found) != 1:
         what = "no Adapter subclass" if not found else f"several Adapter subclasses ({', '.join(found)})"
@@ -140,10 +141,10 @@ def _single_adapter_class(spec: str, module) -> str:
     return found[0]
 
 
-def load_plugin(spec: str) -> Adapter:
+def load_plugin(spec: str) -> Adapter | TrainerAdapter:
     """The adapter a ``--backend`` plug-in names: ``package.module:Name``, ``path/to/file.py:Name``
-    or ``path/to/file.py`` (the one :class:`Adapter` subclass the file defines); ``Name`` is
-    called with no arguments.
+    or ``path/to/file.py`` (the one :class:`Adapter` or :class:`~.trainer.TrainerAdapter`
+    subclass the file defines); ``Name`` is called with no arguments.
 
     Raises:
         BackendUnavailable: the module cannot be imported (a library it needs is missing).
@@ -172,9 +173,12 @@ def load_plugin(spec: str) -> Adapter:
         adapter = factory()
     except Exception as e:
         raise AdapterError(f"adapter {spec!r}: {attr}() raised {_one_line(e)}") from e
+    if isinstance(adapter, TrainerAdapter):
+        return adapter
     if not isinstance(adapter, Adapter):
         raise AdapterError(f"adapter {spec!r}: {attr}() returned {type(adapter).__name__}, not a conformance "
-                           "Adapter (subclass conformance.adapters.base.Adapter)")
+                           "Adapter (subclass conformance.adapters.base.Adapter, or .trainer.TrainerAdapter for a "
+                           "port that only exposes a trainer)")
     unknown = unknown_capabilities(adapter.capabilities)
     if unknown:
         raise AdapterError(f"adapter {spec!r}: " + "; ".join(unknown))
@@ -212,5 +216,5 @@ def resolve_all(names: list[str] | None) -> Resolved:
     return out
 
 
-__all__ = ["Adapter", "AdapterError", "BackendInfo", "BackendUnavailable", "Unsupported", "BUILTIN", "resolve",
-           "resolve_all", "load_plugin"]
+__all__ = ["Adapter", "AdapterError", "BackendInfo", "BackendUnavailable", "TrainerAdapter", "Unsupported", "BUILTIN",
+           "resolve", "resolve_all", "load_plugin"]

@@ -46,6 +46,8 @@ PORTS = (
              "eggroll_trainer", ("--ignore-requires-python",),
              "the wheel declares Requires-Python >=3.12 but its code runs on the project's 3.11"),
     PortSpec("eggroll-es", "0.2.0", "conformance.adapters.ports.eggroll_es:EggrollEsAdapter", "eggroll"),
+    PortSpec("eggroll-pytorch", "0.1.0", "conformance.adapters.ports.eggroll_pytorch:EggrollPytorchAdapter",
+             "eggroll", source="https://github.com/Daulbaev/eggroll-pytorch", on_pypi=False),
 )
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..adapters import base as caps
+from ..adapters.trainer import is_trainer_adapter
 from ..checks.base import Check
 from ..golden import VectorStore
 from ..reference import Reference, live_reference
 from ..results import CheckResult, combine
 from ..runner import run_check
+from ..trainer_checks import Observer, run_trainer_check
 from . import repro
 from .catalog import Install, Source
 from .routed import compared_view, routes_reference_draws
@@ -139,3 +141,40 @@ def findings(rows: list[Row], selector: str, reference: Reference, profile: str 
         finding.laws_verdict = _laws_verdict(row, finding)
         out.append(finding)
     return out
+
+
+def run_trainer(adapter, checks: list, progress=None) -> list[Row]:
+    """Every trainer check (:mod:`conformance.trainer_checks`) on a trainer-level ``adapter``,
+    sharing one observer so that checks of the same configuration share its runs."""
+    observer = Observer(adapter)
+    rows = []
+    for check in checks:
+        rows.append(Row(check, run_trainer_check(check, observer), adapter=adapter))
+        if progress is not None:
+            progress(rows[-1])
+    return rows
+
+
+def trainer_findings(rows: list[Row], selector: str) -> list[repro.Repro]:
+    """A finding per failing trainer row: its first failing case's configuration and what broke."""
+    out = []
+    for row in rows:
+        if row.result.status not in ("fail", "error"):
+            continue
+        failing = next(c for c in row.result.cases if c.status in ("fail", "error"))
+        config = next(c.config for c in row.check.cases() if c.case_id == failing.case_id)
+        command = f"python -m conformance certify-ports {selector} --check {row.check.id}"
+        error = failing.messages[0] if failing.status == "error" else ""
+        out.append(repro.Repro(row.check.id, row.check.summary, row.result.status, failing.case_id, row.check.mode,
+                               {"config": vars(config)}, laws=[] if error else failing.messages, error=error,
+                               command=command))
+    return out
+
+
+def certify(adapter, checks: list, reference: Reference, selector: str, profile: str = "ci", progress=None):
+    """``(rows, findings)`` of one port, by the protocol its adapter speaks."""
+    if is_trainer_adapter(adapter):
+        rows = run_trainer(adapter, checks, progress)
+        return rows, trainer_findings(rows, selector)
+    rows = run(adapter, checks, reference, profile, progress)
+    return rows, findings(rows, selector, reference, profile)

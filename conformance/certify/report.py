@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 from .. import environment
 from ..adapters import base as caps
+from ..adapters.trainer import is_trainer_adapter
 from ..report.markdown import component_rows
 from ..report.terminal import fmt_ulp
 from . import repro
@@ -19,7 +20,8 @@ from .routed import routes_reference_draws
 
 FORMAT = "eggroll-port-certification"
 HOW = {"reference": "values vs reference", "injected": "reference noise injected", "relations": "laws only",
-       "hypothesis": "hypothesis", "none": "not run"}
+       "hypothesis": "hypothesis", "none": "not run", "observed": "exact, on the noise observed through the trainer",
+       "statistical": "statistical test on the observed noise or training runs"}
 ICON = {"pass": "✅", "fail": "❌", "error": "❌", "skip": "⏭"}
 
 
@@ -38,6 +40,10 @@ def _how(row) -> str:
 
 
 def _injection_text(adapter) -> str:
+    if is_trainer_adapter(adapter):
+        return ("none: the port is driven through its trainer only (a TrainerAdapter); each member's perturbation "
+                "is observed exactly on probe modules, laws that need no shared RNG are checked exactly on it and "
+                "distributions by statistical tests whose power each row states")
     parts = []
     if adapter.supports(caps.INJECT_NOISE):
         parts.append("injected into the update checks")
@@ -62,6 +68,11 @@ def _reference_text(reference) -> str:
     return " and ".join(parts) or "none"
 
 
+def _trainer_reference_text() -> str:
+    return ("upstream's shaping, estimator and solver formulas evaluated in float64 on the observed noise; the "
+            "training runs on `jax_reference` (`conformance/trainer_checks/trajectory.py`)")
+
+
 def _install_text(cert, spec) -> str:
     source = getattr(cert, "source", None)
     if source is not None:
@@ -81,7 +92,9 @@ def build(cert, spec) -> dict:
     return {
         "format": FORMAT, "format_version": 1, "profile": cert.profile, "environment": environment.environment(),
         "port": {"name": info.name, "version": info.version, "device": info.device, "notes": info.notes,
-                 "libraries": dict(info.libraries), "capabilities": sorted(cert.adapter.capabilities),
+                 "libraries": dict(info.libraries),
+                 "protocol": "trainer" if is_trainer_adapter(cert.adapter) else "functional",
+                 "capabilities": sorted(getattr(cert.adapter, "capabilities", ())),
                  "adapter": spec.adapter if spec is not None else None,
                  "install": None if cert.install is None else vars(cert.install),
                  "source": None if getattr(cert, "source", None) is None else vars(cert.source)},
@@ -98,6 +111,7 @@ def render(cert, spec) -> str:
     env = environment.environment()
     v = env["versions"]
     results = [r.result for r in cert.rows]
+    reference = _trainer_reference_text() if is_trainer_adapter(cert.adapter) else _reference_text(cert.reference)
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error", "skip")}
     lines = [
         f"# {info.name} {info.version}: EGGROLL conformance against the JAX reference",
@@ -110,7 +124,7 @@ def render(cert, spec) -> str:
         f"- Reference noise: {_injection_text(cert.adapter)}",
         f"- Versions: python {v['python']}, torch {v['torch']}, jax {v['jax']}, jaxlib {v['jaxlib']}, "
         f"optax {v['optax']}, numpy {v['numpy']}",
-        f"- Reference: {_reference_text(cert.reference)}; tolerances `conformance/tolerances.py`",
+        f"- Reference: {reference}; tolerances `conformance/tolerances.py`",
         f"- Checks: {counts['pass']} pass, {counts['fail'] + counts['error']} fail, {counts['skip']} not run",
         "",
         "## Summary",
@@ -132,7 +146,8 @@ def render(cert, spec) -> str:
     lines += ["## Every check", ""]
     lines += _table(["Check", "Component", "Status", "How", "Max ULP", "Note"],
                     [[f"`{r.check.id}`", r.check.component, f"{ICON[r.result.status]} {r.result.status}", _how(r),
-                      fmt_ulp(r.result.max_ulp) if r.result.status != "skip" else "-",
+                      fmt_ulp(r.result.max_ulp) if r.result.status != "skip" and r.result.mode not in
+                      ("observed", "statistical") else "-",
                       _note(r)] for r in cert.rows])
     lines.append("")
     return "\n".join(lines)
@@ -159,6 +174,8 @@ def _first_symptom(finding) -> str:
 
 
 def _note(row) -> str:
+    if row.result.mode in ("observed", "statistical") and row.result.status != "skip":
+        return row.result.note
     if row.result.status == "skip":
         return next((m for c in row.result.cases for m in c.messages), row.result.note)
     skipped = sorted({m for c in row.result.cases if c.status == "skip" for m in c.messages})

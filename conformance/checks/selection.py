@@ -7,19 +7,21 @@ import fnmatch
 from .base import REGISTRY
 
 
-def select_checks(patterns: list[str] | None) -> list:
-    """Registered checks whose id matches any glob in ``patterns`` (all when empty), in id order.
+def select_checks(patterns: list[str] | None, registry: dict | None = None) -> list:
+    """Checks of ``registry`` (default: :data:`~.base.REGISTRY`) whose id matches any glob in
+    ``patterns`` (all when empty), in id order.
 
     A pattern that matches no check raises :class:`UnknownCheck` naming the nearest ids: a typo
     must not run nothing and pass.
     """
-    ids = sorted(REGISTRY)
+    registry = REGISTRY if registry is None else registry
+    ids = sorted(registry)
     if patterns:
         unknown = [p for p in patterns if not any(fnmatch.fnmatch(i, p) for i in ids)]
         if unknown:
             raise UnknownCheck("; ".join(_unknown_message(p, ids) for p in unknown))
         ids = [i for i in ids if any(fnmatch.fnmatch(i, p) for p in patterns)]
-    return [REGISTRY[i] for i in ids]
+    return [registry[i] for i in ids]
 
 
 class UnknownCheck(ValueError):

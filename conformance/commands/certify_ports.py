@@ -19,6 +19,7 @@ Nothing here runs in ``make test`` or the default CI job.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -27,7 +28,9 @@ from .. import adapters
 from ..certify import catalog, certification
 from ..certify.certification import Certification, Row
 from ..certify.report import write_port_report
-from ..checks import select_checks
+from ..adapters.trainer import is_trainer_adapter
+from ..checks import REGISTRY, select_checks
+from ..trainer_checks import TRAINER_REGISTRY
 
 NAME = "certify-ports"
 HELP = ("install each catalog port (pip --no-deps, pinned; or from --port-src) or load --backend SPEC, run every "
@@ -58,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    checks = select_checks(args.check)
+    select_checks(args.check, {**REGISTRY, **TRAINER_REGISTRY})
     reference = certification.reference_for_ports(args.vectors)
     out_dir = Path(args.out)
     not_certified, failing = [], []
@@ -71,11 +74,11 @@ def main(args) -> int:
             print(why, file=sys.stderr)
             not_certified.append(name)
             continue
+        checks = _checks_for(adapter, args.check)
         if not args.quiet:
             print(f"certifying {info.name} {info.version} ({len(checks)} checks)", flush=True)
         progress = None if args.quiet else _print_row(info.name)
-        rows = certification.run(adapter, checks, reference, args.profile, progress)
-        findings = certification.findings(rows, selector, reference, args.profile)
+        rows, findings = certification.certify(adapter, checks, reference, selector, args.profile, progress)
         paths = write_port_report(Certification(adapter, rows, findings, install, args.profile, reference, source),
                                   spec, out_dir)
         bad = sum(r.result.status in ("fail", "error") for r in rows)
@@ -85,6 +88,15 @@ def main(args) -> int:
     if not_certified:
         return 2
     return 1 if failing and not args.report_only else 0
+
+
+def _checks_for(adapter, patterns: list[str] | None) -> list:
+    """The selected checks of the protocol ``adapter`` speaks (a pattern may name only the other's)."""
+    registry = TRAINER_REGISTRY if is_trainer_adapter(adapter) else REGISTRY
+    chosen = [p for p in patterns or [] if any(fnmatch.fnmatch(cid, p) for cid in registry)]
+    if patterns and not chosen:
+        return []
+    return select_checks(chosen or None, registry)
 
 
 def _targets(args) -> list[tuple[str, str, catalog.PortSpec | None]]:

@@ -14,7 +14,7 @@ from .. import adapters, environment, gate, runner
 from ..checks import select_checks
 from ..golden import VectorStore
 from ..reference import Reference, live_reference
-from ..report import claims, plot, terminal
+from ..report import claims, plot, port_claims, terminal
 from ..report.outcome import RunOutcome, write_reports
 from ._common import add_run_arguments, parse_aliases
 
@@ -87,6 +87,8 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
         backend_infos=[_backend_info(a) for a in resolved.adapters], unavailable=resolved.unavailable,
         checks=checks, results=results, baseline=baseline, gate=verdict)
     outcome.claims = claims.evaluate(reference, results)
+    if report_dir is not None:
+        outcome.port_claims = port_claims.evaluate(Path(report_dir) / "ports")
     outcome.series = plot.divergence_series(results)
     if report_dir is not None and any(c.id == "trajectory.mlp_e2e" for c in checks):
         try:

@@ -130,6 +130,7 @@ def render(run, picture: str | None) -> str:
     lines += _table(["Component", "The document claims", "Measured", "Verdict", "Evidence"],
                     [[c.component, c.claim, c.measured, {"holds": "✅ holds", "false": "❌ false",
                       "partly": "⚠️ partly"}.get(c.verdict, c.verdict), c.evidence] for c in run.claims])
+    lines += [""] + _port_claims(run.port_claims)
     lines += ["", "## End-to-end divergence", ""]
     if picture:
         lines += [f"![parameter divergence per epoch]({picture})", ""]
@@ -150,3 +151,23 @@ def render(run, picture: str | None) -> str:
                      for cid in dict.fromkeys(r.check_id for r in run.results)])
     lines.append("")
     return "\n".join(lines)
+
+
+def _port_claims(measured) -> list[str]:
+    """The section "The claims document's own port, measured" (see :mod:`.port_claims`)."""
+    lines = ["## The claims document's own port, measured", ""]
+    if measured is None or measured.report is None:
+        return lines + ["Not measured: no `reports/ports/eggroll-pytorch-*.json`; certify the port with "
+                        "`make certify-ports PORT=eggroll-pytorch PORT_SRC=<checkout of "
+                        "github.com/Daulbaev/eggroll-pytorch>`.", ""]
+    port = measured.port
+    source = port.get("source") or {}
+    commit = source.get("commit") or "unknown commit"
+    lines += [f"`COMPATIBILITY-claims.md` describes `{port.get('name')}` {port.get('version')} "
+              f"(github.com/Daulbaev/eggroll-pytorch, commit `{commit}`). Each claim is judged here by the trainer "
+              f"checks that measure it on that port, through its public `EGGROLLTrainer` only (report "
+              f"`ports/{measured.report.removesuffix('.json')}.md`; see `conformance/report/port_claims.py`).", ""]
+    verdicts = {"holds": "✅ holds", "false": "❌ false", "partly": "⚠️ partly"}
+    lines += _table(["Component", "The document claims", "On the port", "Evidence (trainer checks)"],
+                    [[c.component, c.claim, verdicts.get(c.verdict, c.verdict), c.evidence] for c in measured.claims])
+    return lines + [""]

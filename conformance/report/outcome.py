@@ -26,6 +26,7 @@ class RunOutcome:
     gate: GateReport
     baseline: dict
     claims: list = field(default_factory=list)
+    port_claims: object = None
     series: dict = field(default_factory=dict)
     duration_s: float = 0.0
 

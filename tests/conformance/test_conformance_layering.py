@@ -21,10 +21,10 @@ PACKAGE = Path(conformance.__file__).parent
 ROOT = conformance.__name__
 
 LAYERS = (
-    ("vocabulary", ("spec", "trees", "inputs", "tolerances", "results", "golden", "prng_vectors", "components",
+    ("vocabulary", ("spec", "trees", "inputs", "tolerances", "results", "golden", "prng_vectors", "components", "stats",
                     "known_differences", "hypothesis_support", "environment")),
     ("adapters", ("adapters",)),
-    ("checks", ("checks",)),
+    ("checks", ("checks", "trainer_checks")),
     ("engine", ("reference", "runner", "gate", "needs")),
     ("report", ("report",)),
     ("certify", ("certify",)),
