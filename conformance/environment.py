@@ -38,6 +38,34 @@ def device_description() -> str:
     return text
 
 
+# CPU features that change which kernels oneDNN and XLA:CPU pick, and so the last bits of results
+# (avx512_fp16 hosts round float16 once per fused op in XLA, for one).
+_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def host_fingerprint(backend: str) -> str:
+    """What a backend's last bits depend on besides the code: the CUDA device for ``*-cuda``
+    backends, else the CPU's architecture and the features of :data:`_CPU_FLAGS`; plus the
+    versions of the libraries. Equal fingerprints reproduce a run's ULP errors exactly."""
+    versions = library_versions()
+    libs = ",".join(f"{k}={versions[k]}" for k in ("torch", "jax", "jaxlib"))
+    if backend.endswith("-cuda"):
+        try:
+            import torch
+
+            device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no cuda"
+        except ImportError:
+            device = "no torch"
+        return f"cuda {device}; {libs}"
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+                         []))
+    except OSError:
+        flags = set()
+    return f"{platform.machine()} {'+'.join(f for f in _CPU_FLAGS if f in flags) or 'baseline'}; {libs}"
+
+
 def git_commit(root: Path | None = None) -> str:
     root = root or Path(__file__).resolve().parents[1]
     try:

@@ -10,10 +10,22 @@ Baseline (``conformance/baseline.json``, schema ``schema/baseline.schema.json``)
 Violations (any one fails the gate):
 
 * ``regression``: a ``pass`` check now fails or errors;
+* ``drifted``: a ``pass`` check still passes, but its max ULP error grew past the ``max_ulp``
+  recorded for it (the ratchet: a check that was exact may not drift to its full tolerance
+  unnoticed). On the host class the baseline was recorded on (``hosts``, see
+  :func:`conformance.environment.host_fingerprint`) there is no slack: with the pinned versions
+  a run reproduces its ULPs exactly, derandomized hypothesis examples included. On another host
+  class kernels differ in their last bits, so the ratchet allows :func:`host_slack` more and
+  notes it; a backend recorded without a fingerprint (before the ratchet) is not ratcheted and
+  noted. A change meant to move the errors is recorded on purpose with
+  ``python -m conformance baseline``; an error that shrank is noted, and re-baselining tightens
+  the ratchet. A ``pass`` entry without ``max_ulp`` is held to 0;
 * ``skipped``: a ``pass`` check is now skipped;
 * ``disappeared``: a baseline check is absent from the run of that backend;
 * ``fixed``: a known difference now passes (update the baseline: ``make conformance-baseline``);
-* ``grew``: a known difference's error exceeds its recorded ``allowed_ulp``;
+* ``grew``: a known difference's error exceeds its recorded ``allowed_ulp`` (with a statement
+  in ``known_differences.py``, the error of the elements the statement does not explain, which
+  the runner measures apart);
 * ``error``: a known difference now raises instead of differing;
 * ``new_failure``: a check not in the baseline fails (backends without a baseline of their own
   are held to "everything passes or is skipped");
@@ -28,11 +40,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import environment
 from .results import CheckResult
 
 BASELINE = Path(__file__).parent / "baseline.json"
 SCHEMA = Path(__file__).parent / "schema" / "baseline.schema.json"
 UNEXPLAINED = "UNEXPLAINED"
+REBASELINE = "python -m conformance baseline"
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,15 @@ def validate_baseline(doc: dict) -> None:
     jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
 
 
-def _judge_one(backend: str, expected: dict, got: dict[str, CheckResult]) -> tuple[list, list]:
+def host_slack(recorded: float) -> float:
+    """ULPs a check may grow by on a host class other than the baseline's: half its recorded
+    error and at least 4 (one summation order against another moves a few ULP)."""
+    return max(4.0, 0.5 * recorded)
+
+
+def _judge_one(backend: str, expected: dict, got: dict[str, CheckResult], ratchet: str = "exact") -> tuple[list, list]:
+    """``ratchet``: ``"exact"`` (same host class), ``"host"`` (another: :func:`host_slack`) or
+    ``"off"`` (no fingerprint recorded)."""
     violations, notes = [], []
     for check_id, want in expected.items():
         r = got.get(check_id)
@@ -87,6 +109,20 @@ def _judge_one(backend: str, expected: dict, got: dict[str, CheckResult]) -> tup
                 violations.append(Violation(backend, check_id, "regression", f"pass -> {r.status}: {first}"))
             elif r.status == "skip":
                 violations.append(Violation(backend, check_id, "skipped", f"pass -> skip: {r.note}"))
+            else:
+                recorded = float(want.get("max_ulp", 0.0))
+                limit = recorded + (host_slack(recorded) if ratchet == "host" else 0.0)
+                if ratchet == "off":
+                    pass
+                elif r.max_ulp > limit:
+                    violations.append(Violation(
+                        backend, check_id, "drifted",
+                        f"max ULP error {r.max_ulp:g} > {limit:g} allowed by the {recorded:g} recorded in the "
+                        f"baseline{' on another host class' if ratchet == 'host' else ''} (tolerance "
+                        f"{r.allowed_ulp:g} ULP); if intended, re-baseline with '{REBASELINE}'"))
+                elif r.max_ulp < recorded:
+                    notes.append(f"{backend} {check_id}: max ULP error {r.max_ulp:g} < {recorded:g} recorded; "
+                                 f"'{REBASELINE}' tightens the ratchet")
         elif status == "known_difference":
             reason = want.get("reason", "")
             if not reason or reason.startswith(UNEXPLAINED):
@@ -99,7 +135,8 @@ def _judge_one(backend: str, expected: dict, got: dict[str, CheckResult]) -> tup
                 violations.append(Violation(backend, check_id, "error", (r.messages or [r.note])[0]))
             elif r.status == "fail" and r.max_ulp > float(want.get("allowed_ulp", float("inf"))):
                 violations.append(Violation(backend, check_id, "grew",
-                                            f"max ULP {r.max_ulp:g} > recorded {want['allowed_ulp']:g}"))
+                                            f"max ULP {r.max_ulp:g} > recorded {want['allowed_ulp']:g}; "
+                                            f"if intended, re-baseline with '{REBASELINE}'"))
         elif status == "skip" and r.status in ("fail", "error"):
             violations.append(Violation(backend, check_id, "new_failure", f"skip -> {r.status}"))
         elif status == "skip" and r.status == "pass":
@@ -132,7 +169,16 @@ def evaluate(results: list[CheckResult], baseline: dict, aliases: dict[str, str]
             expected = {k: v for k, v in expected.items() if k in only}
         if not expected:
             report.notes.append(f"{backend}: no baseline; every check must pass or be skipped")
-        v, n = _judge_one(backend, expected, got)
+        recorded_host = baseline.get("hosts", {}).get(key)
+        here = environment.host_fingerprint(backend)
+        ratchet = "off" if recorded_host is None else "exact" if recorded_host == here else "host"
+        if expected and ratchet == "off":
+            report.notes.append(f"{backend}: baseline recorded without a host fingerprint, so not ratcheted; "
+                                "re-baseline on this host")
+        elif expected and ratchet == "host":
+            report.notes.append(f"{backend}: baseline recorded on '{recorded_host}', this host is '{here}': the "
+                                "ratchet allows host_slack() more ULP per check")
+        v, n = _judge_one(backend, expected, got, ratchet)
         report.violations += v
         report.notes += n
         report.judged_backends.append(backend)
@@ -162,7 +208,9 @@ def make_baseline(results: list[CheckResult], previous: dict, reasons: dict, pro
             entry["reason"] = r.note
         fresh.setdefault(r.backend, {})[r.check_id] = entry
     backends.update(fresh)
-    return {"format_version": 1, "profile": profile,
+    hosts = dict(previous.get("hosts", {}))
+    hosts.update({b: environment.host_fingerprint(b) for b in fresh})
+    return {"format_version": 1, "profile": profile, "hosts": dict(sorted(hosts.items())),
             "backends": {b: dict(sorted(c.items())) for b, c in sorted(backends.items())}}
 
 

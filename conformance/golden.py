@@ -4,7 +4,9 @@ Layout: ``conformance/vectors/v<N>/<check_id>.json`` (schema ``schema/vectors.sc
 with an ``.npz`` sidecar of the same stem. Each case stores the fingerprint of its inputs, so a
 case whose inputs changed is reported as a stale vector instead of being compared with the
 wrong numbers. bfloat16 arrays are stored as their exact float32 values with dtype
-``bfloat16`` recorded. The header names the jax/jaxlib/optax/numpy/python versions used.
+``bfloat16`` recorded (npz has no bfloat16), and read back as bfloat16, so an expected output
+has the dtype the reference produced. The header names the jax/jaxlib/optax/numpy/python
+versions used.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tolerances import dtype_name, to_numpy
+from .tolerances import dtype_name, numpy_dtype, to_numpy
 
 ROOT = Path(__file__).parent / "vectors"
 CURRENT_VERSION = "v1"
@@ -40,7 +42,15 @@ class Entry:
 def storable(array) -> tuple[np.ndarray, str]:
     """``(array as stored, dtype name)``; bfloat16 becomes float32, exactly."""
     name = dtype_name(array) if hasattr(array, "dtype") else np.asarray(array).dtype.name
-    return np.array(to_numpy(array), order="C", copy=True), name
+    stored = to_numpy(array)
+    if name == "bfloat16":
+        stored = stored.astype(np.float32)
+    return np.array(stored, order="C", copy=True), name
+
+
+def _as_recorded(stored: np.ndarray, dtype: str) -> np.ndarray:
+    """A stored array in the dtype it was recorded with (bfloat16 is stored as float32)."""
+    return stored.astype(numpy_dtype(dtype)) if dtype == "bfloat16" else stored
 
 
 def _sha(array: np.ndarray) -> str:
@@ -97,10 +107,10 @@ class VectorStore:
         for case in doc["cases"]:
             entry = Entry(case["fingerprint"])
             for spec in case["outputs"]:
-                entry.outputs[spec["name"]] = arrays[spec["key"]]
+                entry.outputs[spec["name"]] = _as_recorded(arrays[spec["key"]], spec["dtype"])
                 entry.dtypes[spec["name"]] = spec["dtype"]
             for spec in case["aux"]:
-                entry.aux[spec["name"]] = arrays[spec["key"]]
+                entry.aux[spec["name"]] = _as_recorded(arrays[spec["key"]], spec["dtype"])
             out[case["case_id"]] = entry
         return out
 

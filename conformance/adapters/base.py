@@ -16,10 +16,17 @@ and its checks are reported as skipped with the reason, never as failures. Run i
 
 Conventions shared by every operation
 -------------------------------------
-* Arrays are numpy. Float inputs are float32 unless a case says otherwise; return the dtype the
-  reference would (the param's dtype). bfloat16 inputs are ``ml_dtypes.bfloat16`` numpy arrays
-  (ml_dtypes comes with jaxlib; without it those cases are skipped); return bfloat16 results as
-  such or as their exact float32 values.
+* Arrays are numpy. Float inputs are float32 unless a case says otherwise. Return copies (never
+  views of the port's state) in exactly the dtype the reference would (the param's dtype): every
+  output's dtype is compared with the reference's, and a mismatch fails that output ("dtype
+  float32, expected bfloat16") however close its values, since a value left in the wrong dtype
+  rounds differently from there on. bfloat16 inputs are ``ml_dtypes.bfloat16`` numpy arrays
+  (ml_dtypes comes with jaxlib; without it those cases are skipped), and bfloat16 results are
+  returned as such (for a torch tensor ``conformance.tolerances.to_numpy`` does it). An adapter
+  that can only hand back float32 copies of bfloat16 results sets
+  :attr:`Adapter.widens_bfloat16`; its float32 results are then accepted where the reference's
+  are bfloat16, provided every value is a bfloat16 value exactly (a float32 value that is not
+  fails as a dtype mismatch).
 * A key is a ``uint32`` array of shape ``(*batch, 2)``: the two words ``jax.random.key_data``
   gives for a threefry2x32 key. Ports that do not reproduce JAX's PRNG do not declare
   :data:`JAX_RNG`; their noise rows are skipped and the update algebra is checked by handing
@@ -225,10 +232,15 @@ class Adapter(ABC):
         capabilities (frozenset[str]): the capability constants of this module, plus
             :func:`noiser_capability` and :func:`dtype_capability` entries, that the adapter
             supports; checks needing anything else are skipped.
+        widens_bfloat16 (bool): the adapter hands bfloat16 results back as float32 copies of
+            their values. Then, and only then, a float32 output is accepted where the
+            reference's is bfloat16, and only if every value is exactly a bfloat16 value.
+            Default ``False``: the dtype must be the reference's.
     """
 
     name: str = "unnamed"
     capabilities: frozenset = frozenset()
+    widens_bfloat16: bool = False
 
     def info(self) -> BackendInfo:
         """Name, version and device of the backend (shown in every report).

@@ -19,6 +19,7 @@ import numpy as np
 from .. import trees
 from ..environment import git_commit
 from ..spec import NOISERS, LeafNoise, Trajectory
+from ..tolerances import to_numpy
 from . import base
 
 
@@ -77,16 +78,19 @@ class EggrollTorchAdapter(base.Adapter):
 
     @staticmethod
     def out(value) -> np.ndarray:
-        torch = _torch()
-        if isinstance(value, torch.Tensor):
-            t = value.detach().cpu()
-            if t.dtype == torch.bfloat16:
-                t = t.float()
-            elif t.dtype == torch.uint32:
-                return t.to(torch.int64).numpy().astype(np.uint32)
-            # A copy: the trainer adapter's parameters are updated in place after being read.
-            return t.numpy().copy()
-        return np.asarray(value)
+        """A host numpy copy of a torch result in its own dtype.
+
+        A copy, never a view: the trainer adapter's parameters are updated in place after
+        being read.
+
+        Args:
+            value: a torch tensor, or anything numpy takes.
+
+        Returns:
+            np.ndarray: the values in their dtype; bfloat16 as ``ml_dtypes.bfloat16``, uint32
+            as uint32.
+        """
+        return to_numpy(value)
 
     # ---- helpers -------------------------------------------------------------------------
     def noiser_cls(self, config):

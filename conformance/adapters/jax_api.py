@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import trees
 from ..spec import NOISERS, NoiserConfig, Population, SolverSpec, Trajectory
+from ..tolerances import to_numpy
 from . import base
 
 
@@ -47,7 +48,8 @@ def _quiet():
 
 
 def _out(x) -> np.ndarray:
-    return np.asarray(x)
+    """A host copy in the result's own dtype (bfloat16 stays bfloat16; a key becomes its words)."""
+    return to_numpy(x)
 
 
 class JaxApiAdapter(base.Adapter):
@@ -176,13 +178,12 @@ class JaxApiAdapter(base.Adapter):
         return _out(jax.vmap(member)(self._population(population)))
 
     def tree_keys(self, params, base_key, scan_map):
-        import jax
         import jax.numpy as jnp
 
         jparams = trees.map_leaves(jnp.asarray, params)
         smap = trees.map_leaves(tuple, scan_map)
         keys = self.api().common.simple_es_tree_key(jparams, self._key(base_key), smap)
-        return trees.map_leaves(lambda k: np.asarray(jax.random.key_data(k)), keys)
+        return trees.map_leaves(_out, keys)
 
     def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
         import jax.numpy as jnp

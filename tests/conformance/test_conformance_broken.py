@@ -1,12 +1,15 @@
 """The catalog of deliberately broken backends: each is caught by the check that names its bug."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from broken import CATALOG
-from conformance import cli, gate
+from broken.catalog import AdamEpsKeras, SgdInFloat64, UpdateLeftInFloat32
+from conformance import cli, environment, gate
 from conformance.checks import REGISTRY
 from conformance.runner import run_check
+from conformance.tolerances import TOLERANCES, ulp
 
 
 def test_catalog_has_at_least_15_distinct_bugs_each_named_by_a_registered_check():
@@ -21,9 +24,53 @@ def test_named_check_flags_the_bug_and_the_gate_fails(mutant, vector_reference):
     broken = mutant()
     check = REGISTRY[broken.flagged_by]
     r = run_check(check, broken, vector_reference, "ci")
-    assert r.status == "fail", f"{broken.flagged_by} did not flag '{broken.bug}': {r.status} {r.note}"
+    status = "pass" if broken.caught_as == "drifted" else "fail"
+    assert r.status == status, f"{broken.flagged_by} did not flag '{broken.bug}': {r.status} {r.note} {r.messages[:1]}"
     report = gate.evaluate([r], gate.load_baseline(), aliases={broken.name: "eggroll_torch"}, only={check.id})
-    assert [(v.check_id, v.rule) for v in report.violations] == [(check.id, "regression")]
+    assert [(v.check_id, v.rule) for v in report.violations] == [(check.id, broken.caught_as)]
+
+
+def _outputs(mutant, check, reference):
+    """``(expected, got)`` of every ci case of ``check`` on ``mutant``."""
+    for case in check.cases("ci"):
+        yield reference.expected(check, case), check.compute(mutant, case)
+
+
+def test_a_bfloat16_update_left_in_float32_is_caught_by_its_dtype_alone(vector_reference):
+    broken = UpdateLeftInFloat32()
+    check = REGISTRY[broken.flagged_by]
+    for expected, got in _outputs(broken, check, vector_reference):
+        for name, want in expected.outputs.items():
+            assert expected.dtypes[name] == "bfloat16" and got[name].dtype == np.float32
+            np.testing.assert_array_equal(got[name], want.astype(np.float32))
+    r = run_check(check, broken, vector_reference, "ci")
+    assert r.status == "fail" and "dtype float32, expected bfloat16" in r.messages[0]
+
+
+def test_a_drift_within_the_tolerance_is_caught_by_the_ratchet_with_both_values(vector_reference):
+    broken = SgdInFloat64()
+    check = REGISTRY[broken.flagged_by]
+    r = run_check(check, broken, vector_reference, "ci")
+    assert r.status == "pass" and 0 < r.max_ulp <= r.allowed_ulp
+    assert gate.load_baseline()["backends"]["eggroll_torch"][check.id]["max_ulp"] == 0
+    # Held to the exact ratchet of the host class the baseline was recorded on, wherever this runs.
+    doc = {**gate.load_baseline(), "hosts": {"eggroll_torch": environment.host_fingerprint(broken.name)}}
+    report = gate.evaluate([r], doc, aliases={broken.name: "eggroll_torch"}, only={check.id})
+    [violation] = report.violations
+    assert f"max ULP error {r.max_ulp:g} > 0 allowed by the 0 recorded in the baseline" in violation.message
+    assert "python -m conformance baseline" in violation.message
+
+
+def test_a_small_entry_error_hides_under_a_tolerance_scaled_by_the_largest_entry(vector_reference):
+    broken = AdamEpsKeras()
+    check = REGISTRY[broken.flagged_by]
+    for expected, got in _outputs(broken, check, vector_reference):
+        for name, want in expected.outputs.items():
+            e = np.asarray(want, np.float64)
+            allowed = TOLERANCES[check.kind(name)][expected.dtypes[name]] * ulp(np.abs(e).max(), expected.dtypes[name])
+            assert np.abs(np.asarray(got[name], np.float64) - e).max() <= allowed, name
+    r = run_check(check, broken, vector_reference, "ci")
+    assert r.status == "fail" and r.max_ulp > r.allowed_ulp
 
 
 @pytest.mark.parametrize("check_id", sorted({m.flagged_by for m in CATALOG}))
@@ -44,5 +91,6 @@ def test_broken_backend_as_plugin_fails_the_cli_gate(capsys):
 @pytest.mark.parametrize("mutant", CATALOG, ids=lambda m: m.__name__)
 def test_full_run_of_each_broken_backend_flags_its_named_check(mutant, vector_reference):
     broken = mutant()
-    failing = {c.id for c in REGISTRY.values() if run_check(c, broken, vector_reference, "ci").status != "pass"}
-    assert broken.flagged_by in failing
+    results = [run_check(c, broken, vector_reference, "ci") for c in REGISTRY.values()]
+    report = gate.evaluate(results, gate.load_baseline(), aliases={broken.name: "eggroll_torch"})
+    assert (broken.flagged_by, broken.caught_as) in {(v.check_id, v.rule) for v in report.violations}

@@ -1,10 +1,14 @@
 """The gate's rules on synthetic results, and the baseline built from a run."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from conformance import gate
+from conformance import environment, gate
+from conformance.adapters.eggroll_torch import EggrollTorchAdapter
+from conformance.checks import REGISTRY
 from conformance.results import CaseResult, CheckResult
+from conformance.runner import run_check
 
 
 def result(check_id, status, backend="port", max_ulp=0.0):
@@ -13,8 +17,10 @@ def result(check_id, status, backend="port", max_ulp=0.0):
                        note="why" if status == "skip" else "")
 
 
-def baseline(**entries):
-    return {"format_version": 1, "profile": "ci", "backends": {"port": entries}}
+def baseline(host=None, **entries):
+    """A baseline for backend ``port`` recorded on ``host`` (default: this host class)."""
+    return {"format_version": 1, "profile": "ci", "hosts": {"port": host or environment.host_fingerprint("port")},
+            "backends": {"port": entries}}
 
 
 def rules(report):
@@ -30,6 +36,42 @@ def test_matching_run_passes():
 def test_pass_to_fail_or_error_is_a_regression(status):
     report = gate.evaluate([result("a.b", status)], baseline(**{"a.b": {"status": "pass"}}))
     assert rules(report) == [("a.b", "regression")]
+
+
+def test_a_pass_whose_error_grows_past_the_recorded_one_drifted_even_within_tolerance():
+    doc = baseline(**{"a.b": {"status": "pass", "max_ulp": 2.0}, "a.c": {"status": "pass"}})
+    assert gate.evaluate([result("a.b", "pass", max_ulp=2.0)], doc, only={"a.b"}).ok
+    report = gate.evaluate([result("a.b", "pass", max_ulp=3.0), result("a.c", "pass", max_ulp=0.5)], doc)
+    assert rules(report) == [("a.b", "drifted"), ("a.c", "drifted")]
+    message = report.violations[0].message
+    assert message.startswith("max ULP error 3 > 2 allowed by the 2 recorded in the baseline")
+    assert message.endswith("re-baseline with 'python -m conformance baseline'")
+    assert "0.5 > 0 allowed" in report.violations[1].message  # no recorded error: held to 0
+
+
+def test_on_another_host_class_the_ratchet_allows_host_slack():
+    doc = baseline(host="another cpu", **{"a.b": {"status": "pass", "max_ulp": 10.0}})
+    report = gate.evaluate([result("a.b", "pass", max_ulp=10.0 + gate.host_slack(10.0))], doc)
+    assert report.ok and any("another cpu" in n for n in report.notes)
+    report = gate.evaluate([result("a.b", "pass", max_ulp=10.0 + gate.host_slack(10.0) + 1)], doc)
+    assert rules(report) == [("a.b", "drifted")] and "on another host class" in report.violations[0].message
+
+
+def test_a_baseline_without_a_fingerprint_is_not_ratcheted_and_says_so():
+    doc = {"format_version": 1, "profile": "ci", "backends": {"port": {"a.b": {"status": "pass", "max_ulp": 1.0}}}}
+    report = gate.evaluate([result("a.b", "pass", max_ulp=50.0)], doc)
+    assert report.ok and any("not ratcheted" in n for n in report.notes)
+
+
+def test_a_new_baseline_records_the_host_of_each_backend_it_ran():
+    doc = gate.make_baseline([result("a.b", "pass")], {"hosts": {"gpu": "cuda X"}, "backends": {}}, {}, "ci")
+    assert doc["hosts"] == {"gpu": "cuda X", "port": environment.host_fingerprint("port")}
+
+
+def test_a_pass_whose_error_shrank_is_noted_and_passes():
+    doc = baseline(**{"a.b": {"status": "pass", "max_ulp": 4.0}})
+    report = gate.evaluate([result("a.b", "pass", max_ulp=1.0)], doc)
+    assert report.ok and any("1 < 4 recorded" in n for n in report.notes)
 
 
 def test_pass_to_skip_is_a_violation():
@@ -106,3 +148,39 @@ def test_committed_baseline_is_valid_and_has_reasons():
     unexplained = [(b, c) for b, checks in doc["backends"].items() for c, e in checks.items()
                    if e["status"] == "known_difference" and e["reason"].startswith(gate.UNEXPLAINED)]
     assert not unexplained
+
+
+class _Subnormal(EggrollTorchAdapter):
+    """eggroll_torch with the subnormal check's fitnesses changed where ``change`` says."""
+
+    def __init__(self, change):
+        super().__init__("cpu")
+        self.change = change
+
+    def convert_fitnesses(self, config, raw):
+        return self.change(raw, super().convert_fitnesses(config, raw))
+
+
+def _judge_subnormal(adapter, vector_reference):
+    check = REGISTRY["normalization.subnormal_scores"]
+    r = run_check(check, adapter, vector_reference, "ci")
+    return r, gate.evaluate([r], gate.load_baseline(), aliases={adapter.name: "eggroll_torch"}, only={check.id})
+
+
+def test_the_subnormal_known_difference_covers_the_flushed_elements_only(vector_reference):
+    r, report = _judge_subnormal(_Subnormal(lambda raw, z: z), vector_reference)
+    assert r.status == "fail" and r.max_ulp == 0 and report.ok
+    assert "4 / 4 elements differ as the known difference states (XLA flushed subnormal scores" in r.messages[0]
+    assert "the others are within 64 ULP (max ULP error 0)" in r.messages[0]
+
+
+def test_an_error_the_subnormal_known_difference_does_not_state_grew(vector_reference):
+    def normal_scores_off(raw, z):  # a case with a normal score, 3 ULP off: the statement does not cover it
+        return np.nextafter(np.nextafter(np.nextafter(z, np.inf), np.inf), np.inf) if np.abs(raw).max() >= 1 else z
+
+    def flushed_value_too_large(raw, z):  # a covered element, but larger than subnormal scores can make it
+        return np.where(z != 0, np.float32(1e-20), z).astype(np.float32) if np.abs(raw).max() < 1 else z
+
+    for change in (normal_scores_off, flushed_value_too_large):
+        r, report = _judge_subnormal(_Subnormal(change), vector_reference)
+        assert r.max_ulp > 0 and rules(report) == [("normalization.subnormal_scores", "grew")], change.__name__

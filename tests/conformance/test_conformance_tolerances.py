@@ -5,13 +5,20 @@ import numpy as np
 import pytest
 import torch
 
+from conformance.adapters.eggroll_torch import EggrollTorchAdapter
+from conformance.checks import REGISTRY
+from conformance.runner import run_check
 from conformance.tolerances import (
+    FLOOR,
     LAWS,
     TOLERANCES,
     assert_parity,
     assert_same_bits,
     assert_tree_parity,
     compare,
+    numpy_dtype,
+    to_numpy,
+    ulp,
 )
 
 NAN_A, NAN_B = np.array([0x7FC00000, 0x7FC00001], np.uint32).view(np.float32)
@@ -99,3 +106,94 @@ def test_tree_parity_compares_structure_then_leaves():
 def test_assert_parity_returns_the_comparison():
     c = assert_parity(np.ones(3, np.float32), np.ones(3, np.float32), "elementwise")
     assert c.ok and c.max_ulp == 0 and c.total == 3
+
+
+BF16 = numpy_dtype("bfloat16")
+
+
+def test_a_dtype_other_than_the_references_fails_whatever_its_values():
+    expected = np.array([1.5, -2.25, 0.0], BF16)
+    for kind in ("exact", "elementwise", "reduction", "trajectory", "bits"):
+        c = compare(expected.astype(np.float32), expected, kind)
+        assert not c.ok and c.mismatches == 3
+        assert c.message("w") == f"w not close (bfloat16, {kind}): dtype float32, expected bfloat16"
+    # The expected dtype is the one the reference recorded, whatever array holds its values.
+    c = compare(expected.astype(np.float32), expected.astype(np.float32), "reduction", "bfloat16")
+    assert c.message("w").endswith("dtype float32, expected bfloat16")
+    assert compare(torch.tensor([1.5, -2.25, 0.0], dtype=torch.bfloat16), expected, "exact").ok
+    assert not compare(np.ones(2, np.int64), np.ones(2, np.int32), "exact").ok
+    # A law compares with a float64 formula: no dtype to match.
+    assert compare(np.float32(2.0), 2.0, "claim_sqrt_n").ok
+
+
+def test_bfloat16_comes_back_from_torch_as_bfloat16_in_a_copy():
+    tensor = torch.tensor([1.5, -0.0, float("nan")], dtype=torch.bfloat16)
+    host = to_numpy(tensor)
+    assert host.dtype == BF16
+    np.testing.assert_array_equal(host.view(np.uint16), tensor.view(torch.int16).numpy().view(np.uint16))
+    tensor.add_(1)
+    assert host[0] == 1.5
+    words = torch.tensor([1, 2**32 - 1], dtype=torch.uint32)
+    assert to_numpy(words).dtype == np.uint32 and to_numpy(words)[1] == 2**32 - 1
+
+
+def test_widened_bfloat16_is_accepted_only_when_declared_and_only_for_bfloat16_values():
+    expected = np.array([1.5, -2.25, 0.1], BF16)
+    widened = expected.astype(np.float32)
+    assert not compare(widened, expected, "reduction").ok
+    assert compare(widened, expected, "reduction", widened_bfloat16=True).ok
+    assert compare(widened, expected, "bits", widened_bfloat16=True).ok
+    rounded_elsewhere = widened.copy()
+    rounded_elsewhere[2] = np.float32(0.1)  # within 1 ULP of bfloat16's 0.1, but not a bfloat16 value
+    c = compare(rounded_elsewhere, expected, "reduction", widened_bfloat16=True)
+    assert not c.ok
+    assert c.detail.startswith("dtype float32 widened from bfloat16, but 1 / 3 values are not bfloat16 values")
+    assert not compare(widened.astype(np.float64), expected, "reduction", widened_bfloat16=True).ok
+
+
+class _WidensBfloat16(EggrollTorchAdapter):
+    """eggroll_torch handing bfloat16 results back as float32 copies, as some ports do."""
+
+    def out(self, value):
+        host = super().out(value)
+        return host.astype(np.float32) if host.dtype == BF16 else host
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_the_runner_accepts_widened_bfloat16_only_from_an_adapter_that_declares_it(declared, vector_reference):
+    adapter = _WidensBfloat16()
+    adapter.widens_bfloat16 = declared
+    r = run_check(REGISTRY["noise.lora_factors"], adapter, vector_reference, "ci")
+    assert r.status == ("pass" if declared else "fail")
+    if not declared:
+        assert [m for m in r.messages if "bfloat16" in m][0].endswith("dtype float32, expected bfloat16")
+
+
+def test_ulp_error_is_per_element_down_to_the_kind_floor():
+    expected = np.array([2.0, 0.25, 2.0**-10, 0.0], np.float32)
+    largest, floor = ulp(2.0, "float32"), 2.0 * FLOOR["reduction"]["float32"]
+    assert TOLERANCES["reduction"]["float32"] * ulp(floor, "float32") == 4 * largest
+
+    def off(index, error):
+        got = expected.copy()
+        got[index] += np.float32(error)
+        return compare(got, expected, "reduction")
+
+    # Above the floor an element counts in its own ULPs: 65 of 0.25's fail, though 8 of the largest.
+    assert off(1, 64 * ulp(0.25, "float32")).ok
+    c = off(1, 65 * ulp(0.25, "float32"))
+    assert not c.ok and c.max_ulp == 65 and c.worst_index == (1,)
+    # Below the floor elements are compared absolutely: 4 ULP of the largest, not 64.
+    assert off(2, 4 * largest).ok and off(3, 4 * largest).ok
+    assert not off(2, 5 * largest).ok and not off(3, 5 * largest).ok
+    # Measured against the largest element (a floor of 1, as reduction's was), both were within 64 ULP.
+    assert max(65 * ulp(0.25, "float32"), 5 * largest) <= 64 * largest
+
+
+def test_exempt_elements_are_left_out_and_the_rest_still_counts():
+    expected = np.array([0.0, 1.0, 2.0], np.float32)
+    got = np.array([1e-37, 1.0, np.nextafter(np.float32(2.0), np.float32(3.0))], np.float32)
+    assert not compare(got, expected, "exact").ok
+    rest = compare(got, expected, "exact", exempt=np.array([True, False, False]))
+    assert not rest.ok and rest.mismatches == 1 and rest.worst_index == (2,)
+    assert compare(got, expected, "elementwise", exempt=np.array([True, False, False])).ok

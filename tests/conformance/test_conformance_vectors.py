@@ -67,7 +67,9 @@ def test_documents_round_trip_bfloat16_and_diff_names_every_change(tmp_path):
     store = golden.VectorStore(tmp_path)
     entry = store.entries("x.y")["c1"]
     assert entry.dtypes == {"out": "bfloat16", "ids": "int32"}
-    np.testing.assert_array_equal(entry.outputs["out"], np.array([1.5, -2.25], np.float32))
+    assert doc["cases"][0]["outputs"][0]["dtype"] == "bfloat16" and arrays["c0_o0"].dtype == np.float32
+    assert entry.outputs["out"].dtype == bf.dtype  # read back in the dtype the reference produced
+    np.testing.assert_array_equal(entry.outputs["out"].astype(np.float32), np.array([1.5, -2.25], np.float32))
 
     new, new_arrays = golden.build_document(
         "x.y", "ci", who, {**versions, "jax": "2"},

@@ -20,11 +20,14 @@ from eggroll_torch.noiser import lora_sigma
 class Mutant(EggrollTorchAdapter):
     """eggroll_torch with one bug. Subclasses set ``bug`` (what a port got wrong) and ``flagged_by``
     (the check whose id names that behaviour) and override one hook or operation; a noise bug
-    sets ``changes_noise`` so that its hooks replace the noiser's."""
+    sets ``changes_noise`` so that its hooks replace the noiser's. ``caught_as`` is the gate rule
+    that catches it: ``regression`` (the named check fails) or ``drifted`` (the check still passes,
+    its error within the tolerance but past what the baseline recorded)."""
 
     bug = ""
     flagged_by = ""
     changes_noise = False
+    caught_as = "regression"
 
     def __init__(self):
         super().__init__("cpu")

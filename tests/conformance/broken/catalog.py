@@ -1,8 +1,9 @@
 """The catalog: one deliberately broken backend per bug seen in public EGGROLL ports.
 
 Each class is eggroll_torch with ONE behaviour changed; ``flagged_by`` is the check whose id
-names that behaviour and which must fail for it. Usable as plug-ins too, e.g.
-``PYTHONPATH=tests/conformance python -m conformance run --backend broken.catalog:DdofOne``.
+names that behaviour, which must fail for it, or, for a drift within the tolerance
+(``caught_as = "drifted"``), whose error the baseline's ratchet must catch. Usable as plug-ins
+too, e.g. ``PYTHONPATH=tests/conformance python -m conformance run --backend broken.catalog:DdofOne``.
 """
 from __future__ import annotations
 
@@ -193,6 +194,45 @@ class AdamwTorchDecay(Mutant):
                                   fitnesses, population, noise)
 
 
+class UpdateLeftInFloat32(Mutant):
+    bug = "bfloat16 params: the update is added to float32 copies and never cast back to the param's dtype"
+    flagged_by = "update.low_precision"
+
+    def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
+        # The update checks step with SGD, which does not read the params: from zero params the new
+        # params are the update itself, in the param's dtype.
+        zeros = trees.map_leaves(np.zeros_like, params)
+        updates = super().do_updates(config, zeros, es_map, keys, fitnesses, population, noise)
+        return trees.map_leaves(lambda p, u: np.asarray(p, np.float32) + np.asarray(u, np.float32), params, updates)
+
+
+class SgdInFloat64(Mutant):
+    bug = "the SGD step computed in float64 and rounded once: up to 1 ULP from optax's two float32 roundings"
+    flagged_by = "optimizer.sgd"
+    caught_as = "drifted"
+
+    def optimizer_steps(self, solver, lr, params, grads):
+        if solver.name != "sgd" or solver.kwargs_dict:
+            return super().optimizer_steps(solver, lr, params, grads)
+        p = dict(params)
+        out = []
+        for g in grads:
+            p = {k: (np.asarray(v, np.float64) - lr * np.asarray(g[k], np.float64)).astype(np.float32)
+                 for k, v in p.items()}
+            out.append(p)
+        return out
+
+
+class AdamEpsKeras(Mutant):
+    bug = "Adam's eps is Keras's 1e-7 instead of optax's 1e-8: wrong where gradients are small"
+    flagged_by = "optimizer.adam"
+
+    def optimizer_steps(self, solver, lr, params, grads):
+        if solver.name == "adam" and "eps" not in solver.kwargs_dict:
+            solver = SolverSpec.make("adam", **solver.kwargs_dict, eps=1e-7)
+        return super().optimizer_steps(solver, lr, params, grads)
+
+
 class KeysRegistrationOrder(Mutant):
     bug = "per-parameter keys assigned in registration order instead of sorted flatten order"
     flagged_by = "keys.tree_order"
@@ -214,4 +254,5 @@ CATALOG: tuple[type[Mutant], ...] = (
     DdofOne, EpsOutsideSqrt, PerGroupStd, FreshNoiseReuseZero, PairsHalfApart, SignNeverAlternated,
     NoInvSqrtRank, SlicesSwapped, ThreadNotHalved, ReuseModulo, RankClipped, BiasesNeverPerturbed,
     BiasUpdateOverSigma, MissingSqrtN, DescentOnFitness, AdamwTorchDecay, KeysRegistrationOrder,
+    UpdateLeftInFloat32, SgdInFloat64, AdamEpsKeras,
 )
