@@ -124,8 +124,7 @@ def _member_diagnosis(name: str, got: np.ndarray, want: np.ndarray, kind: str, l
         for m in range(len(want)):
             if m != n and compare(got[n], want[m], kind).ok:
                 found = f"equals the reference's {labels[m]}"
-            elif compare(-np.asarray(got[n], np.float64), np.asarray(want[m], np.float64), kind,
-                         str(np.asarray(want).dtype)).ok:
+            elif compare(-got[n], want[m], kind).ok:
                 found = (f"equals the reference's {labels[m]}, negated" if m != n
                          else "has the reference's value with the opposite sign")
             if found:

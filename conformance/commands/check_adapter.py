@@ -10,7 +10,12 @@ the adapter itself, never the port's numbers:
    left unchanged, the first call's outputs must not change when the second runs (outputs that
    alias port state, e.g. ``.numpy()`` views of tensors the port updates in place), both calls
    must agree (no hidden state between calls), and every output must have the reference's
-   shape and a dtype the protocol accepts (the reference's, or float32 for bfloat16).
+   shape and the reference's dtype (float32 for bfloat16 only where the adapter declares
+   ``widens_bfloat16``).
+
+A :class:`~conformance.adapters.trainer.TrainerAdapter` is checked by running one generation on
+the probe: the port must evaluate all N members, call the fitness with a member axis and update
+the probe's parameters in place.
 
 Exit status: 0 when nothing was found, 1 when a problem was found, 2 when the adapter cannot be
 loaded.
@@ -24,12 +29,15 @@ import numpy as np
 
 from .. import adapters
 from ..adapters import base as caps
+from ..adapters.trainer import is_trainer_adapter
 from ..checks import select_checks
 from ..golden import VectorStore
 from ..needs import missing_for
 from ..reference import Reference, live_reference
 from ..runner import plan
 from ..tolerances import dtype_name
+from ..trainer_checks import Observer
+from ..trainer_checks._common import NOISE
 
 NAME = "check-adapter"
 HELP = "check an adapter before certifying with it: capabilities, missing operations, aliasing, shapes, dtypes"
@@ -132,11 +140,11 @@ def probe(check, adapter, reference: Reference | None, profile: str = "ci") -> P
         except Exception as e:
             found.notes.append(f"shapes and dtypes not checked: {type(e).__name__}: {e}")
         else:
-            found.problems += _shape_dtype_problems(first, expected)
+            found.problems += _shape_dtype_problems(first, expected, getattr(adapter, "widens_bfloat16", False))
     return found
 
 
-def _shape_dtype_problems(outputs: dict, expected) -> list[str]:
+def _shape_dtype_problems(outputs: dict, expected, widens: bool = False) -> list[str]:
     out = []
     for name, want in expected.outputs.items():
         if name not in outputs:
@@ -146,7 +154,7 @@ def _shape_dtype_problems(outputs: dict, expected) -> list[str]:
         if tuple(got.shape) != tuple(np.shape(want)):
             out.append(f"output {name}: shape {tuple(got.shape)}, the reference's is {tuple(np.shape(want))}")
         want_dtype, got_dtype = expected.dtypes.get(name), dtype_name(got)
-        accepted = {want_dtype} | ({"float32"} if want_dtype == "bfloat16" else set())
+        accepted = {want_dtype} | ({"float32"} if want_dtype == "bfloat16" and widens else set())
         if want_dtype is not None and got_dtype not in accepted:
             out.append(f"output {name}: dtype {got_dtype}, the reference's is {want_dtype}")
     return out
@@ -176,8 +184,32 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def trainer_problems(adapter) -> list[str]:
+    """What keeps the harness from observing a trainer adapter's port (see the module docstring)."""
+    from dataclasses import replace
+
+    config = replace(NOISE, lr=0.1)
+    try:
+        run = Observer(adapter).run(config, 1)
+    except caps.Unsupported as e:
+        return [f"build() refuses the probe's configuration ({config}): {e}"]
+    except Exception as e:
+        return [f"one generation on the probe raised {type(e).__name__}: {e}"]
+    if all((run.after[0][k] == run.before[0][k]).all() for k in run.before[0]):
+        return ["the probe's parameters did not change after a step with lr=0.1: the port must update the module it "
+                "was given in place"]
+    return []
+
+
 def main(args) -> int:
     adapter = adapters.resolve(args.backend)
+    if is_trainer_adapter(adapter):
+        print(f"trainer adapter {adapter.name}: one generation on the probe")
+        problems = trainer_problems(adapter)
+        for line in problems:
+            print(f"  problem: {line}")
+        print(f"{len(problems)} problem(s) found" if problems else "no problem found")
+        return 1 if problems else 0
     checks = select_checks(args.check)
     live = live_reference([adapter]) if adapter.name != "jax_reference" else adapter
     store = VectorStore(args.vectors)

@@ -86,3 +86,18 @@ def test_tost_needs_the_interval_inside_the_margin():
     assert stats.tost(rng.normal(0.0, 0.1, 30), 0.2).equivalent
     assert not stats.tost(rng.normal(0.3, 0.1, 30), 0.2).equivalent
     assert not stats.tost(rng.normal(0.0, 1.0, 4), 0.2).equivalent
+
+
+class _CopiesTheModule(MiniPort):
+    """Trains a copy of the module, leaving the harness's module untouched."""
+
+    def build(self, module, config):
+        import copy
+
+        return super().build(copy.deepcopy(module), config)
+
+
+def test_check_adapter_runs_a_generation_of_a_trainer_adapter(capsys):
+    assert cli.main(["check-adapter", "--backend", "trainer_ports:MiniPort"]) == 0
+    assert cli.main(["check-adapter", "--backend", f"{__name__}:_CopiesTheModule"]) == 1
+    assert "must update the module it was given in place" in capsys.readouterr().out

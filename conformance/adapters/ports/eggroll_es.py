@@ -52,6 +52,8 @@ def _config(config: NoiserConfig, population_size: int, shaping: str):
 class EggrollEsAdapter(base.Adapter):
     """``eggroll-es`` behind the harness protocol: fitness shaping and the update on injected noise."""
 
+    # bfloat16 results come back as their exact float32 values (_torch_trees.to_numpy).
+    widens_bfloat16 = True
     name = "eggroll-es"
     capabilities = frozenset({base.CONVERT_FITNESSES, base.UPDATES, base.INJECT_NOISE,
                               base.noiser_capability("eggroll"), base.dtype_capability("float32")})

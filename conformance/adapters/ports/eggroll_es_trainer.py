@@ -24,7 +24,7 @@ from ..trainer import TrainerAdapter
 
 
 class EggrollEsTrainerLevel(TrainerAdapter):
-    name = "eggroll-es"
+    name = "eggroll-es-trainer-level"
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, metadata.version("eggroll-es"), "cpu", {"torch": metadata.version("torch")},

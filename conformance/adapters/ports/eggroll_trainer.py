@@ -75,6 +75,8 @@ def _resolver(draws: ReferenceDraws):
 class EggrollTrainerAdapter(base.Adapter):
     """``eggroll-trainer`` behind the harness protocol (own RNG; reference draws routed in)."""
 
+    # bfloat16 results come back as their exact float32 values (_torch_trees.to_numpy).
+    widens_bfloat16 = True
     name = "eggroll-trainer"
     routes_reference_draws = True
     capabilities = frozenset({base.CONVERT_FITNESSES, base.NOISE, base.FORWARD, base.UPDATES, base.INJECT_NOISE,

@@ -20,7 +20,7 @@ from ..trainer import TrainerAdapter
 
 
 class EggrollTrainerTrainerLevel(TrainerAdapter):
-    name = "eggroll-trainer"
+    name = "eggroll-trainer-trainer-level"
 
     def info(self) -> BackendInfo:
         from importlib import metadata

@@ -93,6 +93,8 @@ def _plain(t):
 class TorchEggrollAdapter(base.Adapter):
     """``torcheggroll`` behind the harness protocol (own RNG; reference draws routed in)."""
 
+    # bfloat16 results come back as their exact float32 values (_torch_trees.to_numpy).
+    widens_bfloat16 = True
     name = "torcheggroll"
     routes_reference_draws = True
     capabilities = frozenset({base.CONVERT_FITNESSES, base.NOISE, base.FORWARD, base.UPDATES, base.INJECT_NOISE,

@@ -18,7 +18,7 @@ from ..trainer import TrainerAdapter
 
 
 class TorchEggrollTrainerLevel(TrainerAdapter):
-    name = "torcheggroll"
+    name = "torcheggroll-trainer-level"
 
     def info(self) -> BackendInfo:
         from importlib import metadata
