@@ -11,7 +11,7 @@ COMPONENTS = (
     "Low-rank structure", "Fitness normalization", "Update formula", "Scaling factor",
     "Thread ID alternation", "Lora generation", "Update sign", "Noise reuse", "Group normalization",
     "Optimizer", "Key derivation", "Non-matrix noise", "Forward with noise", "Other noisers",
-    "End-to-end training",
+    "End-to-end training", "API contract",
 )
 
 UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -73,6 +73,14 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
         "sparse.Sparse": ("noiser.sparse",),
         "base_noiser.Noiser (noop)": ("noiser.noop",),
         "'reeggroll' names EggRoll": ("noiser.reeggroll",),
+    },
+    "API contract": {
+        "init_noiser returns (frozen, mutable) with upstream's keys; ({}, {}) for the base Noiser; adam's state "
+        "after a step": ("api.init_noiser_state",),
+        "do_updates returns (noiser_params, params), writes opt_state into the given dict, leaves params":
+            ("api.do_updates_contract",),
+        "one member's iterinfo as Python ints": ("api.one_member_call",),
+        "public parameter names": ("api.keyword_names",),
     },
     "Side effects to know": {},
     "What else upstream ships": {},

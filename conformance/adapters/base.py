@@ -57,6 +57,8 @@ Operations (all optional, each guarded by a capability)
     ``noise`` (ports without :data:`JAX_RNG`): ``{path: LeafNoise}`` with the reference's noise.
 ``optimizer_steps(solver, lr, params, grads)``          -> params after each of the gradient steps.
 ``mlp_trajectory(spec)``                               -> :class:`~conformance.spec.Trajectory`.
+``api_contract(config, params, keys, es_map, fitnesses, population, x)`` -> upstream's API
+    contract as integer arrays (:mod:`conformance.adapters._api_contract`).
 """
 from __future__ import annotations
 
@@ -91,6 +93,7 @@ INJECT_NOISE = "inject_noise"
 BATCHED_UPDATE = "batched_update"
 OPTIMIZER = "optimizer"
 TRAJECTORY = "trajectory"
+API = "api"
 
 
 # What each operation capability promises: the adapter methods a check gated by it may call.
@@ -104,6 +107,7 @@ CAPABILITY_OPERATIONS = {
     UPDATES: ("do_updates",),
     OPTIMIZER: ("optimizer_steps",),
     TRAJECTORY: ("mlp_trajectory",),
+    API: ("api_contract",),
     JAX_RNG: (),
     INJECT_NOISE: (),
     SCAN_MAP: (),
@@ -507,3 +511,26 @@ class Adapter(ABC):
                 inputs (reported as a skip).
         """
         self._missing("mlp_trajectory")
+
+    def api_contract(self, config: NoiserConfig, params: dict, keys: dict, es_map: dict, fitnesses: np.ndarray,
+                     population: Population, x: np.ndarray) -> dict:
+        """Upstream's API contract as the library shows it (for libraries with upstream's API).
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments (solver adam).
+            params (dict): ``{"b": (3,), "w": (3, 2)}`` float32 leaves.
+            keys (dict): same structure, uint32 ``(2,)`` key words.
+            es_map (dict): same structure, int leaves.
+            fitnesses (np.ndarray): float32 ``(N,)`` shaped fitnesses.
+            population (Population): the members of the ``do_updates`` call.
+            x (np.ndarray): ``(2,)`` input of a one-member ``do_mm`` with ``iterinfo`` given as
+                the Python ints ``(epochs[0], thread_ids[-1])``.
+
+        Returns:
+            dict: ``{name: integer or float array}`` (see
+            :func:`conformance.adapters._api_contract.describe`).
+
+        Raises:
+            Unsupported: the backend does not implement this operation.
+        """
+        self._missing("api_contract")

@@ -21,6 +21,7 @@ from ..environment import git_commit
 from ..spec import NOISERS, LeafNoise, Trajectory
 from ..tolerances import to_numpy
 from . import base
+from ._api_contract import describe
 
 
 def _torch():
@@ -40,7 +41,8 @@ class EggrollTorchAdapter(base.Adapter):
 
     capabilities = frozenset(
         {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD, base.TREE_KEYS,
-         base.SCAN_MAP, base.UPDATES, base.INJECT_NOISE, base.BATCHED_UPDATE, base.OPTIMIZER, base.TRAJECTORY}
+         base.SCAN_MAP, base.UPDATES, base.INJECT_NOISE, base.BATCHED_UPDATE, base.OPTIMIZER, base.TRAJECTORY,
+         base.API}
         | {base.noiser_capability(n) for n in NOISERS}
         | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
     )
@@ -166,6 +168,16 @@ class EggrollTorchAdapter(base.Adapter):
             # An unperturbed param comes back without the member axis; the protocol has one.
             out = np.broadcast_to(out, (population.size, *out.shape)).copy()
         return out
+
+    def api_contract(self, config, params, keys, es_map, fitnesses, population, x):
+        torch = _torch()
+
+        tparams = trees.map_leaves(self.tensor, params)
+        one = (int(population.epochs[0]), int(population.thread_ids[-1]))
+        return describe(self.noiser_cls(config), lambda p: self.init(config, p), tparams,
+                        trees.map_leaves(self.key, keys), trees.map_leaves(int, es_map), self.tensor(fitnesses),
+                        self.population(population), one, self.tensor(x), self.out,
+                        lambda a, b: a is b or bool(torch.equal(a, b)))
 
     def tree_keys(self, params, base_key, scan_map):
         from eggroll_torch.models import common

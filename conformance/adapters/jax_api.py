@@ -20,6 +20,7 @@ from .. import trees
 from ..spec import NOISERS, NoiserConfig, Population, SolverSpec, Trajectory
 from ..tolerances import to_numpy
 from . import base
+from ._api_contract import describe
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class JaxApiAdapter(base.Adapter):
 
     capabilities = frozenset(
         {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD,
-         base.TREE_KEYS, base.SCAN_MAP, base.UPDATES, base.BATCHED_UPDATE, base.OPTIMIZER,
+         base.TREE_KEYS, base.SCAN_MAP, base.UPDATES, base.BATCHED_UPDATE, base.OPTIMIZER, base.API,
          base.TRAJECTORY}
         | {base.noiser_capability(n) for n in NOISERS}
         | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
@@ -176,6 +177,17 @@ class JaxApiAdapter(base.Adapter):
             return cls.get_noisy_standard(frozen, nparams, p, k, it)
 
         return _out(jax.vmap(member)(self._population(population)))
+
+    def api_contract(self, config, params, keys, es_map, fitnesses, population, x):
+        import jax.numpy as jnp
+
+        jparams = trees.map_leaves(jnp.asarray, params)
+        one = (int(population.epochs[0]), int(population.thread_ids[-1]))
+        with _quiet():
+            return describe(self._cls(config), lambda p: self._init(config, p), jparams,
+                            trees.map_leaves(self._key, keys), trees.map_leaves(int, es_map), jnp.asarray(fitnesses),
+                            self._population(population), one, jnp.asarray(x), _out,
+                            lambda a, b: a is b or bool(jnp.array_equal(a, b)))
 
     def tree_keys(self, params, base_key, scan_map):
         import jax.numpy as jnp
