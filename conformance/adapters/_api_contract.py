@@ -28,7 +28,7 @@ def describe(cls, init: Callable, params: dict, keys: dict, es_map: dict, fitnes
     Python ints; ``out`` converts a library array to numpy; ``same(a, b)`` compares two arrays."""
     frozen, noiser_params = init(params)
     result = {"init/frozen": names(sorted(frozen)), "init/mutable": names(sorted(noiser_params))}
-    given, before = dict(noiser_params), {k: v for k, v in params.items()}
+    given, before = dict(noiser_params), dict(params)
     returned = cls.do_updates(frozen, noiser_params, params, keys, fitnesses, iterinfo, es_map)
     pair = isinstance(returned, tuple) and len(returned) == 2
     result["do_updates/returns_pair"] = flag(pair)

@@ -110,7 +110,7 @@ def probe(check, adapter, reference: Reference | None, profile: str = "ci") -> P
     noise = None
     if mode == "injected" and reference is not None:
         noise = reference.expected(check, case).aux
-    pristine = copy.deepcopy(case.inputs)
+    pristine = case.fingerprint()
     recorder = _Recorder(adapter)
     try:
         first = check.compute(recorder, case, noise=noise)
@@ -123,7 +123,7 @@ def probe(check, adapter, reference: Reference | None, profile: str = "ci") -> P
         found.problems.append(f"case {case.case_id}: raised {type(e).__name__}: {e}")
         return found
     found.operations = sorted(set(recorder.called))
-    if not _same(case.inputs, pristine):
+    if case.fingerprint() != pristine:
         found.problems.append(f"case {case.case_id}: the adapter modified its inputs (the harness gives the same "
                               "arrays to every backend; copy before changing them)")
     first, second = _as_arrays(first), _as_arrays(second)
@@ -169,19 +169,6 @@ def _equal(a, b) -> bool:
         return a is b
     a, b = np.asarray(a), np.asarray(b)
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
-
-
-def _same(a, b) -> bool:
-    """Deep equality of case inputs (arrays bit for bit, dataclasses field by field)."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and _equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if hasattr(a, "__dataclass_fields__"):
-        return type(a) is type(b) and all(_same(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__)
-    return a == b
 
 
 def trainer_problems(adapter) -> list[str]:

@@ -7,7 +7,6 @@ import numpy as np
 
 from ..adapters.trainer import TrainerConfig
 from .base import TrainerCase
-from .probes import EXACT
 
 # lr 0 keeps the probe's weights at zero across generations, so every generation's
 # perturbations are observed exactly (see probes); 32 pairs of members.
@@ -22,11 +21,6 @@ def noise_case(case_id: str = "probe", **changes) -> TrainerCase:
 def pairs(perturbations: list, name: str) -> list[np.ndarray]:
     """The even members' (each pair's first member's) perturbation of ``name``."""
     return [member[name] for member in perturbations[::2]]
-
-
-def exact_matrices() -> tuple:
-    """The matrix parameters the probe observes without rounding."""
-    return tuple(n for n in EXACT if n.endswith("weight"))
 
 
 def correlation(x: np.ndarray, y: np.ndarray) -> float:

@@ -19,9 +19,9 @@ import numpy as np
 
 from .. import stats
 from ..adapters.base import Unsupported
-from ._common import correlation, exact_matrices, noise_case, pairs
+from ._common import correlation, noise_case, pairs
 from .base import TrainerCheck, register
-from .probes import WIDTH, noise_digest
+from .probes import EXACT, EXACT_MATRICES, WIDTH, noise_digest
 
 # False-alarm rate of each statistical test below.
 ALPHA = 1e-4
@@ -45,7 +45,7 @@ class MemberRank(TrainerCheck):
         r = case.config.rank
         out = []
         for n, member in enumerate(run.perturbations[0]):
-            for name in exact_matrices():
+            for name in EXACT_MATRICES:
                 s = np.linalg.svd(member[name], compute_uv=False)
                 numerical = int(np.sum(s > s[0] * 1e-5)) if s[0] > 0 else 0
                 if numerical != r:
@@ -70,7 +70,7 @@ class LowRankScale(TrainerCheck):
     def judge(self, observer, case):
         run = observer.run(case.config, 1)
         sigma = case.config.sigma
-        matrices = [m for name in exact_matrices() for m in pairs(run.perturbations[0], name)]
+        matrices = [m for name in EXACT_MATRICES for m in pairs(run.perturbations[0], name)]
         second = np.array([np.mean(m * m) / sigma**2 for m in matrices])
         first = np.array([np.mean(m) / sigma for m in matrices])
         out = []
@@ -158,7 +158,7 @@ class ReuseEpochs(TrainerCheck):
         for epoch in (1, 2):
             same = all(np.array_equal(m0[name], m1[name]) for m0, m1 in zip(run.perturbations[0],
                                                                                 run.perturbations[epoch])
-                       for name in ("a.weight", "b.weight", "c.bias"))
+                       for name in EXACT)
             if same != (blocks[epoch] == blocks[0]):
                 out.append(f"epoch {epoch} reuses epoch 0's noise: {same}; upstream: {blocks[epoch] == blocks[0]} "
                            f"(true_epoch {blocks[epoch]} vs {blocks[0]})")

@@ -24,6 +24,7 @@ from ..adapters.trainer import TrainerConfig
 WIDTH = 16
 MATRICES = ("a.weight", "b.weight", "c.weight")
 EXACT = ("a.weight", "b.weight", "c.bias")
+EXACT_MATRICES = ("a.weight", "b.weight")
 
 
 def probe_module():
