@@ -1,12 +1,16 @@
-"""Golden vectors: the JAX reference's outputs for every ``ci`` case, committed with the code.
+"""Golden vectors: the reference's inputs and outputs for every ``ci`` case, committed with the code.
 
 Layout: ``conformance/vectors/v<N>/<check_id>.json`` (schema ``schema/vectors.schema.json``)
-with an ``.npz`` sidecar of the same stem. Each case stores the fingerprint of its inputs, so a
-case whose inputs changed is reported as a stale vector instead of being compared with the
-wrong numbers. bfloat16 arrays are stored as their exact float32 values with dtype
+with an ``.npz`` sidecar of the same stem. Each case stores its inputs as data
+(:mod:`conformance.case_data`: JSON naming every value, arrays in the npz), so a port in any
+language can run it; the fingerprint of those inputs, so a case whose inputs changed is reported
+as a stale vector instead of being compared with the wrong numbers; its ``flags`` (the branches
+of the check it exercises), described with the bugs they expose in the file's ``notes``
+(Wycheproof's layout). bfloat16 arrays are stored as their exact float32 values with dtype
 ``bfloat16`` recorded (npz has no bfloat16), and read back as bfloat16, so an expected output
-has the dtype the reference produced. The header names the jax/jaxlib/optax/numpy/python
-versions used.
+has the dtype the reference produced. The header names the backend that recorded them
+(``upstream`` itself where ``$HYPERSCALEES_SRC`` was set, else ``jax_reference``) and the
+jax/jaxlib/optax/numpy/python versions used.
 """
 from __future__ import annotations
 
@@ -18,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .tolerances import dtype_name, numpy_dtype, to_numpy
+from .bugs import for_check
+from .case_data import decode, encode, storable
+from .tolerances import numpy_dtype
 
 ROOT = Path(__file__).parent / "vectors"
-CURRENT_VERSION = "v1"
+CURRENT_VERSION = "v2"
+FORMAT_VERSION = 2
 SCHEMA = Path(__file__).parent / "schema" / "vectors.schema.json"
 
 
@@ -37,15 +44,7 @@ class Entry:
     outputs: dict = field(default_factory=dict)
     dtypes: dict = field(default_factory=dict)
     aux: dict = field(default_factory=dict)
-
-
-def storable(array) -> tuple[np.ndarray, str]:
-    """``(array as stored, dtype name)``; bfloat16 becomes float32, exactly."""
-    name = dtype_name(array) if hasattr(array, "dtype") else np.asarray(array).dtype.name
-    stored = to_numpy(array)
-    if name == "bfloat16":
-        stored = stored.astype(np.float32)
-    return np.array(stored, order="C", copy=True), name
+    flags: tuple = ()
 
 
 def _as_recorded(stored: np.ndarray, dtype: str) -> np.ndarray:
@@ -105,7 +104,7 @@ class VectorStore:
             arrays = {k: npz[k] for k in npz.files}
         out = {}
         for case in doc["cases"]:
-            entry = Entry(case["fingerprint"])
+            entry = Entry(case["fingerprint"], flags=tuple(case["flags"]))
             for spec in case["outputs"]:
                 entry.outputs[spec["name"]] = _as_recorded(arrays[spec["key"]], spec["dtype"])
                 entry.dtypes[spec["name"]] = spec["dtype"]
@@ -125,16 +124,34 @@ class VectorStore:
                               f"run 'make conformance-vectors'")
         return entry
 
+    def stored_cases(self, check_id: str) -> list[tuple[str, dict, frozenset]]:
+        """``(case_id, inputs, flags)`` of every case of ``check_id`` as stored: the inputs
+        rebuilt from the case's JSON and the npz arrays (``[]`` without vectors)."""
+        doc = self.document(check_id)
+        if doc is None:
+            return []
+        with np.load(self.directory / doc["npz"]) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        return [(c["case_id"], decode(c["inputs"], arrays), frozenset(c["flags"])) for c in doc["cases"]]
+
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.directory.iterdir()) if self.exists() else 0
 
 
-def build_document(check_id: str, profile: str, recorded_with: dict, versions: dict,
-                   cases: list[tuple[str, str, dict, dict]]) -> tuple[dict, dict[str, np.ndarray]]:
-    """A vectors document and its npz arrays from ``(case_id, fingerprint, outputs, aux)`` tuples."""
+def build_document(check, profile: str, recorded_with: dict, versions: dict,
+                   rows: list[tuple]) -> tuple[dict, dict[str, np.ndarray]]:
+    """A vectors document and its npz arrays for ``check`` from ``(case, outputs, aux)`` rows.
+
+    Every case stores its inputs (:mod:`conformance.case_data`) and its flags
+    (:meth:`Check.case_flags <conformance.checks.base.Check.case_flags>`); the file-level
+    ``notes`` describe each flag and name the bugs of :mod:`conformance.bugs` its cases expose.
+    """
     arrays: dict[str, np.ndarray] = {}
     doc_cases = []
-    for ci, (case_id, fingerprint, outputs, aux) in enumerate(cases):
+    for ci, (case, outputs, aux) in enumerate(rows):
+        inputs: dict[str, np.ndarray] = {}
+        encoded = encode(case.inputs, inputs, f"c{ci}_i")
+        arrays.update(inputs)
         specs = {"outputs": [], "aux": []}
         for section, values in (("outputs", outputs), ("aux", aux)):
             for oi, (name, value) in enumerate(values.items()):
@@ -143,12 +160,25 @@ def build_document(check_id: str, profile: str, recorded_with: dict, versions: d
                 arrays[key] = stored
                 specs[section].append({"name": name, "key": key, "dtype": dtype, "shape": list(stored.shape),
                                        "sha256": _sha(stored)})
-        doc_cases.append({"case_id": case_id, "fingerprint": fingerprint, **specs})
-    doc = {"format": "eggroll-conformance-vectors", "format_version": 1, "check_id": check_id,
-           "profile": profile, "recorded_with": recorded_with, "versions": versions,
-           "npz": f"{check_id}.npz", "cases": doc_cases}
+        doc_cases.append({"case_id": case.case_id, "fingerprint": case.fingerprint(),
+                          "flags": sorted(check.case_flags(case)), "inputs": encoded, **specs})
+    doc = {"format": "eggroll-conformance-vectors", "format_version": FORMAT_VERSION, "check_id": check.id,
+           "component": check.component, "summary": check.summary, "profile": profile,
+           "recorded_with": recorded_with, "versions": versions, "npz": f"{check.id}.npz",
+           "notes": notes(check, [c["flags"] for c in doc_cases]), "cases": doc_cases}
     validate(doc)
     return doc, arrays
+
+
+def notes(check, case_flags: list[list[str]]) -> dict:
+    """``{flag: {"description", "bugs": [{"name", "text"}]}}`` for every flag the cases carry."""
+    used = sorted({f for flags in case_flags for f in flags})
+    out = {flag: {"description": check.branches.get(flag, check.summary), "bugs": []} for flag in used}
+    for name, bug in for_check(check.id).items():
+        for flag in ([bug.flag] if bug.flag else used):
+            if flag in out:
+                out[flag]["bugs"].append({"name": name, "text": bug.text})
+    return out
 
 
 def write_document(directory: Path, doc: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -177,6 +207,8 @@ def diff_document(old: dict | None, old_entries: dict[str, Entry] | None, new: d
         o, n = old_cases[case_id], new_cases[case_id]
         if o["fingerprint"] != n["fingerprint"]:
             lines.append(f"{cid}/{case_id}: inputs changed")
+        if o.get("flags") != n["flags"]:
+            lines.append(f"{cid}/{case_id}: flags {o.get('flags')} -> {n['flags']}")
         for section in ("outputs", "aux"):
             old_specs = {s["name"]: s for s in o[section]}
             for spec in n[section]:

@@ -30,6 +30,8 @@ NOISERS = {
 # Every noiser that perturbs, each once: NOISERS without the identity noiser and the alias.
 PERTURBING_NOISERS = tuple(name for name in NOISERS if name not in ("noop", "reeggroll"))
 SOLVERS = ("sgd", "adam", "adamw")
+# Solver arguments that are dtypes (optax's adam keeps its first moment in ``mu_dtype``).
+DTYPE_ARGUMENTS = ("mu_dtype",)
 # The epsilon of upstream's fitness z-score, added to the variance inside the root:
 # ``(raw - mean) / sqrt(var + VARIANCE_EPS)``.
 VARIANCE_EPS = 1e-5
@@ -53,6 +55,11 @@ class SolverSpec:
     @property
     def kwargs_dict(self) -> dict:
         return dict(self.kwargs)
+
+    def library_kwargs(self, to_dtype) -> dict:
+        """:attr:`kwargs_dict` for a library: dtype arguments (:data:`DTYPE_ARGUMENTS`, stored by
+        name so the spec stays plain data) become ``to_dtype(name)``, e.g. ``jnp.dtype``."""
+        return {k: to_dtype(v) if k in DTYPE_ARGUMENTS and v is not None else v for k, v in self.kwargs}
 
     def to_json(self) -> dict:
         """Returns:

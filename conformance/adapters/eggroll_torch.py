@@ -106,7 +106,7 @@ class EggrollTorchAdapter(base.Adapter):
 
         if spec is None:
             return {}
-        return {"solver": getattr(optim, spec.name), "solver_kwargs": spec.kwargs_dict}
+        return {"solver": getattr(optim, spec.name), "solver_kwargs": spec.library_kwargs(torch_dtype)}
 
     def init(self, config, params):
         return self.noiser_cls(config).init_noiser(params, config.sigma, config.lr, **self.solver(config.solver),
@@ -243,7 +243,7 @@ class EggrollTorchAdapter(base.Adapter):
     def optimizer_steps(self, solver, lr, params, grads):
         from eggroll_torch import optim
 
-        opt = getattr(optim, solver.name)(lr, **solver.kwargs_dict)
+        opt = getattr(optim, solver.name)(lr, **solver.library_kwargs(torch_dtype))
         p = trees.map_leaves(self.tensor, params)
         state = opt.init(p)
         out = []
@@ -261,7 +261,7 @@ class EggrollTorchAdapter(base.Adapter):
         run = run_mlp_example(all_noisers[spec.noiser], spec.num_epochs, sigma=spec.sigma, lr=spec.lr,
                               num_envs=spec.num_envs, in_dim=spec.in_dim, hidden_dims=tuple(spec.hidden_dims),
                               rank=spec.rank, solver=getattr(optim, spec.solver.name),
-                              solver_kwargs=spec.solver.kwargs_dict,
+                              solver_kwargs=spec.solver.library_kwargs(torch_dtype),
                               noiser_kwargs={"rank": spec.rank, "noise_reuse": spec.noise_reuse}, seed=spec.seed,
                               device=self.device)
         params = [trees.map_leaves(self.out, p) for p in [run.initial_params, *run.params]]

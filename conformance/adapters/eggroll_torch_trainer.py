@@ -142,7 +142,7 @@ class EggrollTrainerAdapter(EggrollTorchAdapter):
     def mlp_trajectory(self, spec):
         from torch import nn
 
-        from eggroll_torch import optim, random
+        from eggroll_torch import random
         from eggroll_torch.examples.mlp_e2e import regression_fitness, run_mlp_example
         from eggroll_torch.nn import EggrollTrainer
 
@@ -164,7 +164,7 @@ class EggrollTrainerAdapter(EggrollTorchAdapter):
         es_key = random.fold_in(random.key(spec.seed, device=self.device), 1)
         trainer = EggrollTrainer(model, spec.sigma, spec.lr, population_size=spec.num_envs, rank=spec.rank,
                                  noiser=spec.noiser, noise_reuse=spec.noise_reuse, es_key=es_key,
-                                 solver=getattr(optim, spec.solver.name), solver_kwargs=spec.solver.kwargs_dict)
+                                 **self.solver(spec.solver))
 
         def snapshot():
             # Copies: the trainer updates these tensors in place, and a numpy view would follow.

@@ -76,7 +76,7 @@ class JaxApiAdapter(base.Adapter):
 
         if spec is None:
             return {}
-        return {"solver": getattr(optax, spec.name), "solver_kwargs": spec.kwargs_dict}
+        return {"solver": getattr(optax, spec.name), "solver_kwargs": spec.library_kwargs(_np_dtype)}
 
     def _init(self, config: NoiserConfig, params):
         cls = self._cls(config)
@@ -215,7 +215,7 @@ class JaxApiAdapter(base.Adapter):
         import jax.numpy as jnp
         import optax
 
-        opt = getattr(optax, solver.name)(lr, **solver.kwargs_dict)
+        opt = getattr(optax, solver.name)(lr, **solver.library_kwargs(_np_dtype))
         p = trees.map_leaves(jnp.asarray, params)
         state = opt.init(p)
         out = []
@@ -235,7 +235,7 @@ class JaxApiAdapter(base.Adapter):
                 es_tree_key_fn=api.common.simple_es_tree_key, sigma=spec.sigma, lr=spec.lr,
                 num_envs=spec.num_envs, in_dim=spec.in_dim, hidden_dims=tuple(spec.hidden_dims),
                 rank=spec.rank, solver=getattr(optax, spec.solver.name),
-                solver_kwargs=spec.solver.kwargs_dict, seed=spec.seed,
+                solver_kwargs=spec.solver.library_kwargs(_np_dtype), seed=spec.seed,
                 noiser_kwargs={"rank": spec.rank, "noise_reuse": spec.noise_reuse})
         params = [trees.map_leaves(_out, p) for p in [run.initial_params, *run.params]]
         return Trajectory(params=params, scores=np.stack([_out(s) for s in run.raw_scores]))

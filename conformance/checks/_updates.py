@@ -34,8 +34,8 @@ def make_tree(name: str, leaves: dict, dtype: str = "float32", zero: bool = True
 
 
 def _cast(value: np.ndarray, dtype: str) -> np.ndarray:
-    if dtype == "float32":
-        return value
+    if dtype in ("float32", "float16"):
+        return value.astype(dtype)
     try:
         import ml_dtypes
     except ImportError as e:

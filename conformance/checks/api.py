@@ -20,7 +20,11 @@ COMPONENT = "API contract"
 
 
 def _config(noiser: str) -> NoiserConfig:
-    return NoiserConfig(noiser=noiser, group_size=4 if noiser == "eggrollbs" else 0,
+    # EggRollBS computes ``epoch // noise_reuse`` eagerly, so upstream's one-member call with a
+    # Python-int epoch raises ZeroDivisionError at noise_reuse=0 (a stated deliberate difference
+    # of jax_reference, docs/reference-semantics.md): its contract is read at noise_reuse=1.
+    bs = noiser == "eggrollbs"
+    return NoiserConfig(noiser=noiser, group_size=4 if bs else 0, noise_reuse=1 if bs else 0,
                         solver=SolverSpec.make("adam", b1=0.9, b2=0.999))
 
 

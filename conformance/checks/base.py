@@ -20,11 +20,14 @@ IMPACTS = ("high", "medium", "low")
 
 @dataclass(frozen=True)
 class Case:
-    """One input of a check. ``inputs`` holds arrays, configs, populations, trees and scalars."""
+    """One input of a check. ``inputs`` holds arrays, configs, populations, trees and scalars;
+    ``flags`` names the branches of its check (:attr:`Check.branches`) this case exercises
+    (stored per case in the golden vectors, Wycheproof's ``flags``)."""
 
     case_id: str
     inputs: dict = field(default_factory=dict)
     requires: frozenset = frozenset()
+    flags: frozenset = frozenset()
 
     def __getitem__(self, name):
         return self.inputs[name]
@@ -67,7 +70,8 @@ class Check:
     noise, so only adapters with :data:`~conformance.adapters.base.JAX_RNG` can be compared
     with the reference; others run :meth:`relations` only (if ``own_rng_relations``) or, for
     ``injectable`` checks with :data:`~conformance.adapters.base.INJECT_NOISE`, get the
-    reference's noise through ``noise=`` (see :meth:`aux`).
+    reference's noise through ``noise=`` (see :meth:`aux`). ``branches``: ``{flag: what the
+    case does}`` for every branch the check claims to test; each must be some ci case's flag.
     """
 
     id: str = ""
@@ -81,6 +85,7 @@ class Check:
     default_kind: str = "exact"
     output_kinds: dict = {}
     keep_output_details: bool = False
+    branches: dict = {}
 
     def cases(self, profile: str) -> list[Case]:
         raise NotImplementedError
@@ -95,6 +100,15 @@ class Check:
 
     def aux(self, reference, case: Case) -> dict | None:
         """Reference-side extra inputs (its noise) for injected runs; ``None`` if not injectable."""
+        return None
+
+    def case_flags(self, case: Case) -> frozenset:
+        """The flags a case carries: its own, or the check's behaviour when it declares no branches."""
+        return case.flags or frozenset({self.id.split(".", 1)[1]})
+
+    def branch_hit(self, flag: str, case: Case, outputs: dict[str, np.ndarray]) -> bool | None:
+        """Whether ``case`` (with the reference's ``outputs``) really takes branch ``flag``;
+        ``None`` where only the flag says so. Overridden by checks whose branches can be seen."""
         return None
 
     def kind(self, output: str) -> str:

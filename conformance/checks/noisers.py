@@ -1,6 +1,8 @@
 """One check per noiser besides EGGROLL: forward, noise, fitness shaping and one update each."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import inputs
@@ -75,9 +77,24 @@ class EggRollBS(NoiserCheck):
     summary = ("EggRollBS: members 0 and 1 of each group unperturbed, fitness = column mean of "
                "(row - row[0]) / (row std + 1e-8), solver chained after clip_by_global_norm")
 
+    branches = {"clip_idle": "the gradient's global norm is below trust_region_norm: clip_by_global_norm passes it",
+                "clip_fires": "the gradient's global norm exceeds trust_region_norm: it is scaled down to that norm"}
+
     def cases(self, profile):
         c = NoiserConfig("eggrollbs", sigma=0.1, lr=0.5, rank=2, group_size=4, trust_region_norm=0.5)
-        return [noiser_case("eggrollbs-q2-g4", c, n_forward=8, update_threads=np.arange(4), raw_size=8)]
+        idle = noiser_case("eggrollbs-q2-g4", c, n_forward=8, update_threads=np.arange(4), raw_size=8)
+        fires = noiser_case("eggrollbs-clipped", c.with_(trust_region_norm=0.02), n_forward=8,
+                            update_threads=np.arange(4), raw_size=8)
+        return [replace(idle, flags=frozenset({"clip_idle"})), replace(fires, flags=frozenset({"clip_fires"}))]
+
+    def branch_hit(self, flag, case, outputs):
+        # SGD moves the params by lr * clip(grad): the step's global norm is lr * trust_region_norm
+        # exactly when the clip fires, and less when it does not.
+        c = case["config"]
+        step = np.sqrt(sum(np.sum((np.asarray(outputs[f"params/{k}"], np.float64)
+                                   - np.asarray(case["params"][k], np.float64)) ** 2) for k in case["params"]))
+        clipped = bool(abs(step - c.lr * c.trust_region_norm) <= 1e-4 * c.lr * c.trust_region_norm)
+        return clipped if flag == "clip_fires" else step < c.lr * c.trust_region_norm and not clipped
 
 
 @register

@@ -1,11 +1,13 @@
 """The update: fitness-weighted noise, scaled by sqrt(N), handed to the solver as a descent step."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from .. import inputs
+from .. import inputs, trees
 from ..adapters import base as caps
-from ..spec import EMB_PARAM, EXCLUDED, MM_PARAM, PARAM, NoiserConfig, Population
+from ..spec import EMB_PARAM, EXCLUDED, MM_PARAM, PARAM, NoiserConfig, Population, SolverSpec
 from ..tolerances import compare
 from ._common import requires
 from ._updates import UpdateCheck, make_tree, update_case
@@ -148,11 +150,30 @@ class LowPrecision(UpdateCheck):
     id = "update.low_precision"
     component = FORMULA
     impact = "medium"
-    summary = "bfloat16 params: noise drawn and grad cast in the param dtype"
+
+    summary = "bfloat16 and float16 params: noise drawn, grad and step cast in the param dtype, also when the " \
+              "optimizer state is kept in another dtype"
+    branches = {"bfloat16": "bfloat16 params", "float16": "float16 params (an 11-bit mantissa, not bfloat16's 8)",
+                "state_dtype_differs": "adam keeps its first moment in float32 (mu_dtype) for bfloat16 params: "
+                                       "the step is float32 and must be cast back to the param's dtype"}
 
     def cases(self, profile):
-        return [update_case("bf16", NoiserConfig(rank=2, sigma=0.1), {"w": ((4, 3), MM_PARAM), "b": ((4,), PARAM)},
-                            inputs.population("full", 8), dtype="bfloat16")]
+        leaves = {"w": ((4, 3), MM_PARAM), "b": ((4,), PARAM)}
+        c = NoiserConfig(rank=2, sigma=0.1)
+        mixed = c.with_(lr=0.01, solver=SolverSpec.make("adam", mu_dtype="float32"))
+        return [replace(update_case("bf16", c, leaves, inputs.population("full", 8), dtype="bfloat16"),
+                        flags=frozenset({"bfloat16"})),
+                replace(update_case("f16", c, leaves, inputs.population("full", 8), dtype="float16"),
+                        flags=frozenset({"float16"})),
+                replace(update_case("bf16-adam-f32-moment", mixed, leaves, inputs.population("full", 8),
+                                    dtype="bfloat16"), flags=frozenset({"bfloat16", "state_dtype_differs"}))]
+
+    def branch_hit(self, flag, case, outputs):
+        dtypes = {str(v.dtype) for _, v in trees.items(case["params"])}
+        if flag == "state_dtype_differs":
+            solver = case["config"].solver
+            return solver is not None and solver.kwargs_dict.get("mu_dtype") not in (None, *dtypes)
+        return dtypes == {flag}
 
 
 @register
@@ -182,14 +203,28 @@ class BatchedEqualsPlain(UpdateCheck):
     component = FORMULA
     impact = "medium"
     summary = "use_batched_update=True groups same-shape leaves and gives the plain path's result"
+    branches = {"same_shape_same_class": "several MM_PARAM leaves of one shape: batched together",
+                "same_shape_other_class": "leaves of one shape in every es class: only the MM_PARAM ones may batch"}
     requires = frozenset({caps.UPDATES, caps.BATCHED_UPDATE})
 
     def cases(self, profile):
         leaves = {"a": ((4, 3), MM_PARAM), "b": ((4, 3), MM_PARAM), "c": ((4, 3), MM_PARAM), "d": ((4,), PARAM),
                   "e": ((4,), PARAM), "f": ((2, 5), MM_PARAM)}
         c = NoiserConfig(rank=2, sigma=0.1, use_batched_update=True)
-        return [update_case("three-same", c, leaves, inputs.population("full", 8),
-                            extra={caps.BATCHED_UPDATE})]
+        other = {**leaves, "g": ((4, 3), PARAM), "h": ((4, 3), EXCLUDED), "i": ((4, 3), EMB_PARAM)}
+        return [replace(update_case("three-same", c, leaves, inputs.population("full", 8),
+                                    extra={caps.BATCHED_UPDATE}), flags=frozenset({"same_shape_same_class"})),
+                replace(update_case("same-shape-other-class", c, other, inputs.population("full", 8),
+                                    extra={caps.BATCHED_UPDATE}), flags=frozenset({"same_shape_other_class"}))]
+
+    def branch_hit(self, flag, case, outputs):
+        emap = dict(trees.items(case["es_map"]))
+        by_shape: dict[tuple, list] = {}
+        for path, value in trees.items(case["params"]):
+            by_shape.setdefault(tuple(value.shape), []).append(emap[path])
+        if flag == "same_shape_other_class":
+            return any(len(set(classes)) > 1 for classes in by_shape.values())
+        return any(len(classes) > 1 and len(set(classes)) == 1 for classes in by_shape.values())
 
     def compute(self, adapter, case, noise=None):
         batched = super().compute(adapter, case, noise)

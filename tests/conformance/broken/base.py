@@ -13,21 +13,31 @@ from __future__ import annotations
 import numpy as np
 
 from conformance.adapters.eggroll_torch import EggrollTorchAdapter
+from conformance.bugs import BUGS
 from conformance.spec import NoiserConfig, Population
 from eggroll_torch.noiser import lora_sigma
 
 
 class Mutant(EggrollTorchAdapter):
-    """eggroll_torch with one bug. Subclasses set ``bug`` (what a port got wrong) and ``flagged_by``
-    (the check whose id names that behaviour) and override one hook or operation; a noise bug
+    """eggroll_torch with one bug. A subclass named as an entry of :data:`conformance.bugs.BUGS`
+    gets from it ``bug`` (what a port got wrong), ``flagged_by`` (the check whose id names that
+    behaviour) and ``flag`` (the cases that expose it), and overrides one hook or operation; a noise bug
     sets ``changes_noise`` so that its hooks replace the noiser's. ``caught_as`` is the gate rule
     that catches it: ``regression`` (the named check fails) or ``drifted`` (the check still passes,
     its error within the tolerance but past what the baseline recorded)."""
 
     bug = ""
     flagged_by = ""
+    flag = None
     changes_noise = False
     caught_as = "regression"
+
+    def __init_subclass__(cls, **kwargs):
+        # The words live in conformance.bugs, where the golden vectors' notes read them.
+        super().__init_subclass__(**kwargs)
+        entry = BUGS.get(cls.__name__)
+        if entry is not None:
+            cls.bug, cls.flagged_by, cls.flag = entry.text, entry.check, entry.flag
 
     def __init__(self):
         super().__init__("cpu")

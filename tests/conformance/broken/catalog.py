@@ -1,7 +1,8 @@
 """The catalog: one deliberately broken backend per bug seen in public EGGROLL ports.
 
-Each class is eggroll_torch with ONE behaviour changed; ``flagged_by`` is the check whose id
-names that behaviour, which must fail for it, or, for a drift within the tolerance
+Each class is eggroll_torch with ONE behaviour changed, described by the entry of its name in
+``conformance.bugs.BUGS``; ``flagged_by`` is the check whose id names that behaviour, which must
+fail for it (on the cases carrying the bug's flag), or, for a drift within the tolerance
 (``caught_as = "drifted"``), whose error the baseline's ratchet must catch. Usable as plug-ins
 too, e.g. ``PYTHONPATH=tests/conformance python -m conformance run --backend broken.catalog:DdofOne``.
 """
@@ -12,6 +13,7 @@ import torch
 
 from conformance import trees
 from conformance.spec import VARIANCE_EPS, Population, SolverSpec
+from conformance.tolerances import dtype_name
 
 from .base import Mutant, member_scale
 
@@ -25,9 +27,6 @@ def _zscore(raw, ddof=0, eps_outside=False):
 
 
 class DdofOne(Mutant):
-    bug = "fitness variance with torch's default ddof=1 (sample variance)"
-    flagged_by = "normalization.population_variance"
-
     def convert_fitnesses(self, config, raw):
         if config.group_size:
             return super().convert_fitnesses(config, raw)
@@ -35,9 +34,6 @@ class DdofOne(Mutant):
 
 
 class EpsOutsideSqrt(Mutant):
-    bug = "(x - mean) / (std + 1e-5) instead of / sqrt(var + 1e-5)"
-    flagged_by = "normalization.eps_inside_sqrt"
-
     def convert_fitnesses(self, config, raw):
         if config.group_size:
             return super().convert_fitnesses(config, raw)
@@ -45,9 +41,6 @@ class EpsOutsideSqrt(Mutant):
 
 
 class PerGroupStd(Mutant):
-    bug = "group normalization divides each group by its own std"
-    flagged_by = "normalization.group_global_std"
-
     def convert_fitnesses(self, config, raw):
         if not config.group_size or config.noiser == "eggrollbs":
             return super().convert_fitnesses(config, raw)
@@ -57,8 +50,6 @@ class PerGroupStd(Mutant):
 
 
 class FreshNoiseReuseZero(Mutant):
-    bug = "noise_reuse=0 redraws noise every epoch (read as 'no reuse')"
-    flagged_by = "noise.reuse_zero_freezes"
     changes_noise = True
 
     def members(self, config, population):
@@ -66,8 +57,6 @@ class FreshNoiseReuseZero(Mutant):
 
 
 class PairsHalfApart(Mutant):
-    bug = "antithetic pairs are members (i, i + N/2) instead of threads (2i, 2i + 1)"
-    flagged_by = "signs.antithetic_pair"
     changes_noise = True
 
     def members(self, config, population):
@@ -78,8 +67,6 @@ class PairsHalfApart(Mutant):
 
 
 class SignNeverAlternated(Mutant):
-    bug = "every member uses +sigma (the sign is never alternated)"
-    flagged_by = "signs.alternation"
     changes_noise = True
 
     def members(self, config, population):
@@ -87,8 +74,6 @@ class SignNeverAlternated(Mutant):
 
 
 class NoInvSqrtRank(Mutant):
-    bug = "low-rank noise scaled by sigma instead of sigma / sqrt(rank)"
-    flagged_by = "noise.rank_scaling"
     changes_noise = True
 
     def factors(self, config, shape, population, a, b):
@@ -96,8 +81,6 @@ class NoInvSqrtRank(Mutant):
 
 
 class SlicesSwapped(Mutant):
-    bug = "A = draw[:a] and B = draw[a:] (upstream: B = draw[:b], A = draw[b:])"
-    flagged_by = "noise.lora_slices"
     changes_noise = True
 
     def factors(self, config, shape, population, a, b):
@@ -108,8 +91,6 @@ class SlicesSwapped(Mutant):
 
 
 class ThreadNotHalved(Mutant):
-    bug = "member key folds in thread_id instead of thread_id // 2"
-    flagged_by = "noise.thread_halving"
     changes_noise = True
 
     def members(self, config, population):
@@ -118,8 +99,6 @@ class ThreadNotHalved(Mutant):
 
 
 class ReuseModulo(Mutant):
-    bug = "noise epoch is epoch % noise_reuse instead of epoch // noise_reuse"
-    flagged_by = "noise.reuse_blocks"
     changes_noise = True
 
     def members(self, config, population):
@@ -130,8 +109,6 @@ class ReuseModulo(Mutant):
 
 
 class RankClipped(Mutant):
-    bug = "rank clipped to min(a, b) for small matrices"
-    flagged_by = "noise.rank_not_clipped"
     changes_noise = True
 
     def draw_config(self, config, shape):
@@ -139,8 +116,6 @@ class RankClipped(Mutant):
 
 
 class BiasesNeverPerturbed(Mutant):
-    bug = "non-matrix parameters (biases) are never perturbed"
-    flagged_by = "noise.bias_perturbed"
     changes_noise = True
 
     def full(self, config, population, noise):
@@ -148,8 +123,6 @@ class BiasesNeverPerturbed(Mutant):
 
 
 class BiasUpdateOverSigma(Mutant):
-    bug = "bias update divided by sigma (score-function estimator of other ES codes)"
-    flagged_by = "update.sigma_scaling"
     changes_noise = True
 
     def update_noise(self, config, kind, arrays):
@@ -159,9 +132,6 @@ class BiasUpdateOverSigma(Mutant):
 
 
 class MissingSqrtN(Mutant):
-    bug = "update not multiplied by sqrt(N)"
-    flagged_by = "update.scale_sqrt_n"
-
     def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
         f = np.asarray(fitnesses, np.float32)
         return super().do_updates(config, params, es_map, keys, (f / np.sqrt(f.size)).astype(np.float32), population,
@@ -169,9 +139,6 @@ class MissingSqrtN(Mutant):
 
 
 class DescentOnFitness(Mutant):
-    bug = "the step descends on fitness (sign of the update flipped)"
-    flagged_by = "update.ascent_sign"
-
     def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
         return super().do_updates(config, params, es_map, keys, -np.asarray(fitnesses, np.float32), population, noise)
 
@@ -183,9 +150,6 @@ def _torch_adamw_default(spec: SolverSpec | None) -> SolverSpec | None:
 
 
 class AdamwTorchDecay(Mutant):
-    bug = "AdamW with torch's default weight_decay=1e-2 (optax: 1e-4)"
-    flagged_by = "optimizer.adamw_defaults"
-
     def optimizer_steps(self, solver, lr, params, grads):
         return super().optimizer_steps(_torch_adamw_default(solver), lr, params, grads)
 
@@ -195,20 +159,56 @@ class AdamwTorchDecay(Mutant):
 
 
 class UpdateLeftInFloat32(Mutant):
-    bug = "bfloat16 params: the update is added to float32 copies and never cast back to the param's dtype"
-    flagged_by = "update.low_precision"
-
     def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
-        # The update checks step with SGD, which does not read the params: from zero params the new
-        # params are the update itself, in the param's dtype.
+        if not any(dtype_name(v) == "bfloat16" for v in trees.leaves(params)):
+            return super().do_updates(config, params, es_map, keys, fitnesses, population, noise)
+        # The update checks step with SGD or adam, which do not read the params: from zero params
+        # the new params are the update itself, in the param's dtype.
         zeros = trees.map_leaves(np.zeros_like, params)
         updates = super().do_updates(config, zeros, es_map, keys, fitnesses, population, noise)
         return trees.map_leaves(lambda p, u: np.asarray(p, np.float32) + np.asarray(u, np.float32), params, updates)
 
 
+class Float16ThroughBfloat16(Mutant):
+    def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
+        import ml_dtypes
+
+        if not any(np.asarray(v).dtype == np.float16 for v in trees.leaves(params)):
+            return super().do_updates(config, params, es_map, keys, fitnesses, population, noise)
+        halved = trees.map_leaves(lambda v: np.asarray(v).astype(ml_dtypes.bfloat16), params)
+        new = super().do_updates(config, halved, es_map, keys, fitnesses, population, noise)
+        return trees.map_leaves(lambda v: np.asarray(v).astype(np.float16), new)
+
+
+class StepLeftInStateDtype(Mutant):
+    def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
+        state = None if config.solver is None else config.solver.kwargs_dict.get("mu_dtype")
+        new = super().do_updates(config, params, es_map, keys, fitnesses, population, noise)
+        if state is None:
+            return new
+        # The step does not read the params (adam without weight decay): new - old is the step.
+        return trees.map_leaves(lambda p, n: np.asarray(p, np.float32)
+                                + (np.asarray(n, np.float32) - np.asarray(p, np.float32)).astype(state), params, new)
+
+
+class TrustRegionIgnored(Mutant):
+    def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
+        if config.noiser == "eggrollbs":
+            config = config.with_(trust_region_norm=float("inf"))
+        return super().do_updates(config, params, es_map, keys, fitnesses, population, noise)
+
+
+class BatchedByShapeOnly(Mutant):
+    def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
+        if config.use_batched_update:
+            first: dict[tuple, int] = {}
+            shapes = dict(trees.items(params))
+            classes = {p: first.setdefault(tuple(np.shape(shapes[p])), int(c)) for p, c in trees.items(es_map)}
+            es_map = trees.from_paths(classes, es_map)
+        return super().do_updates(config, params, es_map, keys, fitnesses, population, noise)
+
+
 class SgdInFloat64(Mutant):
-    bug = "the SGD step computed in float64 and rounded once: up to 1 ULP from optax's two float32 roundings"
-    flagged_by = "optimizer.sgd"
     caught_as = "drifted"
 
     def optimizer_steps(self, solver, lr, params, grads):
@@ -224,9 +224,6 @@ class SgdInFloat64(Mutant):
 
 
 class AdamEpsKeras(Mutant):
-    bug = "Adam's eps is Keras's 1e-7 instead of optax's 1e-8: wrong where gradients are small"
-    flagged_by = "optimizer.adam"
-
     def optimizer_steps(self, solver, lr, params, grads):
         if solver.name == "adam" and "eps" not in solver.kwargs_dict:
             solver = SolverSpec.make("adam", **solver.kwargs_dict, eps=1e-7)
@@ -234,9 +231,6 @@ class AdamEpsKeras(Mutant):
 
 
 class KeysRegistrationOrder(Mutant):
-    bug = "per-parameter keys assigned in registration order instead of sorted flatten order"
-    flagged_by = "keys.tree_order"
-
     def tree_keys(self, params, base_key, scan_map):
         from eggroll_torch import random
         from eggroll_torch.models.common import recursive_scan_split
@@ -254,5 +248,6 @@ CATALOG: tuple[type[Mutant], ...] = (
     DdofOne, EpsOutsideSqrt, PerGroupStd, FreshNoiseReuseZero, PairsHalfApart, SignNeverAlternated,
     NoInvSqrtRank, SlicesSwapped, ThreadNotHalved, ReuseModulo, RankClipped, BiasesNeverPerturbed,
     BiasUpdateOverSigma, MissingSqrtN, DescentOnFitness, AdamwTorchDecay, KeysRegistrationOrder,
-    UpdateLeftInFloat32, SgdInFloat64, AdamEpsKeras,
+    UpdateLeftInFloat32, SgdInFloat64, AdamEpsKeras, Float16ThroughBfloat16, StepLeftInStateDtype,
+    TrustRegionIgnored, BatchedByShapeOnly,
 )
