@@ -7,6 +7,7 @@ the committed baseline (the gate), then report: the terminal summary and, unless
 """
 from __future__ import annotations
 
+import fnmatch
 import time
 from pathlib import Path
 
@@ -14,13 +15,15 @@ from .. import adapters, environment, gate, runner
 from ..checks import select_checks
 from ..golden import VectorStore
 from ..reference import Reference, live_reference
-from ..report import claims, plot, port_claims, terminal
+from ..trainer_checks import TRAINER_REGISTRY, Observer, run_trainer_check
+from ..report import claims, plot, port_claims, terminal, verdicts
 from ..report.outcome import RunOutcome, write_reports
 from ._common import add_run_arguments, parse_aliases
 
 NAME = "run"
 HELP = "run the checks, write reports/ and apply the gate (make conformance)"
 ROOT = Path(__file__).resolve().parents[2]
+TRAINER_LEVEL = "eggroll_torch-trainer-level"
 
 
 def add_arguments(parser) -> None:
@@ -76,9 +79,10 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
     checks = select_checks(check_patterns)
 
     results = runner.run(resolved.adapters, checks, reference, profile, None if quiet else terminal.Progress())
+    trainer = trainer_level(check_patterns, resolved.unavailable, quiet) if backends is None else []
 
     baseline = gate.load_baseline(baseline_path)
-    verdict = gate.evaluate(results, baseline, aliases, {c.id for c in checks} if check_patterns else None)
+    verdict = gate.evaluate(results + trainer, baseline, aliases, {c.id for c in checks} if check_patterns else None)
 
     outcome = RunOutcome(
         profile=profile, environment=environment.environment(),
@@ -89,6 +93,7 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
     outcome.claims = claims.evaluate(reference, results)
     if report_dir is not None:
         outcome.port_claims = port_claims.evaluate(Path(report_dir) / "ports")
+        outcome.trainer_verdicts = verdicts.evaluate(Path(report_dir) / "ports")
     outcome.series = plot.divergence_series(results)
     if report_dir is not None and any(c.id == "trajectory.mlp_e2e" for c in checks):
         try:
@@ -101,9 +106,40 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
     if not quiet:
         print()
         print(terminal.summary_table(results))
+        if trainer:
+            print()
+            print(f"{TRAINER_LEVEL} (EggrollTrainer through a TrainerAdapter, judged by the trainer checks):")
+            for r in trainer:
+                print(f"  {r.check_id:<34} {r.status.upper():<5} {r.note if r.status != 'pass' else ''}".rstrip())
         print()
         print(terminal.gate_text(outcome.gate, resolved.unavailable))
     return outcome
+
+
+def trainer_level(check_patterns: list[str] | None, unavailable: dict, quiet: bool) -> list:
+    """The trainer-level checks (:mod:`conformance.trainer_checks`, those matching
+    ``check_patterns``) on ``EggrollTrainer`` through its TrainerAdapter, the path users run,
+    engine and bulk-noise kernels included. The gate holds them, with no baseline entry, to
+    "pass or skip"; without torch the backend is listed in ``unavailable``."""
+    chosen = [c for cid, c in sorted(TRAINER_REGISTRY.items())
+              if not check_patterns or any(fnmatch.fnmatch(cid, p) for p in check_patterns)]
+    if not chosen:
+        return []
+    try:
+        import torch  # noqa: F401
+
+        from ..adapters.trainer_eggroll_torch import EggrollTorchTrainerLevel
+
+        observer = Observer(EggrollTorchTrainerLevel())
+    except ImportError as e:
+        unavailable[TRAINER_LEVEL] = f"needs torch: {e}"
+        return []
+    results = []
+    for check in chosen:
+        results.append(run_trainer_check(check, observer))
+        if not quiet:
+            print(f"[{len(results):>2}/{len(chosen)}] {TRAINER_LEVEL}  {check.id:<34} {results[-1].status.upper()}")
+    return results
 
 
 def _backend_info(adapter) -> dict:

@@ -21,6 +21,7 @@ def build(run) -> dict:
         "gate": {"ok": run.gate.ok, "violations": [asdict(v) for v in run.gate.violations], "notes": run.gate.notes},
         "claims": [c.to_json() for c in run.claims],
         "port_claims": None if run.port_claims is None else run.port_claims.to_json(),
+        "trainer_verdicts": [p.to_json() for p in run.trainer_verdicts],
         "duration_s": round(run.duration_s, 2),
     }
 

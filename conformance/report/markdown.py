@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..components import COMPONENTS
+from . import verdicts
 from .terminal import fmt_ulp
 
 ICON = {"pass": "✅", "fail": "❌", "error": "❌", "skip": "⏭", "known": "⚠️"}
@@ -131,6 +132,7 @@ def render(run, picture: str | None) -> str:
                     [[c.component, c.claim, c.measured, {"holds": "✅ holds", "false": "❌ false",
                       "partly": "⚠️ partly"}.get(c.verdict, c.verdict), c.evidence] for c in run.claims])
     lines += [""] + _port_claims(run.port_claims)
+    lines += [""] + verdicts.render(run.trainer_verdicts)
     lines += ["", "## End-to-end divergence", ""]
     if picture:
         lines += [f"![parameter divergence per epoch]({picture})", ""]

@@ -13,7 +13,8 @@ PICTURE = "trajectory_divergence.png"
 @dataclass
 class RunOutcome:
     """What a run measured and decided: its backends (ran and unavailable), checks, results, the
-    gate's verdict against ``baseline``, the claims' verdicts and the divergence series to draw."""
+    gate's verdict against ``baseline``, the claims' verdicts, the ports' trainer-level verdicts
+    against their hand-written ones and the divergence series to draw."""
 
     profile: str
     environment: dict
@@ -27,6 +28,7 @@ class RunOutcome:
     baseline: dict
     claims: list = field(default_factory=list)
     port_claims: object = None
+    trainer_verdicts: list = field(default_factory=list)
     series: dict = field(default_factory=dict)
     duration_s: float = 0.0
 

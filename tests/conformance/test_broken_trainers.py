@@ -65,3 +65,20 @@ def test_building_and_running_the_mutants_leaves_other_trainers_alone():
     for mutant in TRAINER_CATALOG:
         Observer(mutant()).run(config, 2)
     assert noise_digest(EggrollTorchTrainerLevel(), config) == before
+
+
+def test_make_conformance_gates_the_trainer_on_the_trainer_checks(monkeypatch):
+    """``run`` (make conformance) judges EggrollTrainer through the trainer checks: a regression
+    of the trainer's engine fails the gate, with no baseline entry needed."""
+    from broken.trainers import FoldedBiasSameSign
+    from conformance import gate
+    from conformance.adapters import trainer_eggroll_torch
+    from conformance.commands.run import TRAINER_LEVEL, trainer_level
+
+    healthy = trainer_level(["signs.*"], {}, quiet=True)
+    assert [(r.backend, r.check_id, r.status) for r in healthy] == [(TRAINER_LEVEL, "signs.antithetic_exact", "pass")]
+    assert gate.evaluate(healthy, gate.load_baseline()).ok
+    monkeypatch.setattr(trainer_eggroll_torch, "EggrollTorchTrainerLevel", FoldedBiasSameSign)
+    broken = trainer_level(["signs.*"], {}, quiet=True)
+    report = gate.evaluate(broken, gate.load_baseline())
+    assert [v.check_id for v in report.violations] == ["signs.antithetic_exact"]

@@ -36,6 +36,7 @@ LAYERS = (
 DEFERRED = {
     **{("adapters", f"adapters.{backend}"): "a backend needs torch or JAX, which may be missing: BackendUnavailable"
        for backend in ("jax_reference", "eggroll_torch", "eggroll_torch_trainer", "upstream")},
+    ("commands.run", "adapters.trainer_eggroll_torch"): "EggrollTrainer needs torch, which may be missing",
     **{(module, "hypothesis_support"): "imported beside hypothesis, a test extra, when a property is generated"
        for module in ("checks.noise", "checks.normalization", "checks.update", "runner")},
 }

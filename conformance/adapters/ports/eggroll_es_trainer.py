@@ -11,8 +11,10 @@ with one generation per call that is the update itself, so this behaviour cannot
 members), so it is ``N / 2``. The fitness transform is the port's z-score option
 (``fitness_shaping="normalized"``; its default ``"centered_rank"`` is not upstream's), weight decay
 0 and ``elite_k`` 0 (upstream has neither). No gradient clipping exists. The port prints progress;
-the adapter silences it. Unsupported: ``group_size``, any ``noise_reuse`` but 1 (it draws fresh noise
-every generation from one generator) and any solver but plain SGD.
+the adapter silences it. ``noise_reuse`` has no counterpart: the port draws fresh noise every
+generation from one generator whatever is asked, and that behaviour is what the checks judge
+(upstream's default, ``noise_reuse=0``, keeps one noise for the whole run). Unsupported, as
+features the port lacks: ``group_size`` and any solver but plain SGD.
 """
 from __future__ import annotations
 
@@ -34,12 +36,10 @@ class EggrollEsTrainerLevel(TrainerAdapter):
     def build(self, module, config):
         from eggroll import EggrollConfig, EggrollTrainer
 
-        why = ("eggroll-es has no group normalization (group_size)" if config.group_size else
-               "eggroll-es draws fresh noise every generation; it has no noise_reuse" if config.noise_reuse != 1 else
-               "eggroll-es's only update is plain SGD (param += lr * sum(f * e) / (N * sigma))"
-               if config.solver != "sgd" or config.solver_options else "")
-        if why:
-            raise Unsupported(why)
+        if config.group_size:
+            raise Unsupported("eggroll-es has no group normalization (group_size)")
+        if config.solver != "sgd" or config.solver_options:
+            raise Unsupported("eggroll-es's only update is plain SGD (param += lr * sum(f * e) / (N * sigma))")
         port = EggrollConfig(population_size=config.population // 2, rank=config.rank, sigma=config.sigma,
                              lr=config.lr, generations=1, antithetic=True, device="cpu", seed=config.seed,
                              fitness_shaping="normalized", weight_decay=0.0, elite_k=0)

@@ -7,9 +7,12 @@ parameters and copies them into the module. (``es.step`` feeds one batch to ever
 vmaps the loss, so it cannot give member ``n`` its own inputs nor call the harness's fitness.)
 
 Antithetic sampling and z-scoring are on (upstream's); there is no gradient clipping or weight
-decay to turn off. Unsupported: ``group_size``, any ``noise_reuse`` but 1 (the port redraws its
-noise every generation), any solver but plain SGD, and any seed but 0 (the port has no seed: its
-noise is a fixed function of epoch, pair and parameter index, so seed 0 stands for that stream).
+decay to turn off. ``noise_reuse`` has no counterpart: the port redraws its noise every
+generation whatever is asked, and that behaviour is what the checks judge (upstream's default,
+``noise_reuse=0``, keeps one noise for the whole run), as the hand-written adapter
+(``torcheggroll.py``) has its noise checked. Unsupported, as features the port lacks:
+``group_size``, any solver but plain SGD, and any seed but 0 (the port has no seed: its noise is a
+fixed function of epoch, pair and parameter index, so seed 0 stands for that stream).
 """
 from __future__ import annotations
 
@@ -34,8 +37,6 @@ class TorchEggrollTrainerLevel(TrainerAdapter):
 
         if config.group_size:
             raise Unsupported("torcheggroll z-scores over the whole population only (no group_size)")
-        if config.noise_reuse != 1:
-            raise Unsupported("torcheggroll redraws its noise every generation; it has no noise_reuse")
         if config.solver != "sgd" or config.solver_options:
             raise Unsupported("torcheggroll's only update is plain SGD (param += lr * estimate)")
         if config.seed:
