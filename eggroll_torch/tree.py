@@ -14,6 +14,8 @@ import collections
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import torch
+
 __all__ = [
     "PyTreeDef",
     "flatten",
@@ -193,8 +195,37 @@ def _child_labels(node: PyTreeDef):
     return range(len(node.children))
 
 
+def _plain(tree: dict, rest: tuple) -> bool:
+    """Whether ``tree`` nests only plain dicts down to tensors and every tree of ``rest`` has
+    exactly its keys at each of those dicts (below a tensor, ``rest`` may hold anything)."""
+    for other in rest:
+        if type(other) is not dict or other.keys() != tree.keys():
+            return False
+    for k, child in tree.items():
+        if type(child) is dict:
+            if not _plain(child, tuple(other[k] for other in rest)):
+                return False
+        elif not isinstance(child, torch.Tensor):
+            return False
+    return True
+
+
+def _map_plain(fn: Callable, tree: dict, rest: tuple) -> dict:
+    out = {}
+    for k in sorted(tree):
+        child = tree[k]
+        children = tuple(other[k] for other in rest)
+        out[k] = _map_plain(fn, child, children) if type(child) is dict else fn(child, *children)
+    return out
+
+
 def map(fn: Callable, tree, *rest, is_leaf: Callable[[Any], bool] | None = None):  # noqa: A001 (jax.tree.map's name)
     """``jax.tree.map``: apply ``fn`` leaf by leaf; ``rest`` trees must have ``tree`` as a prefix."""
+    if is_leaf is None and type(tree) is dict and _plain(tree, rest):
+        # Nested plain dicts of tensors, the shape of every parameter tree a trainer holds:
+        # mapped without building a PyTreeDef, in the same sorted-key order, so ``fn`` sees the
+        # leaves in flatten order. Anything else (and every mismatch, for its error) below.
+        return _map_plain(fn, tree, rest)
     flat, treedef = flatten(tree, is_leaf)
     others = [flatten_up_to(treedef, r, name=f"tree {i + 2} of map") for i, r in enumerate(rest)]
     return unflatten(treedef, [fn(*args) for args in zip(flat, *others)])

@@ -9,17 +9,31 @@ float32 CPU tensors large enough to gain, after a probe that the op exists and a
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 
 _MIN_FLOPS = 1 << 22
 _PROBE_ERROR = 1e-5
 
 
-@functools.lru_cache(maxsize=None)
+_USABLE: list[bool] = []
+
+
 def onednn_usable() -> bool:
-    """True when oneDNN's linear op exists here and reproduces ``torch.mm`` on a probe."""
+    """True when oneDNN's linear op exists here and reproduces ``torch.mm`` on a probe.
+
+    Decided once, at the first call outside any functorch transform: under ``vmap`` (where the
+    population forward runs) the probe's own ops cannot run, and caching that failure would turn
+    oneDNN off for the whole process. Until then the answer is False (plain torch). The
+    population forward calls this before it enters ``vmap``.
+    """
+    if not _USABLE:
+        if torch._C._functorch.peek_interpreter_stack() is not None:
+            return False
+        _USABLE.append(_probe())
+    return _USABLE[0]
+
+
+def _probe() -> bool:
     op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
     if op is None or not torch.backends.mkldnn.is_available():
         return False

@@ -93,6 +93,12 @@ def use_kernel(device, dtype: torch.dtype) -> str | None:
     return None
 
 
+def _c_table(out: torch.Tensor, variant: str) -> torch.Tensor | None:
+    # The C kernel computes XLA:CPU's float32 values; other variants and dtypes use tables.
+    computed = out.dtype == torch.float32 and variant == "cpu"
+    return None if computed else normal_table(out.dtype, out.device, variant)
+
+
 def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noise_reuse: int,
                       variant: str = "cpu", kernel: str | None = "auto", scaled: tuple | None = None) -> torch.Tensor:
     """Fill ``out`` ``(L, P, rows, cols)`` with ``normal(pair_keys[l, p], (rows, cols), out.dtype)``.
@@ -110,6 +116,15 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
     if kernel == "auto":
         kernel = use_kernel(out.device, out.dtype)
     _check_kernel(kernel, out)
+    if scaled is not None and kernel == "c":
+        # Both parts drawn in place (the kernel starts a part at its row), then A scaled in place:
+        # no draw-sized buffer and no copy, the product rounded once as below.
+        target, split, scale = scaled
+        table, epoch_ = _c_table(out, variant), int(true_epoch(int(epoch), noise_reuse))
+        threefry_cpu.draw(layer_keys, epoch_, table, out)
+        threefry_cpu.draw(layer_keys, epoch_, table, target, row0=split)
+        target.mul_(torch.full((), scale, dtype=out.dtype, device=out.device))
+        return out
     if scaled is not None and kernel != "triton":
         target, split, scale = scaled
         whole = out.new_empty(out.shape[0], out.shape[1], split + target.shape[2], out.shape[3])
@@ -119,10 +134,7 @@ def draw_pair_normals(layer_keys: torch.Tensor, epoch, out: torch.Tensor, *, noi
         return out
     if kernel is not None:
         if kernel == "c":
-            # The C kernel computes XLA:CPU's float32 values; other variants and dtypes use tables.
-            computed = out.dtype == torch.float32 and variant == "cpu"
-            table = None if computed else normal_table(out.dtype, out.device, variant)
-            threefry_cpu.draw(layer_keys, int(true_epoch(int(epoch), noise_reuse)), table, out)
+            threefry_cpu.draw(layer_keys, int(true_epoch(int(epoch), noise_reuse)), _c_table(out, variant), out)
             return out
         from .threefry_kernel import launch_normals
 

@@ -4,13 +4,14 @@
 
 #define BATCH 64
 
-/* out[l, p, j, k] (strides in elements) = normal(mantissa(hash(member_key(l, p), j * cols + k)))
- * for pairs p = pair0 .. pair0 + pairs - 1 (out's pair axis starts at pair0), with
+/* out[l, p, j, k] (strides in elements) = normal(mantissa(hash(member_key(l, p), (row0 + j) * cols + k)))
+ * for pairs p = pair0 .. pair0 + pairs - 1 (out's pair axis starts at pair0) and rows
+ * j = 0 .. rows - 1 of a draw whose rows start at row0 (so one draw may fill two tensors), with
  * member_key(l, p) = fold_in(fold_in(keys[l], true_epoch), p). table == NULL: float32
  * computed as XLA:CPU does; else the value is table[mantissa], elements 4 or 2 bytes. */
 VECTOR_CLONES
 void eggroll_pair_normals(const uint32_t *keys, int64_t layers, int64_t pair0, int64_t pairs, uint32_t true_epoch,
-                          int64_t rows, int64_t cols, const void *table, int64_t elem_bytes,
+                          int64_t row0, int64_t rows, int64_t cols, const void *table, int64_t elem_bytes,
                           int64_t shift, uint32_t mask, void *out, int64_t stride_l, int64_t stride_p,
                           int64_t stride_row, int64_t stride_col) {
     uint32_t index[BATCH];
@@ -27,7 +28,7 @@ void eggroll_pair_normals(const uint32_t *keys, int64_t layers, int64_t pair0, i
                     int64_t n = rows - j0 < BATCH ? rows - j0 : BATCH;
                     for (int64_t i = 0; i < BATCH; ++i) {
                         uint32_t y0, y1;
-                        threefry2x32(m0, m1, 0u, (uint32_t)((j0 + i) * cols + k), &y0, &y1);
+                        threefry2x32(m0, m1, 0u, (uint32_t)((row0 + j0 + i) * cols + k), &y0, &y1);
                         index[i] = ((y0 ^ y1) >> shift) & mask;
                     }
                     if (table == 0) {

@@ -28,15 +28,17 @@ def library():
         return None
     fn = lib.eggroll_pair_normals
     fn.restype = None
-    fn.argtypes = [ctypes.c_void_p, _I64, _I64, _I64, ctypes.c_uint32, _I64, _I64, ctypes.c_void_p, _I64, _I64,
+    fn.argtypes = [ctypes.c_void_p, _I64, _I64, _I64, ctypes.c_uint32, _I64, _I64, _I64, ctypes.c_void_p, _I64, _I64,
                    ctypes.c_uint32, ctypes.c_void_p, _I64, _I64, _I64, _I64]
     return fn
 
 
-def draw(layer_keys: torch.Tensor, true_epoch: int, table: torch.Tensor | None, out: torch.Tensor) -> None:
+def draw(layer_keys: torch.Tensor, true_epoch: int, table: torch.Tensor | None, out: torch.Tensor,
+         row0: int = 0) -> None:
     """Fill the CPU tensor ``out`` ``(L, P, rows, cols)`` (any strides) like
     :func:`.threefry_kernel.launch_normals`; ``table`` None computes float32 values as XLA:CPU
-    does. ``library()`` must not be None."""
+    does. ``row0``: ``out`` holds rows ``row0 ..`` of each draw (of ``cols`` columns), so two
+    calls fill a draw split across two tensors. ``library()`` must not be None."""
     keys = layer_keys.contiguous()
     table_ptr = None if table is None else table.contiguous().data_ptr()
     layers, pairs, rows, cols = out.shape
@@ -45,7 +47,7 @@ def draw(layer_keys: torch.Tensor, true_epoch: int, table: torch.Tensor | None, 
 
     def work(start: int, stop: int) -> None:
         part = out[:, start:stop]
-        fn(keys.data_ptr(), layers, start, stop - start, true_epoch % 2**32, rows, cols, table_ptr,
+        fn(keys.data_ptr(), layers, start, stop - start, true_epoch % 2**32, row0, rows, cols, table_ptr,
            out.element_size(), fmt.shift, fmt.mask, part.data_ptr(), *out.stride())
 
     native.parallel(pairs, work, item_size=rows * cols * layers)

@@ -87,14 +87,23 @@ def _population_linear(x, weight, bias, bias_noise, B, rows, members: int, bias_
     elif bias_columns == 2:
         left[:, 0, :, rank] = 1
         left[:, 1, :, rank + 1] = 1
-    correction = torch.bmm(left.view(pairs, 2 * per_member, -1), rows).view(members * per_member, -1)
+    member_bias = None
     if bias is not None and bias_columns == 0:
         member_bias = bias if bias_noise is None else torch.stack([bias + bias_noise, bias - bias_noise], 1)
-        correction.view(members, per_member, -1).add_(member_bias.reshape(-1, 1, weight.shape[0]))
+        member_bias = member_bias.reshape(-1, 1, weight.shape[0])
     if flat.device.type == "cpu":
-        out = cpu_linear(flat.contiguous(), weight, add=correction)
+        # The correction accumulates into the product in place: a separate (N * rows, out)
+        # correction would be a second output-sized buffer, whose allocation and extra pass
+        # cost more on the CPU than the rank-r product itself.
+        out = cpu_linear(flat.contiguous(), weight)
+        out.view(pairs, 2 * per_member, -1).baddbmm_(left.view(pairs, 2 * per_member, -1), rows)
+        if member_bias is not None:
+            out.view(members, per_member, -1).add_(member_bias)
     else:
-        out = correction.addmm_(flat, weight.T)
+        out = torch.bmm(left.view(pairs, 2 * per_member, -1), rows).view(members * per_member, -1)
+        if member_bias is not None:
+            out.view(members, per_member, -1).add_(member_bias)
+        out.addmm_(flat, weight.T)
     return out.view(*x.shape[:-1], weight.shape[0])
 
 

@@ -48,6 +48,7 @@ from torch.func import functional_call, vmap
 from torch.nn.utils.rnn import PackedSequence
 
 from eggroll_torch import tree
+from eggroll_torch.fast.cpu_linear import onednn_usable
 from .routing import LinearRouting, MatrixRoute, PopulationRouting
 
 InDims = int | None | tuple[int | None, ...]
@@ -237,6 +238,8 @@ class Population:
                 return functional_call(self._module, self._shared, member_args, kwargs)
 
         members = torch.arange(self.size, device=self._device)
+        if members.device.type == "cpu":
+            onednn_usable()  # decided here, outside vmap, where its probe can run
         return vmap(member, in_dims=(0, *dims), randomness="different")(members, *args)
 
     def _member_by_member(self, args, dims, kwargs):
