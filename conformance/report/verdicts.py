@@ -75,7 +75,7 @@ _STEP = (_e("update.scale_sqrt_n"), _e("update.sigma_scaling"))
 # Its sign (ascent) and the plain SGD step that applies it.
 _SGD = (_e("update.ascent_sign"), _e("optimizer.default_sgd"))
 # A full population in thread order, as every trainer evaluates it.
-_PAIRS = (_e("signs.antithetic_pair", "full-n8", "full-n16"), _e("signs.alternation", "pairs"))
+_PAIRS = (_e("signs.antithetic_pair", "full-n8", "full-n16", "full-n8-reuse1-epoch3"), _e("signs.alternation", "pairs"))
 
 CONCORDANCE: dict[str, Concordance] = {
     "signs.antithetic_exact": Concordance(
@@ -203,9 +203,10 @@ EXPLAINED: dict[tuple[str, str], Explained] = {
 # (port, trainer check) -> why both sides fail, where their causes differ.
 CAUSES: dict[tuple[str, str], str] = {
     ("eggroll-trainer", "signs.antithetic_exact"): (
-        "different causes: the hand-written cases run at noise_reuse=0, where the port draws every thread "
-        "separately with sign +1; the trainer check runs at noise_reuse=1, where the port's noise is antithetic "
-        "but step() accumulates the perturbations (member 2p+1 runs at base + E_2p - E_2p)"),
+        "partly different causes: at noise_reuse=0 both sides fail the same way (the port draws every thread "
+        "separately with sign +1); at noise_reuse=1 the hand-written case passes (the port's noise is antithetic) "
+        "while the trainer check fails, since step() accumulates the perturbations (member 2p+1 runs at "
+        "base + E_2p - E_2p)"),
     ("eggroll-trainer", "noise.independence"): (
         "different causes: the hand-written pair laws fail at noise_reuse=0; the trainer check fails on layers "
         "(every parameter reseeds with the same true_epoch * 1e6 + true_thread, so equal shapes get equal noise)"),

@@ -14,10 +14,11 @@ class AntitheticExact(TrainerCheck):
     id = "signs.antithetic_exact"
     component = "Signs"
     summary = "member 2p+1's perturbation is exactly minus member 2p's, and it is not zero"
-    power = "exact: every parameter the probe observes without rounding, all 32 pairs, bit for bit"
+    power = "exact: every parameter the probe observes without rounding, all 32 pairs, bit for bit, with " \
+            "noise_reuse=1 and with upstream's default noise_reuse=0"
 
     def cases(self):
-        return [noise_case()]
+        return [noise_case(), noise_case("probe-reuse0", noise_reuse=0)]
 
     def judge(self, observer, case):
         run = observer.run(case.config, 1)
