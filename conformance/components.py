@@ -11,7 +11,7 @@ COMPONENTS = (
     "Low-rank structure", "Fitness normalization", "Update formula", "Scaling factor",
     "Thread ID alternation", "Lora generation", "Update sign", "Noise reuse", "Group normalization",
     "Optimizer", "Key derivation", "Non-matrix noise", "Forward with noise", "Other noisers",
-    "End-to-end training", "API contract",
+    "End-to-end training", "API contract", "Models",
 )
 
 UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -82,6 +82,13 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
         "one member's iterinfo as Python ints": ("api.one_member_call",),
         "public parameter names": ("api.keyword_names",),
     },
+    "RL policies": {
+        "ActorCriticMLP: init from split(key, 4), Embedding (Discrete) or MM (float32 Box) input, the activation "
+        "before and after the MLP, optional critic head": ("models.rl_policy",),
+        "Categorical(logits) for Discrete actions, MultivariateNormalDiag(mean, exp(log_std)) in float32 for Box "
+        "actions; log_prob and sample(seed=key)": ("models.rl_policy",),
+        "the log-std is a PARAM: perturbed with full-rank noise per member": ("models.rl_policy",),
+    },
     "Side effects to know": {},
     "What else upstream ships": {},
 }
@@ -90,7 +97,7 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
 EXEMPT: dict[str, str] = {
     "Side effects to know": ("upstream's trace-time print and its package __init__ imports are not numbers; the "
                              "upstream adapter silences the print and loads modules without the __init__"),
-    "What else upstream ships": ("not built yet, so there is nothing to check: the RL policies and the RWKV-7 / QRWKV6 "
-                                 "models, the LLM bandit tasks and the fine-tuning loop are still to be built; their "
-                                 "checks come with them"),
+    "What else upstream ships": ("not built yet, so there is nothing to check: the RWKV-7 / QRWKV6 models, the LLM "
+                                 "bandit tasks and the fine-tuning loop are still to be built; their checks come with "
+                                 "them"),
 }

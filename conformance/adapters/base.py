@@ -59,6 +59,9 @@ Operations (all optional, each guarded by a capability)
 ``mlp_trajectory(spec)``                               -> :class:`~conformance.spec.Trajectory`.
 ``api_contract(config, params, keys, es_map, fitnesses, population, x)`` -> upstream's API
     contract as integer arrays (:mod:`conformance.adapters._api_contract`).
+``rl_policy(config, policy, key, tree_key, population, obs, actions, sample_keys)`` -> the
+    ``models.rl`` actor-critic's params and outputs (its distribution's parameters, log-probs,
+    samples, critic).
 """
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ from ..spec import NOISERS, LeafNoise, NoiserConfig, Population, SolverSpec, Tra
 # BATCHED_UPDATE: do_updates honours NoiserConfig.use_batched_update.
 # The others name the operation they gate: CONVERT_FITNESSES, NOISE (lora_factors, full_noise),
 # SPARSE_NOISE (sparse_noise), FORWARD (do_mm, do_Tmm, noisy_standard), TREE_KEYS, UPDATES,
-# OPTIMIZER (optimizer_steps), TRAJECTORY (mlp_trajectory).
+# OPTIMIZER (optimizer_steps), TRAJECTORY (mlp_trajectory), RL_POLICY (rl_policy).
 CONVERT_FITNESSES = "convert_fitnesses"
 JAX_RNG = "jax_rng"
 NOISE = "noise"
@@ -94,6 +97,7 @@ BATCHED_UPDATE = "batched_update"
 OPTIMIZER = "optimizer"
 TRAJECTORY = "trajectory"
 API = "api"
+RL_POLICY = "rl_policy"
 
 
 # What each operation capability promises: the adapter methods a check gated by it may call.
@@ -108,6 +112,7 @@ CAPABILITY_OPERATIONS = {
     OPTIMIZER: ("optimizer_steps",),
     TRAJECTORY: ("mlp_trajectory",),
     API: ("api_contract",),
+    RL_POLICY: ("rl_policy",),
     JAX_RNG: (),
     INJECT_NOISE: (),
     SCAN_MAP: (),
@@ -534,3 +539,32 @@ class Adapter(ABC):
             Unsupported: the backend does not implement this operation.
         """
         self._missing("api_contract")
+
+    def rl_policy(self, config: NoiserConfig, policy: dict, key: np.ndarray, tree_key: np.ndarray,
+                  population: Population | None, obs: np.ndarray, actions: np.ndarray,
+                  sample_keys: np.ndarray) -> dict:
+        """Upstream's ``models.rl.ActorCriticMLP``: init, forward and its action distribution.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            policy (dict): ``{"obs": space, "act": space, "n_embd", "n_layers", "use_bias",
+                "activation", "have_critic", "dtype"}``; a space is ``["discrete", n]`` (gymnax
+                ``Discrete(n)``) or ``["box", shape]`` (a float32 ``Box(-1, 1, shape)``).
+            key (np.ndarray): uint32 ``(2,)``, the ``rand_init`` key.
+            tree_key (np.ndarray): uint32 ``(2,)``, the base key of ``simple_es_tree_key``.
+            population (Population | None): one member per observation; ``None``: unperturbed.
+            obs (np.ndarray): ``(M, size)`` float (a Box flattened) or ``(M,)`` int32 observations.
+            actions (np.ndarray): ``(M, size)`` float32 or ``(M,)`` int32 actions to score.
+            sample_keys (np.ndarray): uint32 ``(M, 2)``, one ``sample(seed=...)`` key per
+                observation, as ``jax.vmap`` over the observations would use them.
+
+        Returns:
+            dict: ``params/<path>`` for every leaf of the initial params; ``log_prob (M,)``,
+            ``sample`` (``(M,)`` int32 or ``(M, size)`` float32) and, for a discrete action space,
+            the normalised ``logits (M, n)``, else ``mean`` and ``std`` ``(M, size)`` float32;
+            ``critic (M, 1)`` with a critic.
+
+        Raises:
+            Unsupported: the backend does not implement this operation (or lacks its packages).
+        """
+        self._missing("rl_policy")

@@ -42,7 +42,7 @@ class EggrollTorchAdapter(base.Adapter):
     capabilities = frozenset(
         {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD, base.TREE_KEYS,
          base.SCAN_MAP, base.UPDATES, base.INJECT_NOISE, base.BATCHED_UPDATE, base.OPTIMIZER, base.TRAJECTORY,
-         base.API}
+         base.API, base.RL_POLICY}
         | {base.noiser_capability(n) for n in NOISERS}
         | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
     )
@@ -185,6 +185,33 @@ class EggrollTorchAdapter(base.Adapter):
         tparams = trees.map_leaves(self.tensor, params)
         keys = common.simple_es_tree_key(tparams, self.key(base_key), trees.map_leaves(tuple, scan_map))
         return trees.map_leaves(self.out, keys)
+
+    def rl_policy(self, config, policy, key, tree_key, population, obs, actions, sample_keys):
+        from eggroll_torch.models import common, rl
+
+        def space(desc):
+            kind, size = desc
+            return rl.Discrete(size) if kind == "discrete" else rl.Box(-1.0, 1.0, tuple(size))
+
+        init = rl.ActorCriticMLP.rand_init(
+            self.key(key), policy["n_embd"], space(policy["obs"]), space(policy["act"]), policy["n_layers"],
+            policy["use_bias"], policy["activation"], policy["have_critic"], policy["dtype"])
+        keys = common.simple_es_tree_key(init.params, self.key(tree_key), init.scan_map)
+        frozen, nparams = self.init(config, init.params)
+        it = None if population is None else self.population(population)
+        x = self.tensor(obs)
+        out = rl.ActorCriticMLP.forward(self.noiser_cls(config), frozen, nparams, init.frozen_params, init.params,
+                                        keys, it, x.long() if policy["obs"][0] == "discrete" else x)
+        pi, critic = out if policy["have_critic"] else (out, None)
+        outputs = {"log_prob": pi.log_prob(self.tensor(actions)), "sample": rl.sample(pi, self.key(sample_keys))}
+        if policy["act"][0] == "discrete":
+            outputs["logits"] = pi.logits
+        else:
+            outputs |= {"mean": pi.mean, "std": pi.stddev.expand_as(pi.mean)}
+        if critic is not None:
+            outputs["critic"] = critic
+        return {**{f"params/{p}": self.out(v) for p, v in trees.items(init.params)},
+                **{name: self.out(v) for name, v in outputs.items()}}
 
     def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
         tparams = trees.map_leaves(self.tensor, params)

@@ -29,12 +29,14 @@ class JaxApi:
 
     ``noisers``: name -> noiser class (upstream's ``all_noisers``); ``common``: the
     ``models.common`` module; ``run_mlp_example``: the end-to-end loop
-    (``jax_reference.examples.mlp_e2e.run_mlp_example``'s signature).
+    (``jax_reference.examples.mlp_e2e.run_mlp_example``'s signature); ``rl``: the ``models.rl``
+    module, ``None`` where gymnax or distrax is missing.
     """
 
     noisers: dict
     common: ModuleType
     run_mlp_example: object
+    rl: ModuleType | None = None
 
 
 def _np_dtype(name: str):
@@ -59,7 +61,7 @@ class JaxApiAdapter(base.Adapter):
     capabilities = frozenset(
         {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD,
          base.TREE_KEYS, base.SCAN_MAP, base.UPDATES, base.BATCHED_UPDATE, base.OPTIMIZER, base.API,
-         base.TRAJECTORY}
+         base.TRAJECTORY, base.RL_POLICY}
         | {base.noiser_capability(n) for n in NOISERS}
         | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
     )
@@ -239,6 +241,47 @@ class JaxApiAdapter(base.Adapter):
                 noiser_kwargs={"rank": spec.rank, "noise_reuse": spec.noise_reuse})
         params = [trees.map_leaves(_out, p) for p in [run.initial_params, *run.params]]
         return Trajectory(params=params, scores=np.stack([_out(s) for s in run.raw_scores]))
+
+    def rl_policy(self, config, policy, key, tree_key, population, obs, actions, sample_keys):
+        import jax
+        import jax.numpy as jnp
+
+        rl = self.api().rl
+        if rl is None:
+            raise base.Unsupported(f"{self.name} has no models.rl (install the rl extra: gymnax, distrax)")
+        from gymnax.environments import spaces
+
+        def space(desc):
+            kind, size = desc
+            return spaces.Discrete(size) if kind == "discrete" else spaces.Box(-1.0, 1.0, tuple(size))
+
+        init = rl.ActorCriticMLP.rand_init(
+            self._key(key), policy["n_embd"], space(policy["obs"]), space(policy["act"]), policy["n_layers"],
+            policy["use_bias"], policy["activation"], policy["have_critic"], policy["dtype"])
+        frozen_params, params = init.frozen_params, init.params
+        keys = self.api().common.simple_es_tree_key(params, self._key(tree_key), init.scan_map)
+        frozen, nparams = self._init(config, params)
+        cls = self._cls(config)
+
+        def member(it, x, a, k):
+            out = rl.ActorCriticMLP.forward(cls, frozen, nparams, frozen_params, params, keys, it, x)
+            pi, critic = out if policy["have_critic"] else (out, None)
+            fields = {"log_prob": pi.log_prob(a), "sample": pi.sample(seed=k)}
+            if policy["act"][0] == "discrete":
+                fields["logits"] = pi.logits
+            else:
+                fields |= {"mean": pi.mean(), "std": pi.stddev()}
+            return fields | ({"critic": critic} if critic is not None else {})
+
+        data = (jnp.asarray(obs), jnp.asarray(actions),
+                jax.random.wrap_key_data(jnp.asarray(np.asarray(sample_keys, dtype=np.uint32))))
+        with _quiet():
+            if population is None:
+                outputs = jax.vmap(lambda x, a, k: member(None, x, a, k))(*data)
+            else:
+                outputs = jax.vmap(member)(self._population(population), *data)
+        return {**{f"params/{p}": _out(v) for p, v in trees.items(params)},
+                **{name: _out(v) for name, v in outputs.items()}}
 
 
 def library_versions() -> dict:

@@ -15,7 +15,11 @@ class JaxReferenceAdapter(JaxApiAdapter):
         from jax_reference.models import common
         from jax_reference.noiser import all_noisers
 
-        return JaxApi(all_noisers, common, run_mlp_example)
+        try:
+            from jax_reference.models import rl
+        except ImportError:  # the rl extra (gymnax, distrax) is not installed
+            rl = None
+        return JaxApi(all_noisers, common, run_mlp_example, rl)
 
     def info(self) -> base.BackendInfo:
         import jax_reference

@@ -6,11 +6,14 @@ empty package objects for ``hyperscalees``, ``hyperscalees.noiser`` and ``hypers
 whose ``__path__`` points at the checkout, so importing ``hyperscalees.noiser.eggroll`` runs only
 that file (and what it imports) with jax and optax. Upstream's ``noiser/__init__`` is skipped
 too, so its ``all_noisers`` is rebuilt here from :data:`conformance.spec.NOISERS`.
+``models/rl.py`` is loaded as well wherever its own dependencies (gymnax, distrax: the ``rl``
+extra) are importable, see :data:`OPTIONAL_MODEL_MODULES`.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import os
 import subprocess
@@ -24,6 +27,8 @@ from .jax_api import JaxApi, JaxApiAdapter, jax_device, library_versions
 
 ENV_VAR = "HYPERSCALEES_SRC"
 MODEL_MODULES = ("base_model", "common")
+# Model modules loaded only when every package they import is installed.
+OPTIONAL_MODEL_MODULES = {"rl": ("gymnax", "distrax")}
 
 
 def upstream_src(src: str | os.PathLike | None = None) -> Path:
@@ -55,7 +60,8 @@ def _stub_package(name: str, directory: Path) -> types.ModuleType:
 
 
 def load_upstream(src: str | os.PathLike | None = None) -> types.ModuleType:
-    """Import upstream's noiser modules and ``models.{base_model, common}`` without its package
+    """Import upstream's noiser modules and ``models.{base_model, common}`` (plus each of
+    :data:`OPTIONAL_MODEL_MODULES` whose dependencies are importable) without its package
     ``__init__`` files; returns the ``hyperscalees`` package, whose ``noiser.<module>`` and
     ``models.<module>`` attributes are those modules.
 
@@ -71,11 +77,17 @@ def load_upstream(src: str | os.PathLike | None = None) -> types.ModuleType:
         with contextlib.redirect_stdout(io.StringIO()):
             for module in dict.fromkeys(module for module, _ in NOISERS.values()):
                 importlib.import_module(f"hyperscalees.noiser.{module}")
-            for module in MODEL_MODULES:
+            for module in MODEL_MODULES + optional_model_modules():
                 importlib.import_module(f"hyperscalees.models.{module}")
     finally:
         sys.path[:] = saved_path
     return package
+
+
+def optional_model_modules() -> tuple[str, ...]:
+    """The :data:`OPTIONAL_MODEL_MODULES` whose dependencies are all installed here."""
+    return tuple(module for module, needs in OPTIONAL_MODEL_MODULES.items()
+                 if all(importlib.util.find_spec(name) is not None for name in needs))
 
 
 def upstream_commit(src: str | os.PathLike | None = None) -> str:
@@ -99,11 +111,12 @@ class UpstreamAdapter(JaxApiAdapter):
         self._noisers = {name: getattr(getattr(package.noiser, module), cls)
                          for name, (module, cls) in NOISERS.items()}
         self._common = package.models.common
+        self._rl = getattr(package.models, "rl", None)
 
     def api(self) -> JaxApi:
         from jax_reference.examples.mlp_e2e import run_mlp_example
 
-        return JaxApi(self._noisers, self._common, run_mlp_example)
+        return JaxApi(self._noisers, self._common, run_mlp_example, self._rl)
 
     def info(self) -> base.BackendInfo:
         return base.BackendInfo(self.name, f"HyperscaleES {upstream_commit(self._src)}", jax_device(),

@@ -5,7 +5,9 @@ of upstream (``docs/upstream-behaviour.md``) to the checks that cover it. :func:
 ``--check`` globs for every command.
 """
 # Imported for their side effect (noqa: F401): each check module registers its checks in REGISTRY.
-from . import api, forward, keys, noise, noisers, normalization, optimizer, signs, trajectory, update  # noqa: F401
+from . import (  # noqa: F401
+    api, forward, keys, models, noise, noisers, normalization, optimizer, signs, trajectory, update,
+)
 from .base import REGISTRY, Case, Check, register
 from .selection import select_checks
 

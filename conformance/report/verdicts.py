@@ -128,6 +128,8 @@ NO_COUNTERPART: dict[str, str] = {
     **{f"api.{name}": "upstream's functional API (init_noiser, do_updates, iterinfo, keyword names); a trainer has "
                       "none" for name in ("init_noiser_state", "do_updates_contract", "one_member_call",
                                           "keyword_names")},
+    "models.rl_policy": "one of upstream's models (models.rl's actor-critic), not the ES machinery a trainer runs on "
+                        "any module",
     "forward.do_mm": "values of the reference's draws routed into the port; a trainer shows only the port's own "
                      "draws (every trainer check observes what the forward applies, but not against a value)",
     "forward.do_Tmm": "a transposed matmul; the harness's modules are nn.Linear (x @ W.T) only",

@@ -1,4 +1,4 @@
 """Functional models over nested dicts of tensors, mirroring upstream's ``hyperscalees.models``."""
-from . import base_model, common
+from . import base_model, common, rl
 
-__all__ = ["base_model", "common"]
+__all__ = ["base_model", "common", "rl"]

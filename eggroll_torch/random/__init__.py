@@ -12,6 +12,7 @@ The two JAX flags that change random words, ``jax_threefry_partitionable`` and
 """
 from .bits import bits
 from .config import set_backend, set_enable_x64, set_threefry_partitionable
+from .gumbel import categorical, gumbel
 from .keys import PRNGKey, fold_in, key, key_data, split, wrap_key_data
 from .normal import normal
 from .uniform import uniform
@@ -19,7 +20,9 @@ from .uniform import uniform
 __all__ = [
     "PRNGKey",
     "bits",
+    "categorical",
     "fold_in",
+    "gumbel",
     "key",
     "key_data",
     "normal",
