@@ -37,6 +37,11 @@ def storable(array) -> tuple[np.ndarray, str]:
     return np.array(stored, order="C", copy=True), name
 
 
+def as_recorded(stored: np.ndarray, dtype: str) -> np.ndarray:
+    """The inverse of :func:`storable`: a stored array in the dtype it was recorded with."""
+    return stored.astype(numpy_dtype(dtype)) if dtype == "bfloat16" else stored
+
+
 def encode(value, arrays: dict[str, np.ndarray], prefix: str):
     """JSON for ``value``; its arrays are added to ``arrays`` under keys starting with ``prefix``."""
     if isinstance(value, np.ndarray):
@@ -67,8 +72,7 @@ def decode(data, arrays) -> object:
     if not isinstance(data, dict):
         return data
     if "array" in data:
-        stored = np.asarray(arrays[data["array"]])
-        return stored.astype(numpy_dtype(data["dtype"])) if data["dtype"] == "bfloat16" else stored
+        return as_recorded(np.asarray(arrays[data["array"]]), data["dtype"])
     if "scalar" in data:
         return np.dtype(data["dtype"]).type(data["scalar"])
     if "dict" in data:

@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .bugs import for_check
-from .case_data import decode, encode, storable
-from .tolerances import numpy_dtype
+from .case_data import as_recorded, decode, encode, storable
 
 ROOT = Path(__file__).parent / "vectors"
 CURRENT_VERSION = "v2"
@@ -44,12 +43,6 @@ class Entry:
     outputs: dict = field(default_factory=dict)
     dtypes: dict = field(default_factory=dict)
     aux: dict = field(default_factory=dict)
-    flags: tuple = ()
-
-
-def _as_recorded(stored: np.ndarray, dtype: str) -> np.ndarray:
-    """A stored array in the dtype it was recorded with (bfloat16 is stored as float32)."""
-    return stored.astype(numpy_dtype(dtype)) if dtype == "bfloat16" else stored
 
 
 def _sha(array: np.ndarray) -> str:
@@ -104,12 +97,12 @@ class VectorStore:
             arrays = {k: npz[k] for k in npz.files}
         out = {}
         for case in doc["cases"]:
-            entry = Entry(case["fingerprint"], flags=tuple(case["flags"]))
+            entry = Entry(case["fingerprint"])
             for spec in case["outputs"]:
-                entry.outputs[spec["name"]] = _as_recorded(arrays[spec["key"]], spec["dtype"])
+                entry.outputs[spec["name"]] = as_recorded(arrays[spec["key"]], spec["dtype"])
                 entry.dtypes[spec["name"]] = spec["dtype"]
             for spec in case["aux"]:
-                entry.aux[spec["name"]] = _as_recorded(arrays[spec["key"]], spec["dtype"])
+                entry.aux[spec["name"]] = as_recorded(arrays[spec["key"]], spec["dtype"])
             out[case["case_id"]] = entry
         return out
 
