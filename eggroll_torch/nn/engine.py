@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from eggroll_torch import random as es_random
+from eggroll_torch.fast.dispatch import below_autograd
 from eggroll_torch.fast.noise import draw_pair_normals, pair_keys, true_epoch
 from eggroll_torch.models.common import MM_PARAM, PARAM
 from eggroll_torch.noiser import eggroll
@@ -66,12 +67,26 @@ class PairDraws:
       (see :meth:`PairEngine.forward_noise`).
 
     ``vectors[path]``: ``(P, *shape)`` unit normals.
+
+    ``derived`` holds what the forward and the update compute from the draws alone (views,
+    ``sigma``-scaled vectors), so that every population and update of the epoch reuses them.
     """
 
     pairs: range
     matrices: dict
     vectors: dict
     rows: dict
+    derived: dict = field(default_factory=dict)
+
+    def memo(self, key, make):
+        """``make()``, computed once for ``key`` and kept with the draws; ``key=None`` (a value
+        that depends on a tensor ``sigma``, which may change in place) computes it every time."""
+        if key is None:
+            return make()
+        value = self.derived.get(key)
+        if value is None:
+            value = self.derived[key] = make()
+        return value
 
 
 def factor_rows(rank: int) -> int:
@@ -93,6 +108,7 @@ class PairEngine:
                  keys: Mapping[str, torch.Tensor], *, rank: int, noise_reuse: int, freeze_nonlora: bool):
         self.rank, self.noise_reuse = rank, noise_reuse
         self.matrix_groups, self.vector_groups = {}, {}
+        self._scales = {}
         for path, param in params.items():
             es_class = classes[path]
             if es_class == MM_PARAM:
@@ -117,6 +133,19 @@ class PairEngine:
         Python float (computed on the host, so a CUDA graph can record a draw that uses it)."""
         return float(lora_sigma(sigma, self.rank, dtype, "cpu").to(dtype))
 
+    def _draw_scales(self, sigma) -> tuple:
+        """``(dtype name, lora_scale)`` of every matrix dtype: what a cached draw was drawn for.
+        Kept per Python ``sigma``, which is fixed for a trainer's life; a tensor is read anew."""
+        if torch.is_tensor(sigma):
+            return self._compute_scales(sigma)
+        scales = self._scales.get(sigma)
+        if scales is None:
+            scales = self._scales[sigma] = self._compute_scales(sigma)
+        return scales
+
+    def _compute_scales(self, sigma) -> tuple:
+        return tuple(sorted((str(dtype), self.lora_scale(sigma, dtype)) for _, _, dtype in self.matrix_groups))
+
     def draw(self, epoch, pairs: range, sigma, paths=None) -> PairDraws:
         """The draws of ``pairs`` in ``epoch`` (an int, or a one-element integer tensor on the
         device, as a CUDA graph needs) at noise scale ``sigma``, for every perturbed parameter or
@@ -129,7 +158,7 @@ class PairEngine:
         noise_epoch = true_epoch(epoch, self.noise_reuse)
         wanted = None if paths is None else frozenset(paths)
         cacheable = not torch.is_tensor(noise_epoch)
-        scales = tuple(sorted((str(dtype), self.lora_scale(sigma, dtype)) for _, _, dtype in self.matrix_groups))
+        scales = self._draw_scales(sigma)
         if cacheable:
             if self._cache_epoch != noise_epoch:
                 self._cache_epoch, self._cache = noise_epoch, {}
@@ -180,6 +209,8 @@ class PairEngine:
         count, pairs = len(group), len(draws.pairs)
         b_part = torch.empty(count, self.rank, pairs, in_features, dtype=dtype, device=keys.device)
         rows = torch.empty(count, factor_rows(self.rank), pairs, out_features, dtype=dtype, device=keys.device)
+        # The rows past the two bias rows stay zero (see forward_noise).
+        rows[:, self.rank + 2:] = 0
         scaled = (rows[:, :self.rank].permute(0, 2, 3, 1), in_features, self.lora_scale(sigma, dtype))
         self._fill(keys, epoch, draws.pairs, b_part.permute(0, 2, 3, 1), scaled)
         draws.matrices.update(zip(group, b_part.unbind(0)))
@@ -197,62 +228,131 @@ class PairEngine:
           (:func:`factor_rows`);
         - ``{path: (param, sigma * z (P, *shape))}`` for the noisy vectors, rounded likewise.
 
-        The sign is exact, so it is applied later.
+        The sign is exact, so it is applied later. Only the bias rows depend on ``params``: the
+        rest is computed once per draws (and ``sigma``).
         """
-        vectors = {}
-        for path, z in draws.vectors.items():
-            param = params[path]
-            vectors[path] = (param, z * scalar(sigma, param.dtype, param.device).to(param.dtype))
+        # Nothing here is differentiated (no_grad): below autograd the same ops cost less.
+        with below_autograd():
+            return self._forward_noise(draws, params, sigma, biases)
+
+    def _forward_noise(self, draws: PairDraws, params: Mapping[str, torch.Tensor], sigma,
+                       biases: Mapping[str, str | None]) -> tuple[dict, dict]:
+        sigma_key = None if torch.is_tensor(sigma) else sigma
+        scaled = draws.memo(None if sigma_key is None else ("scaled", sigma_key),
+                            lambda: _scaled_vectors(draws, sigma))
+        plan = draws.memo(None if sigma_key is None else ("forward", sigma_key, tuple(biases.items())),
+                          lambda: self._forward_plan(draws, scaled, biases))
+        vectors = {path: (params[path], noise) for path, noise in scaled.items()}
         matrices = {}
-        for path, b_part in draws.matrices.items():
-            param, r = params[path], self.rank
-            rows = draws.rows[path]
-            bias_path = biases.get(path)
+        for path, B, factor, bias_path, signed, bias_rows in plan:
             bias = None if bias_path is None else params[bias_path]
-            bias_noise = vectors[bias_path][1] if bias_path in vectors else None
-            columns = 0 if bias is None else (1 if bias_noise is None else 2)
-            if bias_noise is not None:
-                torch.add(bias, bias_noise, out=rows[r])
-                torch.sub(bias, bias_noise, out=rows[r + 1])
+            if signed is not None:
+                torch.add(bias, signed, out=bias_rows)
+                matrices[path] = MatrixNoise(params[path], B, factor, bias, scaled[bias_path], 2)
             elif bias is not None:
-                rows[r] = bias
-            rows[r + columns:] = 0
-            matrices[path] = MatrixNoise(param, b_part.permute(1, 2, 0), rows.permute(1, 0, 2), bias, bias_noise,
-                                         columns)
+                bias_rows[0] = bias
+                bias_rows[1] = 0
+                matrices[path] = MatrixNoise(params[path], B, factor, bias, None, 1)
+            else:
+                bias_rows.zero_()
+                matrices[path] = MatrixNoise(params[path], B, factor, None, None, 0)
         return matrices, vectors
+
+    def _forward_plan(self, draws: PairDraws, scaled: dict, biases: Mapping[str, str | None]) -> list:
+        """Per matrix, what :meth:`forward_noise` reads that depends on the draws alone: its path,
+        ``B`` and the factor rows as the forward reads them, its bias path, both members' bias
+        noise (or None when the bias is not noisy) and the two bias rows to fill."""
+        plan = []
+        for path, rows in draws.rows.items():
+            bias_path = biases.get(path)
+            # Both members' biases in one pass: bias - z is bias + (-z), bit for bit.
+            signed = torch.stack([scaled[bias_path], -scaled[bias_path]]) if bias_path in scaled else None
+            plan.append((path, draws.matrices[path].permute(1, 2, 0), rows.permute(1, 0, 2), bias_path, signed,
+                         rows[self.rank:self.rank + 2]))
+        return plan
 
     def gradients(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitnesses: torch.Tensor,
                   sigma) -> dict[str, torch.Tensor]:
         """Upstream's descent direction ``-(estimate * sqrt(N))`` of each parameter in ``params``
         (any subset, each computed on its own), from shaped ``fitnesses`` ``(N,)`` of the whole
         population; ``draws`` must cover all its pairs and the perturbed parameters asked for."""
+        with below_autograd(fitnesses):
+            return self._gradients(draws, params, fitnesses, sigma)
+
+    def _gradients(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitnesses: torch.Tensor,
+                   sigma) -> dict[str, torch.Tensor]:
         n = fitnesses.shape[0]
-        differences = {}
+        sigma_key = None if torch.is_tensor(sigma) else sigma
+        plan = draws.memo(None if sigma_key is None else ("update", tuple(params), fitnesses.dtype, sigma_key),
+                          lambda: self._update_plan(draws, params, fitnesses.dtype, sigma))
+        differences, weights = {}, {}
         grads = {}
-        for path, param in params.items():
-            if path not in draws.matrices and path not in draws.vectors:
-                grads[path] = torch.zeros_like(param)
+        for path, matrix, operands, wide, dtype, scale, shape in plan:
+            if operands is None:
+                grads[path] = torch.zeros_like(params[path])
                 continue
-            # float32 at least, float64 for float64 parameters, as the functional estimate promotes.
-            wide = torch.promote_types(torch.promote_types(fitnesses.dtype, param.dtype), torch.float32)
-            if wide not in differences:
-                pairs = fitnesses.to(wide).view(-1, 2)
-                differences[wide] = (pairs[:, 0] - pairs[:, 1]) * (-math.sqrt(n) / n)
-            if path in draws.matrices:
-                grads[path] = matrix_gradient(draws.rows[path][:self.rank], draws.matrices[path], differences[wide])
+            difference = differences.get(wide)
+            if difference is None:
+                even, odd = (fitnesses if fitnesses.dtype == wide else fitnesses.to(wide)).view(-1, 2).unbind(1)
+                difference = differences[wide] = (even - odd) * (-math.sqrt(n) / n)
+            # The pair weights as each kind of leaf applies them, shared by the leaves of a dtype.
+            kind = (matrix, wide, dtype)
+            weight = weights.get(kind)
+            if weight is None:
+                if matrix:
+                    weight = (difference if difference.dtype == dtype else difference.to(dtype)).view(1, -1, 1)
+                else:
+                    weight = difference * scale
+                weights[kind] = weight
+            if matrix:
+                grads[path] = _matrix_gradient(operands, weight)
             else:
-                s = scalar(sigma, param.dtype, param.device).to(wide)
-                z = draws.vectors[path].reshape(n // 2, -1)
-                grads[path] = ((differences[wide] * s) @ z.to(wide)).view(param.shape).to(param.dtype)
+                grad = weight @ operands
+                grad = grad if shape is None else grad.view(shape)
+                grads[path] = grad if grad.dtype == dtype else grad.to(dtype)
         return grads
 
+    def _update_plan(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitness_dtype: torch.dtype,
+                     sigma) -> list:
+        """Per parameter, what :meth:`gradients` reads that depends on the draws alone: its path,
+        whether it is a matrix, the draws as the matmul's operands (None: not perturbed), the
+        dtype the estimate is computed in, the parameter's dtype and, for a vector, ``sigma`` in
+        the estimate's dtype and the parameter's shape where it is not 1-D."""
+        plan = []
+        for path, param in params.items():
+            # float32 at least, float64 for float64 parameters, as the functional estimate promotes.
+            wide = torch.promote_types(torch.promote_types(fitness_dtype, param.dtype), torch.float32)
+            if path in draws.matrices:
+                operands = _matrix_operands(draws.rows[path][:self.rank], draws.matrices[path])
+                plan.append((path, True, operands, wide, param.dtype, None, None))
+            elif path in draws.vectors:
+                z = draws.vectors[path].reshape(len(draws.pairs), -1)
+                scale = scalar(sigma, param.dtype, param.device).to(wide)
+                plan.append((path, False, z if z.dtype == wide else z.to(wide), wide, param.dtype, scale,
+                             None if param.ndim == 1 else param.shape))
+            else:
+                plan.append((path, False, None, wide, param.dtype, None, None))
+        return plan
 
-def matrix_gradient(a_part: torch.Tensor, b_part: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_p weights[p] * A_p @ B_p.T`` ``(out, in)`` from ``a_part`` ``(r, P, out)`` and ``b_part``
-    ``(r, P, in)``: one ``(out, r*P) @ (r*P, in)`` matmul over views, the weights applied to the
-    smaller of the two operands (rounded to their dtype, so the matmul runs at its speed)."""
-    a_rows, b_rows = a_part.reshape(-1, a_part.shape[-1]), b_part.reshape(-1, b_part.shape[-1])
-    scale = weights.to(a_part.dtype).repeat(a_part.shape[0])[:, None]
-    if a_rows.shape[1] <= b_rows.shape[1]:
-        return (a_rows * scale).T @ b_rows
-    return a_rows.T @ (b_rows * scale)
+
+def _scaled_vectors(draws: PairDraws, sigma) -> dict[str, torch.Tensor]:
+    """``sigma * z`` of every drawn vector, ``sigma`` rounded as the functional layer rounds it."""
+    return {path: z * scalar(sigma, z.dtype, z.device).to(z.dtype) for path, z in draws.vectors.items()}
+
+
+def _matrix_operands(a_part: torch.Tensor, b_part: torch.Tensor) -> tuple:
+    """How :func:`_matrix_gradient` multiplies ``a_part`` ``(r, P, out)`` and ``b_part``
+    ``(r, P, in)``: the weights go on the smaller one (so the matmul runs at the draws' dtype and
+    speed), the other is kept as the matmul's operand."""
+    if a_part.shape[-1] <= b_part.shape[-1]:
+        return True, a_part, b_part.reshape(-1, b_part.shape[-1])
+    return False, b_part, a_part.reshape(-1, a_part.shape[-1]).T
+
+
+def _matrix_gradient(operands: tuple, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_p weights[p] * A_p @ B_p.T`` ``(out, in)`` as one ``(out, r*P) @ (r*P, in)`` matmul;
+    ``weights`` ``(1, P, 1)`` in the draws' dtype."""
+    scale_a, scaled, other = operands
+    if scale_a:
+        return (scaled * weights).reshape(-1, scaled.shape[-1]).T @ other
+    return other @ (scaled * weights).reshape(-1, scaled.shape[-1])

@@ -73,38 +73,77 @@ def _(x, weight, bias, bias_noise, B, rows, member, bias_columns):
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
-def _population_linear(x, weight, bias, bias_noise, B, rows, members: int, bias_columns: int):
+def population_linear(x, weight, bias, bias_noise, B, rows, members: int, bias_columns: int):
     """All members at once: ``x`` ``(N, *rows, in)`` -> ``(N, *rows, out)``."""
     pairs, per_member, rank = members // 2, math.prod(x.shape[1:-1]), B.shape[-1]
     flat = x.reshape(members * per_member, x.shape[-1])
     # Left operand of the correction: s_m * (x @ B_p) in the first r columns, then a one in the
     # member's bias column (the rows of A hold each member's bias there), then zeros.
-    left = x.new_zeros(pairs, 2, per_member, rows.shape[1])
-    left[..., :rank] = torch.bmm(flat.view(pairs, 2 * per_member, -1), B).view(pairs, 2, per_member, rank)
-    left[:, 1, :, :rank].neg_()
-    if bias_columns == 1:
-        left[..., rank] = 1
-    elif bias_columns == 2:
-        left[:, 0, :, rank] = 1
-        left[:, 1, :, rank + 1] = 1
+    projected = torch.bmm(flat.view(pairs, 2 * per_member, -1), B)
     member_bias = None
     if bias is not None and bias_columns == 0:
         member_bias = bias if bias_noise is None else torch.stack([bias + bias_noise, bias - bias_noise], 1)
         member_bias = member_bias.reshape(-1, 1, weight.shape[0])
     if flat.device.type == "cpu":
-        # The correction accumulates into the product in place: a separate (N * rows, out)
-        # correction would be a second output-sized buffer, whose allocation and extra pass
-        # cost more on the CPU than the rank-r product itself.
+        # Signs and bias columns come from small constant tensors (the products with +-1 are
+        # exact), a few ops instead of a fill and strided writes per call. The correction
+        # accumulates into the product in place: a separate (N * rows, out) correction would be
+        # a second output-sized buffer, whose allocation and extra pass cost more on the CPU
+        # than the rank-r product itself.
+        signs, columns = _left_constants(rows.shape[1] - rank, bias_columns, x.dtype, pairs, per_member)
+        left = torch.cat([projected * signs, columns], -1)
         out = cpu_linear(flat.contiguous(), weight)
-        out.view(pairs, 2 * per_member, -1).baddbmm_(left.view(pairs, 2 * per_member, -1), rows)
+        out.view(pairs, 2 * per_member, -1).baddbmm_(left, rows)
         if member_bias is not None:
             out.view(members, per_member, -1).add_(member_bias)
+        if x.dim() == 2:
+            return out
     else:
+        left = x.new_zeros(pairs, 2, per_member, rows.shape[1])
+        left[..., :rank] = projected.view(pairs, 2, per_member, rank)
+        left[:, 1, :, :rank].neg_()
+        if bias_columns == 1:
+            left[..., rank] = 1
+        elif bias_columns == 2:
+            left[:, 0, :, rank] = 1
+            left[:, 1, :, rank + 1] = 1
         out = torch.bmm(left.view(pairs, 2 * per_member, -1), rows).view(members * per_member, -1)
         if member_bias is not None:
             out.view(members, per_member, -1).add_(member_bias)
         out.addmm_(flat, weight.T)
     return out.view(*x.shape[:-1], weight.shape[0])
+
+
+_LEFT_CONSTANTS: dict = {}
+# Bias-column blocks up to this many elements are kept whole, for a contiguous (fast) cat; the
+# cache is emptied past _MAX_LEFT_CONSTANTS shapes (varying input lengths).
+_WHOLE_COLUMNS_MAX = 1 << 16
+_MAX_LEFT_CONSTANTS = 32
+
+
+def _left_constants(width: int, bias_columns: int, dtype: torch.dtype, pairs: int,
+                    per_member: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPU tensors for a pair's ``2 * per_member`` rows (the even member's, then the odd one's):
+    their signs ``(1, 2 * per_member, 1)`` and the ``width`` columns after the rank ones
+    ``(pairs, 2 * per_member, width)`` (a one in each member's bias column, zeros elsewhere;
+    contiguous when small, else an expanded view)."""
+    key = (width, bias_columns, dtype, pairs, per_member)
+    found = _LEFT_CONSTANTS.get(key)
+    if found is None:
+        signs = torch.tensor([1.0, -1.0], dtype=dtype).repeat_interleave(per_member).view(1, -1, 1)
+        columns = torch.zeros(1, 2, 1, width, dtype=dtype)
+        if bias_columns == 1:
+            columns[..., 0] = 1
+        elif bias_columns == 2:
+            columns[:, 0, :, 0] = 1
+            columns[:, 1, :, 1] = 1
+        columns = columns.expand(pairs, 2, per_member, width).reshape(pairs, 2 * per_member, width)
+        if len(_LEFT_CONSTANTS) >= _MAX_LEFT_CONSTANTS:
+            _LEFT_CONSTANTS.clear()
+        found = signs, columns
+        if columns.numel() <= _WHOLE_COLUMNS_MAX:
+            _LEFT_CONSTANTS[key] = found
+    return found
 
 
 def _is_population_level(member_dim, *other_dims) -> bool:
@@ -116,7 +155,7 @@ def _(info, in_dims, x, weight, bias, bias_noise, B, rows, member, bias_columns)
     x_dim, w_dim, b_dim, n_dim, B_dim, r_dim, m_dim, _ = in_dims
     if _is_population_level(m_dim, w_dim, b_dim, n_dim, B_dim, r_dim):
         x = x.expand(info.batch_size, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
-        return _population_linear(x, weight, bias, bias_noise, B, rows, info.batch_size, bias_columns), 0
+        return population_linear(x, weight, bias, bias_noise, B, rows, info.batch_size, bias_columns), 0
     if x_dim is not None and all(d is None for d in (w_dim, b_dim, n_dim, B_dim, r_dim, m_dim)):
         # Another vmap level that only maps x: its axis is one more row axis.
         return lowrank_linear(x.movedim(x_dim, 0), weight, bias, bias_noise, B, rows, member, bias_columns), 0

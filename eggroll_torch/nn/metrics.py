@@ -5,24 +5,45 @@ from collections.abc import Mapping
 
 import torch
 
+from eggroll_torch.fast.dispatch import below_autograd
+
 
 def update_metrics(raw: torch.Tensor, old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> dict:
     """Raw-score statistics and the update's norm, as 0-d tensors on the device."""
     stats_dtype = torch.promote_types(raw.dtype, torch.float32)
-    return {
-        "fitness_mean": raw.to(stats_dtype).mean(),
-        "fitness_max": raw.max().to(stats_dtype),
-        "fitness_min": raw.min().to(stats_dtype),
-        "update_norm": _change_norm(old, new),
-    }
+    # Reports, never differentiated unless the raw scores are: below autograd they cost less.
+    with below_autograd(raw):
+        low, high = torch.aminmax(raw)
+        return {
+            "fitness_mean": (raw if raw.dtype == stats_dtype else raw.to(stats_dtype)).mean(),
+            "fitness_max": high if high.dtype == stats_dtype else high.to(stats_dtype),
+            "fitness_min": low if low.dtype == stats_dtype else low.to(stats_dtype),
+            "update_norm": _change_norm(old, new),
+        }
+
+
+# The dtypes that are their own accumulation dtype (float32 at least).
+_WIDE = (torch.float32, torch.float64)
 
 
 def _change_norm(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Global L2 norm of ``new - old`` over all parameters, accumulated in float32 (float64 for
-    float64 parameters)."""
+    float64 parameters): each parameter's sum of squares, added in parameter order."""
+    before, after = list(old.values()), [new[path] for path in old]
+    if not before:
+        return torch.zeros(())
+    if all(b.dtype in _WIDE and a.dtype is b.dtype and a.device == b.device for b, a in zip(before, after)):
+        # Already in the accumulation dtype: the differences and squares in two calls.
+        differences = torch._foreach_sub(after, before)
+        squares = torch._foreach_mul(differences, differences)
+    else:
+        squares = []
+        for b, a in zip(before, after):
+            wide = torch.promote_types(b.dtype, torch.float32)
+            squares.append((a.to(wide) - b.to(wide)).square())
     total = None
-    for path, before in old.items():
-        wide = torch.promote_types(before.dtype, torch.float32)
-        part = (new[path].to(wide) - before.to(wide)).square().sum()
-        total = part if total is None else total.to(torch.promote_types(total.dtype, part.dtype)) + part
-    return torch.zeros(()) if total is None else total.sqrt()
+    for square in squares:
+        part = square.sum()
+        total = part if total is None else (total if total.dtype == part.dtype else
+                                            total.to(torch.promote_types(total.dtype, part.dtype))) + part
+    return total.sqrt()

@@ -20,7 +20,10 @@ Calling the population runs the module once under ``torch.func.vmap`` over membe
 any module code works unchanged (``B, T, C = x.shape`` included). Every product with an
 ``MM_PARAM`` matrix is routed (:mod:`.routing`) to ``x @ W.T + (x @ B_i) @ A_i.T + b_i`` (or its
 ``x @ W`` form), which vmap turns into one shared ``(rows, in) @ (in, out)`` matmul plus two
-batched matmuls through the rank dimension.
+batched matmuls through the rank dimension. A pair-engine population of a plain
+``nn.Sequential`` of ``nn.Linear`` layers and elementwise activations (an MLP) calls those
+population kernels directly instead, without vmap (``_chain_forward``): the same functions on
+the same tensors, so the same outputs bit for bit, minus vmap's per-op dispatch.
 
 Noisers without low-rank factors (OpenES, Sparse, the no-op noiser, user classes) run member by
 member instead, each product with an ``MM_PARAM`` matrix calling the noiser's own ``do_mm`` (or
@@ -39,16 +42,20 @@ the "reduction" tolerance.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
+from torch.nn.modules import module as module_hooks
 from torch.nn.utils.rnn import PackedSequence
 
 from eggroll_torch import tree
 from eggroll_torch.fast.cpu_linear import onednn_usable
+from eggroll_torch.fast.dispatch import below_autograd
+from .member_ops import population_linear
 from .routing import LinearRouting, MatrixRoute, PopulationRouting
 
 InDims = int | None | tuple[int | None, ...]
@@ -232,14 +239,18 @@ class Population:
         # Parameters stay shared; the routing mode applies each member's noise where the
         # module uses a parameter (see PopulationRouting).
         matrices, vectors = self._pair_noise
+        if self._device is not None and self._device.type == "cpu":
+            onednn_usable()  # decided here, outside vmap, where its probe can run
+        if not kwargs and len(args) == 1:
+            out = _chain_forward(self._module, self._shared, matrices, vectors, args[0], dims[0], self.size)
+            if out is not None:
+                return out
 
         def member(index, *member_args):
             with PopulationRouting(matrices, vectors, index):
                 return functional_call(self._module, self._shared, member_args, kwargs)
 
         members = torch.arange(self.size, device=self._device)
-        if members.device.type == "cpu":
-            onednn_usable()  # decided here, outside vmap, where its probe can run
         return vmap(member, in_dims=(0, *dims), randomness="different")(members, *args)
 
     def _member_by_member(self, args, dims, kwargs):
@@ -253,3 +264,93 @@ class Population:
         flat = [tree.flatten(out) for out in outputs]
         stacked = [torch.stack(leaves) for leaves in zip(*(leaves for leaves, _ in flat))]
         return tree.unflatten(flat[0][1], stacked)
+
+
+# Modules whose forward is one elementwise function of their input: applied to all members'
+# activations stacked along the member axis, they compute what vmap computes from each member's.
+_ELEMENTWISE = frozenset({nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus,
+                          nn.Identity})
+
+
+def _chain_forward(module, shared, matrices, vectors, x, dim, size):
+    """The pair population's forward without vmap, or None where it does not apply.
+
+    For a plain ``nn.Sequential`` (nested ones included) of ``nn.Linear`` layers whose weights
+    carry the pair noise and of the elementwise activations :data:`_ELEMENTWISE`, with no hooks
+    and one floating input, the vmap forward runs exactly :func:`.member_ops.population_linear`
+    (the population rule of every routed ``F.linear``) and each activation once on the stacked
+    activations; this calls the same functions on the same tensors in the same order, so the
+    outputs are the same bits, without vmap's per-op dispatch (most of a small model's forward).
+    Anything else returns None before computing anything, and the vmap forward runs.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.requires_grad \
+            or x.ndim < (1 if dim is None else 2) or _any_global_hooks() or torch._C._get_tracing_state():
+        return None
+    layers: list = []
+    if not _chain_layers(module, "", shared, matrices, vectors, layers):
+        return None
+    h = x.expand(size, *x.shape) if dim is None else x if dim == 0 else x.movedim(dim, 0)
+    features, linear = h.shape[-1], False
+    for layer in layers:
+        if type(layer) is tuple:
+            if layer[0].weight.shape[1] != features:
+                return None
+            features, linear = layer[0].weight.shape[0], True
+    if not linear:
+        return None
+    # Nothing requires grad (x does not, the parameters are detached), so autograd has no part:
+    # below it the same ops cost less. Not when an activation (which may work in place) comes
+    # first: it would change the caller's x without autograd's version counter seeing it.
+    with below_autograd() if type(layers[0]) is tuple else contextlib.nullcontext():
+        for layer in layers:
+            if type(layer) is not tuple:
+                # Hooks were ruled out, so the call is the module's forward.
+                h = layer.forward(h)
+                continue
+            noise, bias, bias_noise = layer
+            # As PopulationRouting routes F.linear: a bias that is neither the folded one nor
+            # noisy is added after the product.
+            if bias is not None and bias is not noise.bias and bias_noise is None:
+                h = population_linear(h, noise.weight, None, None, noise.B, noise.rows, size, 0) + bias
+            else:
+                folded = noise.bias_columns if bias is noise.bias else 0
+                h = population_linear(h, noise.weight, bias, bias_noise, noise.B, noise.rows, size, folded)
+    return h
+
+
+def _chain_layers(module: nn.Module, prefix: str, shared, matrices, vectors, layers: list) -> bool:
+    """Append ``module``'s layers to ``layers``: ``(MatrixNoise, bias, bias noise)`` for a
+    ``Linear`` whose weight carries the pair noise, the module itself for an activation; False
+    when it is not such a chain."""
+    if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks \
+            or module._backward_pre_hooks or "forward" in module.__dict__:
+        return False
+    kind = type(module)
+    if kind is nn.Sequential:
+        for name, child in module._modules.items():
+            if child is None or not _chain_layers(child, f"{prefix}{name}.", shared, matrices, vectors, layers):
+                return False
+        return True
+    if kind is nn.Linear:
+        weight_path = prefix + "weight"
+        noise = matrices.get(weight_path)
+        if noise is None or noise.weight is not shared.get(weight_path):
+            return False
+        if module.bias is None:
+            layers.append((noise, None, None))
+            return True
+        bias_path = prefix + "bias"
+        if bias_path not in shared:
+            return False
+        noisy = vectors.get(bias_path)
+        layers.append((noise, shared[bias_path], None if noisy is None else noisy[1]))
+        return True
+    if kind in _ELEMENTWISE:
+        layers.append(module)
+        return True
+    return False
+
+
+def _any_global_hooks() -> bool:
+    return bool(module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks
+                or module_hooks._global_backward_hooks or module_hooks._global_backward_pre_hooks)

@@ -13,6 +13,8 @@ import torch
 
 from .. import tree
 from ..optim import apply_updates, resolve_solver
+from ..fast.dispatch import below_autograd
+from ..optim._flat import FlatLayout, NotFlat, flat_form
 from ..numerics import sqrt, weak_scalar
 from ..validation import (
     check_count,
@@ -106,6 +108,28 @@ def batched_gradient_tree(leaf_update, params, base_keys, es_map):
 
 
 def apply_solver(frozen_noiser_params, noiser_params, params, grads):
-    """One optimizer step; returns ``(new noiser_params, new params)`` (see the module docstring)."""
-    updates, opt_state = frozen_noiser_params["solver"].update(grads, noiser_params["opt_state"], params)
+    """One optimizer step; returns ``(new noiser_params, new params)`` (see the module docstring).
+
+    A small tree of one dtype goes through the solver's concatenated form when it has one
+    (:mod:`eggroll_torch.optim._flat`): the same values, a few ops instead of a few per leaf. The
+    new params and solver state are then views of one tensor each.
+    """
+    solver = frozen_noiser_params["solver"]
+    flat_update = flat_form(solver)
+    if flat_update is not None:
+        # No leaf of the flat path requires grad (a layout refuses them), so autograd has no part.
+        with below_autograd():
+            built = FlatLayout.build(params)
+            if built is not None:
+                layout, flat_params = built
+                try:
+                    updates, opt_state = flat_update(layout.flatten(grads), noiser_params["opt_state"], flat_params,
+                                                     layout)
+                except NotFlat:
+                    pass
+                else:
+                    # apply_updates on the concatenated leaves.
+                    new_params = (flat_params + updates).to(flat_params.dtype)
+                    return {**noiser_params, "opt_state": opt_state}, layout.unflatten(new_params)
+    updates, opt_state = solver.update(grads, noiser_params["opt_state"], params)
     return {**noiser_params, "opt_state": opt_state}, apply_updates(params, updates)

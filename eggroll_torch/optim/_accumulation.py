@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .. import tree
+from ._flat import constant, with_flat
 from .base import GradientTransformation
 from ..numerics import weak_scalar
 
@@ -36,4 +37,14 @@ def trace(decay, nesterov: bool = False, accumulator_dtype: torch.dtype | None =
             new_trace = tree.map(lambda t: t.to(accumulator_dtype), new_trace)
         return updates, TraceState(trace=new_trace)
 
+    def flat_step(g, t):
+        return g + constant(decay, t) * t
+
+    def flat_update_fn(updates, state, params, layout):
+        del params
+        new_trace = flat_step(updates, layout.flatten(state.trace))
+        return flat_step(updates, new_trace) if nesterov else new_trace, TraceState(trace=layout.unflatten(new_trace))
+
+    if accumulator_dtype is None:
+        update_fn = with_flat(update_fn, flat_update_fn)
     return GradientTransformation(init_fn, update_fn)

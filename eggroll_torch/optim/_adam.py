@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy
 import torch
 
 from .. import tree
+from ._flat import constant, with_flat
 from .base import GradientTransformation
 from ..numerics import divide_by_broadcast, one_minus_power, safe_increment, sqrt, weak_scalar
 
@@ -28,17 +30,54 @@ def _moment(g, t, decay, square: bool):
 def _bias_correction(moment, decay, count, dtype):
     correction = one_minus_power(decay, count, dtype)
     single_leaf = len(tree.leaves(moment)) == 1
+    return tree.map(lambda t: _correct(t, correction, dtype, single_leaf), moment)
 
-    def correct(t):
-        divisor = correction.to(device=t.device, dtype=t.dtype)
-        # optax jits this over the whole tree. XLA rewrites ``t / broadcast(c)`` into a multiply by
-        # ``1 / c`` only when ``c`` has a single consumer: always for leaves that need a cast of
-        # the correction (each cast has one use), for the others only in a one-leaf tree.
-        if single_leaf or t.dtype != dtype:
-            return divide_by_broadcast(t, divisor)
-        return t / divisor
 
-    return tree.map(correct, moment)
+def _correct(t, correction, dtype, single_leaf: bool):
+    divisor = correction.to(device=t.device, dtype=t.dtype)
+    # optax jits this over the whole tree. XLA rewrites ``t / broadcast(c)`` into a multiply by
+    # ``1 / c`` only when ``c`` has a single consumer: always for leaves that need a cast of
+    # the correction (each cast has one use), for the others only in a one-leaf tree.
+    if single_leaf or t.dtype != dtype:
+        return divide_by_broadcast(t, divisor)
+    return t / divisor
+
+
+def _count_and_corrections(count: torch.Tensor, decays, dtype: torch.dtype, bases: dict,
+                           on_host: bool | None = None):
+    """``safe_increment(count)`` and ``one_minus_power(decay, that count, dtype)`` per decay.
+
+    On the CPU from the count's value on the host: Python's float power is the same libm ``pow``
+    as the scalar ``pow`` torch runs for these one-element tensors, then rounded to ``dtype``
+    and subtracted from 1 in ``dtype`` as :func:`one_minus_power` does, so the same bits with
+    two small tensors made instead of a dozen tiny ops. Elsewhere (no host read of a device
+    tensor) one ``pow`` for all decays: each element runs the same scalar ``pow`` as a lone one
+    would. ``bases`` keeps the decays rounded to ``dtype``, as Python floats per dtype and as
+    float64 tensors per dtype and device. ``on_host`` overrides the choice (default: on the host
+    for a CPU count).
+    """
+    host = numpy.float64 if dtype == torch.float64 else numpy.float32
+    if count.device.type == "cpu" if on_host is None else on_host:
+        if dtype not in bases:
+            bases[dtype] = [float(host(decay)) for decay in decays]
+        value = int(count)
+        limit = _COUNT_MAX.get(count.dtype)
+        if limit is None:
+            limit = _COUNT_MAX[count.dtype] = torch.iinfo(count.dtype).max
+        if value < limit:
+            value += 1
+        one = host(1)
+        corrections = [torch.full((), float(one - host(base ** value)), dtype=dtype) for base in bases[dtype]]
+        return torch.full((), value, dtype=count.dtype), corrections
+    key = (dtype, count.device)
+    if key not in bases:
+        bases[key] = torch.stack([torch.full((), decay, dtype=dtype, device=count.device)
+                                  for decay in decays]).to(torch.float64)
+    count_inc = safe_increment(count)
+    return count_inc, (1 - torch.pow(bases[key], count_inc.to(torch.float64)).to(dtype)).unbind()
+
+
+_COUNT_MAX: dict = {}
 
 
 def _scalar_dtype(params) -> torch.dtype:
@@ -94,4 +133,35 @@ def scale_by_adam(
         nu = tree.map(lambda t, old: t.to(old.dtype), nu, state.nu)
         return new_updates, ScaleByAdamState(count=count_inc, mu=mu, nu=nu)
 
+    bases = {}
+
+    def flat_update_fn(updates, state, params, layout):
+        # update_fn on the concatenated leaves (one dtype, so one scalar dtype and one division
+        # rule for all; the moments keep the leaves' dtype, as without mu_dtype they do).
+        del params
+        mu_old, nu_old = layout.flatten(state.mu), layout.flatten(state.nu)
+        scalar_dtype = torch.float64 if layout.dtype == torch.float64 else torch.float32
+        single_leaf = layout.leaves == 1
+        mu = constant(1 - b1, updates) * updates + constant(b1, mu_old) * mu_old
+        power = updates * updates
+        nu = constant(1 - b2, power) * power + constant(b2, nu_old) * nu_old
+        if nesterov:
+            count_inc = safe_increment(state.count)
+            m = _correct(mu, one_minus_power(b1, safe_increment(count_inc), scalar_dtype), scalar_dtype, single_leaf)
+            g = _correct(updates, one_minus_power(b1, count_inc, scalar_dtype), scalar_dtype, single_leaf)
+            mu_hat = constant(b1, m) * m + constant(1 - b1, g) * g
+            nu_hat = _correct(nu, one_minus_power(b2, count_inc, scalar_dtype), scalar_dtype, single_leaf)
+        else:
+            count_inc, (mu_correction, nu_correction) = _count_and_corrections(state.count, (b1, b2), scalar_dtype,
+                                                                               bases)
+            mu_hat = _correct(mu, mu_correction, scalar_dtype, single_leaf)
+            nu_hat = _correct(nu, nu_correction, scalar_dtype, single_leaf)
+        # nu_hat + 0.0 differs from nu_hat only for -0.0, whose root plus eps is eps all the same.
+        skip_root_eps = isinstance(eps_root, (int, float)) and eps_root == 0.0
+        root = sqrt(nu_hat if skip_root_eps else nu_hat + constant(eps_root, nu_hat))
+        new_updates = mu_hat / (root + constant(eps, nu_hat))
+        return new_updates, ScaleByAdamState(count=count_inc, mu=layout.unflatten(mu), nu=layout.unflatten(nu))
+
+    if mu_dtype is None:
+        update_fn = with_flat(update_fn, flat_update_fn)
     return GradientTransformation(init_fn, update_fn)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import tree
+from ._flat import NotFlat, constant, with_flat
 from ._masking import masked
 from .base import EmptyState, GradientTransformation
 from ..numerics import weak_scalar
@@ -30,7 +31,14 @@ def add_decayed_weights(weight_decay=0.0, mask=None) -> GradientTransformation:
             return updates, state
         return tree.map(lambda g, p: g + weak_scalar(weight_decay, p) * p, updates, params), state
 
-    transformation = GradientTransformation(init_fn, update_fn)
+    def flat_update_fn(updates, state, params, layout):
+        del layout
+        if params is None:
+            raise NotFlat  # update_fn explains
+        if weight_decay == 0.0:
+            return updates, state
+        return updates + constant(weight_decay, params) * params, state
+
     if mask is not None:
-        return masked(transformation, mask)
-    return transformation
+        return masked(GradientTransformation(init_fn, update_fn), mask)
+    return GradientTransformation(init_fn, with_flat(update_fn, flat_update_fn))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import tree
+from ._flat import constant, with_flat
 from .base import GradientTransformation, init_empty_state
 from ..numerics import weak_scalar
 
@@ -13,7 +14,11 @@ def scale(step_size) -> GradientTransformation:
         del params
         return tree.map(lambda g: weak_scalar(step_size, g) * g, updates), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    def flat_update_fn(updates, state, params, layout):
+        del params, layout
+        return constant(step_size, updates) * updates, state
+
+    return GradientTransformation(init_empty_state, with_flat(update_fn, flat_update_fn))
 
 
 def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True) -> GradientTransformation:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
+from ._flat import with_flat
+
 
 class GradientTransformation(NamedTuple):
     """``init(params) -> state`` and ``update(updates, state, params=None) -> (updates, state)``."""
@@ -33,4 +35,8 @@ def identity() -> GradientTransformation:
         del params
         return updates, state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    def flat_update_fn(updates, state, params, layout):
+        del params, layout
+        return updates, state
+
+    return GradientTransformation(init_empty_state, with_flat(update_fn, flat_update_fn))
