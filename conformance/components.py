@@ -89,6 +89,15 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
         "actions; log_prob and sample(seed=key)": ("models.rl_policy",),
         "the log-std is a PARAM: perturbed with full-rank noise per member": ("models.rl_policy",),
     },
+    "RWKV-7": {
+        "load_from_torch of an official .pth: layer-stacked leaves, squeezed mixes, layer 0's value residual "
+        "filled; emb/head EXCLUDED, projections and low-rank pairs MM_PARAM, the rest PARAM": (
+            "models.rwkv7_forward", "models.rwkv7_es_step"),
+        "the four variants' logits and state; every weight use noised per member": (
+            "models.rwkv7_forward", "models.rwkv7_noisy_forward"),
+        "state carried across calls, length, new_starts resets": ("models.rwkv7_state",),
+        "do_updates through es_map/scan_map, one key per layer": ("models.rwkv7_es_step",),
+    },
     "Side effects to know": {},
     "What else upstream ships": {},
 }
@@ -97,7 +106,7 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
 EXEMPT: dict[str, str] = {
     "Side effects to know": ("upstream's trace-time print and its package __init__ imports are not numbers; the "
                              "upstream adapter silences the print and loads modules without the __init__"),
-    "What else upstream ships": ("not built yet, so there is nothing to check: the RWKV-7 / QRWKV6 models, the LLM "
-                                 "bandit tasks and the fine-tuning loop are still to be built; their checks come with "
-                                 "them"),
+    "What else upstream ships": ("RWKV-7 and the RL policies are checked under Models; QRWKV6, the tokenizers and the "
+                                 "LLM bandit tasks are proven against upstream by tests/upstream and tests/models, "
+                                 "not yet by vectors; the fine-tuning loop is still to be built"),
 }

@@ -4,8 +4,8 @@ Module paths mirror upstream with ``jax_reference`` in place of ``hyperscalees``
 ``import jax_reference as hs`` runs code written against upstream's ``hs.noiser`` and
 ``hs.models.common``.
 """
-from . import models, noiser
+from . import environments, models, noiser
 
-__all__ = ["UPSTREAM_COMMIT", "models", "noiser"]
+__all__ = ["UPSTREAM_COMMIT", "environments", "models", "noiser"]
 
 UPSTREAM_COMMIT = "b77f7d6"

@@ -83,7 +83,7 @@ from ..spec import NOISERS, LeafNoise, NoiserConfig, Population, SolverSpec, Tra
 # BATCHED_UPDATE: do_updates honours NoiserConfig.use_batched_update.
 # The others name the operation they gate: CONVERT_FITNESSES, NOISE (lora_factors, full_noise),
 # SPARSE_NOISE (sparse_noise), FORWARD (do_mm, do_Tmm, noisy_standard), TREE_KEYS, UPDATES,
-# OPTIMIZER (optimizer_steps), TRAJECTORY (mlp_trajectory), RL_POLICY (rl_policy).
+# OPTIMIZER (optimizer_steps), TRAJECTORY (mlp_trajectory), RL_POLICY (rl_policy), RWKV7 (rwkv7).
 CONVERT_FITNESSES = "convert_fitnesses"
 JAX_RNG = "jax_rng"
 NOISE = "noise"
@@ -98,6 +98,7 @@ OPTIMIZER = "optimizer"
 TRAJECTORY = "trajectory"
 API = "api"
 RL_POLICY = "rl_policy"
+RWKV7 = "rwkv7"
 
 
 # What each operation capability promises: the adapter methods a check gated by it may call.
@@ -113,6 +114,7 @@ CAPABILITY_OPERATIONS = {
     TRAJECTORY: ("mlp_trajectory",),
     API: ("api_contract",),
     RL_POLICY: ("rl_policy",),
+    RWKV7: ("rwkv7",),
     JAX_RNG: (),
     INJECT_NOISE: (),
     SCAN_MAP: (),
@@ -568,3 +570,33 @@ class Adapter(ABC):
             Unsupported: the backend does not implement this operation (or lacks its packages).
         """
         self._missing("rl_policy")
+
+    def rwkv7(self, config: NoiserConfig, model: dict, checkpoint: dict, tree_key: np.ndarray,
+              population: Population | None, calls: list, fitnesses: list) -> dict:
+        """Upstream's ``models.llm.rwkv7``: a checkpoint loaded, run over calls carrying the
+        recurrent state, then ES updates through its ``es_map`` / ``scan_map``.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            model (dict): ``{"variant": "BaseRWKV" | "ScanRWKV" | "AssociativeScanRWKV" |
+                "FastRWKV", "dtype": "float32" | "bfloat16"}``.
+            checkpoint (dict): ``{official .pth key: float32 array}``, read by the variant's
+                ``load_from_torch(state_dict, None, dtype)``.
+            tree_key (np.ndarray): uint32 ``(2,)``, the base key of ``simple_es_tree_key``.
+            population (Population | None): the members of every call and update (vmapped as
+                upstream does); ``None``: one unperturbed stream (``iterinfo=None``).
+            calls (list[dict]): in order, each ``{"tokens": int array (T,) or (N, T), "length":
+                int | None, "new_starts": bool (T,) | None}``; the first starts from
+                ``default_state``, each later one from the previous call's state.
+            fitnesses (list[np.ndarray]): raw ``(N,)`` scores of successive epochs; epoch ``e``
+                runs ``convert_fitnesses`` and ``do_updates`` with ``iterinfo = (population.epochs
+                + e, population.thread_ids)`` on the previous epoch's params and state.
+
+        Returns:
+            dict: ``logits/<i>`` (``([N,] T, V)``) and ``state/<i>`` (``([N,] L, 2 + S, C)``) per
+            call; ``epoch<e>/<path>`` for every params leaf after epoch ``e``'s update.
+
+        Raises:
+            Unsupported: the backend does not implement this operation.
+        """
+        self._missing("rwkv7")

@@ -42,7 +42,7 @@ class EggrollTorchAdapter(base.Adapter):
     capabilities = frozenset(
         {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD, base.TREE_KEYS,
          base.SCAN_MAP, base.UPDATES, base.INJECT_NOISE, base.BATCHED_UPDATE, base.OPTIMIZER, base.TRAJECTORY,
-         base.API, base.RL_POLICY}
+         base.API, base.RL_POLICY, base.RWKV7}
         | {base.noiser_capability(n) for n in NOISERS}
         | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
     )
@@ -212,6 +212,36 @@ class EggrollTorchAdapter(base.Adapter):
             outputs["critic"] = critic
         return {**{f"params/{p}": self.out(v) for p, v in trees.items(init.params)},
                 **{name: self.out(v) for name, v in outputs.items()}}
+
+    def rwkv7(self, config, model, checkpoint, tree_key, population, calls, fitnesses):
+        from eggroll_torch.models import common
+        from eggroll_torch.models.llm import rwkv7
+
+        torch = _torch()
+        cls = getattr(rwkv7, model["variant"])
+        state_dict = {name: torch.from_numpy(np.array(array)) for name, array in checkpoint.items()}
+        init = cls.load_from_torch(state_dict, None, getattr(torch, model["dtype"]))
+        params = trees.map_leaves(lambda t: t.to(self.device), init.params)
+        keys = common.simple_es_tree_key(params, self.key(tree_key), init.scan_map)
+        frozen, nparams = self.init(config, params)
+        noiser = self.noiser_cls(config)
+        it = None if population is None else self.population(population)
+        state = cls.default_state(params, None)
+        if it is not None:
+            state = state.expand(len(population.thread_ids), *state.shape)
+        outputs = {}
+        for index, call in enumerate(calls):
+            new_starts = None if call["new_starts"] is None else torch.as_tensor(call["new_starts"], device=self.device)
+            logits, state = cls.forward(noiser, frozen, nparams, init.frozen_params, params, keys, it,
+                                        torch.as_tensor(call["tokens"], device=self.device), state, call["length"],
+                                        new_starts)
+            outputs |= {f"logits/{index}": self.out(logits), f"state/{index}": self.out(state)}
+        for epoch, raw in enumerate(fitnesses):
+            iterinfo = (it[0] + epoch, it[1])
+            shaped = noiser.convert_fitnesses(frozen, nparams, self.tensor(raw))
+            nparams, params = noiser.do_updates(frozen, nparams, params, keys, shaped, iterinfo, init.es_map)
+            outputs |= {f"epoch{epoch}/{path}": self.out(v) for path, v in trees.items(params)}
+        return outputs
 
     def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
         tparams = trees.map_leaves(self.tensor, params)

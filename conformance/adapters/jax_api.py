@@ -30,13 +30,15 @@ class JaxApi:
     ``noisers``: name -> noiser class (upstream's ``all_noisers``); ``common``: the
     ``models.common`` module; ``run_mlp_example``: the end-to-end loop
     (``jax_reference.examples.mlp_e2e.run_mlp_example``'s signature); ``rl``: the ``models.rl``
-    module, ``None`` where gymnax or distrax is missing.
+    module, ``None`` where gymnax or distrax is missing; ``llm``: the ``models.llm`` package with
+    its ``rwkv7`` module.
     """
 
     noisers: dict
     common: ModuleType
     run_mlp_example: object
     rl: ModuleType | None = None
+    llm: ModuleType | None = None
 
 
 def _np_dtype(name: str):
@@ -61,7 +63,7 @@ class JaxApiAdapter(base.Adapter):
     capabilities = frozenset(
         {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD,
          base.TREE_KEYS, base.SCAN_MAP, base.UPDATES, base.BATCHED_UPDATE, base.OPTIMIZER, base.API,
-         base.TRAJECTORY, base.RL_POLICY}
+         base.TRAJECTORY, base.RL_POLICY, base.RWKV7}
         | {base.noiser_capability(n) for n in NOISERS}
         | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
     )
@@ -282,6 +284,53 @@ class JaxApiAdapter(base.Adapter):
                 outputs = jax.vmap(member)(self._population(population), *data)
         return {**{f"params/{p}": _out(v) for p, v in trees.items(params)},
                 **{name: _out(v) for name, v in outputs.items()}}
+
+    def rwkv7(self, config, model, checkpoint, tree_key, population, calls, fitnesses):
+        import jax
+        import jax.numpy as jnp
+        import torch
+
+        llm = self.api().llm
+        if llm is None:
+            raise base.Unsupported(f"{self.name} has no models.llm")
+        cls = getattr(llm.rwkv7, model["variant"])
+        state_dict = {name: torch.from_numpy(np.array(array)) for name, array in checkpoint.items()}
+        with _quiet():
+            init = cls.load_from_torch(state_dict, None, _np_dtype(model["dtype"]))
+        params = init.params
+        keys = self.api().common.simple_es_tree_key(params, self._key(tree_key), init.scan_map)
+        frozen, nparams = self._init(config, params)
+        noiser = self._cls(config)
+        outputs = {}
+        with _quiet():
+            state = cls.default_state(params, None)
+            if population is not None:
+                state = jnp.broadcast_to(state, (len(population.thread_ids), *state.shape))
+            for index, call in enumerate(calls):
+                new_starts = None if call["new_starts"] is None else jnp.asarray(call["new_starts"])
+
+                # Jitted, as upstream's loops run it: eager dispatch of the recurrence takes minutes.
+                @jax.jit
+                def run(it, tokens, state, new_starts=new_starts, length=call["length"]):
+                    def member(it, tokens, state):
+                        return cls.forward(noiser, frozen, nparams, init.frozen_params, params, keys, it, tokens,
+                                           state, length, new_starts)
+                    return member(None, tokens, state) if it is None else jax.vmap(member)(it, tokens, state)
+
+                it = None if population is None else self._population(population)
+                logits, state = run(it, jnp.asarray(call["tokens"]), state)
+                outputs |= {f"logits/{index}": _out(logits), f"state/{index}": _out(state)}
+
+            @jax.jit
+            def update(nparams, params, raw, iterinfo):
+                shaped = noiser.convert_fitnesses(frozen, nparams, raw)
+                return noiser.do_updates(frozen, nparams, params, keys, shaped, iterinfo, init.es_map)
+
+            for epoch, raw in enumerate(fitnesses):
+                iterinfo = (jnp.asarray(population.epochs) + epoch, jnp.asarray(population.thread_ids))
+                nparams, params = update(nparams, params, jnp.asarray(raw), iterinfo)
+                outputs |= {f"epoch{epoch}/{path}": _out(v) for path, v in trees.items(params)}
+        return outputs
 
 
 def library_versions() -> dict:

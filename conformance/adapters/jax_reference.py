@@ -15,11 +15,13 @@ class JaxReferenceAdapter(JaxApiAdapter):
         from jax_reference.models import common
         from jax_reference.noiser import all_noisers
 
+        from jax_reference.models import llm
+
         try:
             from jax_reference.models import rl
         except ImportError:  # the rl extra (gymnax, distrax) is not installed
             rl = None
-        return JaxApi(all_noisers, common, run_mlp_example, rl)
+        return JaxApi(all_noisers, common, run_mlp_example, rl, llm)
 
     def info(self) -> base.BackendInfo:
         import jax_reference

@@ -7,7 +7,10 @@ whose ``__path__`` points at the checkout, so importing ``hyperscalees.noiser.eg
 that file (and what it imports) with jax and optax. Upstream's ``noiser/__init__`` is skipped
 too, so its ``all_noisers`` is rebuilt here from :data:`conformance.spec.NOISERS`.
 ``models/rl.py`` is loaded as well wherever its own dependencies (gymnax, distrax: the ``rl``
-extra) are importable, see :data:`OPTIONAL_MODEL_MODULES`.
+extra) are importable, see :data:`OPTIONAL_MODEL_MODULES`. The language models
+(``models/llm/{llm, rwkv7, qrwkv6}.py``, :data:`LLM_MODULES`) are loaded the same way, skipping
+``models/llm/__init__`` (which imports the tokenizers and Hugging Face hub); their
+``load_from_torch`` reads torch tensors.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ ENV_VAR = "HYPERSCALEES_SRC"
 MODEL_MODULES = ("base_model", "common")
 # Model modules loaded only when every package they import is installed.
 OPTIONAL_MODEL_MODULES = {"rl": ("gymnax", "distrax")}
+LLM_MODULES = ("llm", "rwkv7", "qrwkv6")
 
 
 def upstream_src(src: str | os.PathLike | None = None) -> Path:
@@ -60,10 +64,11 @@ def _stub_package(name: str, directory: Path) -> types.ModuleType:
 
 
 def load_upstream(src: str | os.PathLike | None = None) -> types.ModuleType:
-    """Import upstream's noiser modules and ``models.{base_model, common}`` (plus each of
-    :data:`OPTIONAL_MODEL_MODULES` whose dependencies are importable) without its package
-    ``__init__`` files; returns the ``hyperscalees`` package, whose ``noiser.<module>`` and
-    ``models.<module>`` attributes are those modules.
+    """Import upstream's noiser modules, ``models.{base_model, common}`` (plus each of
+    :data:`OPTIONAL_MODEL_MODULES` whose dependencies are importable) and ``models.llm``'s
+    :data:`LLM_MODULES` without its package ``__init__`` files; returns the ``hyperscalees``
+    package, whose ``noiser.<module>``, ``models.<module>`` and ``models.llm.<module>``
+    attributes are those modules.
 
     The modules stay registered in ``sys.modules`` (their own imports need them). ``sparse.py``
     appends to ``sys.path`` on import; that is undone, and import-time output is swallowed.
@@ -79,6 +84,9 @@ def load_upstream(src: str | os.PathLike | None = None) -> types.ModuleType:
                 importlib.import_module(f"hyperscalees.noiser.{module}")
             for module in MODEL_MODULES + optional_model_modules():
                 importlib.import_module(f"hyperscalees.models.{module}")
+            _stub_package("hyperscalees.models.llm", root / "models" / "llm")
+            for module in LLM_MODULES:
+                importlib.import_module(f"hyperscalees.models.llm.{module}")
     finally:
         sys.path[:] = saved_path
     return package
@@ -112,11 +120,12 @@ class UpstreamAdapter(JaxApiAdapter):
                          for name, (module, cls) in NOISERS.items()}
         self._common = package.models.common
         self._rl = getattr(package.models, "rl", None)
+        self._llm = package.models.llm
 
     def api(self) -> JaxApi:
         from jax_reference.examples.mlp_e2e import run_mlp_example
 
-        return JaxApi(self._noisers, self._common, run_mlp_example, self._rl)
+        return JaxApi(self._noisers, self._common, run_mlp_example, self._rl, self._llm)
 
     def info(self) -> base.BackendInfo:
         return base.BackendInfo(self.name, f"HyperscaleES {upstream_commit(self._src)}", jax_device(),

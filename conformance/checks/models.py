@@ -1,7 +1,10 @@
-"""Upstream's ``models.rl`` actor-critic over gymnax spaces: params, forward and its distribution.
+"""Upstream's models: ``models.rl`` (actor-critic over gymnax spaces: params, forward and its
+distribution) and ``models.llm.rwkv7`` (RWKV-7: forward variants, noisy populations, carried state,
+ES updates through its maps).
 
-The JAX side needs the ``rl`` extra (gymnax, distrax); without it ``jax_reference`` reports the
-check unsupported and the torch side is compared with the golden vectors, recorded from upstream.
+The RL policy's JAX side needs the ``rl`` extra (gymnax, distrax); without it ``jax_reference``
+reports the check unsupported and the torch side is compared with the golden vectors, recorded
+from upstream.
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import numpy as np
 
 from .. import inputs
 from ..adapters import base as caps
-from ..spec import NoiserConfig
+from ..spec import NoiserConfig, SolverSpec
 from ..tolerances import numpy_dtype
 from ._common import requires
 from .base import Case, Check, register
@@ -74,3 +77,129 @@ class RLPolicy(Check):
     def compute(self, adapter, case, noise=None):
         return adapter.rl_policy(case["config"], case["policy"], case["key"], case["tree_key"], case["population"],
                                  case["obs"], case["actions"], case["sample_keys"])
+
+
+# RWKV-7 cases: small random checkpoints in the official layout (a few thousand weights, so the
+# vectors carry them), T tokens per call, heads of size 4 or 8.
+RWKV7_VARIANTS = ("BaseRWKV", "ScanRWKV", "AssociativeScanRWKV", "FastRWKV")
+RWKV7_VOCAB, RWKV7_TOKENS, RWKV7_MEMBERS = 11, 7, 4
+
+
+def _rwkv7_checkpoint(seed: int, n_layer: int, n_head: int, head_size: int) -> dict:
+    from eggroll_torch.models.llm.checkpoints import rwkv7_state_dict
+
+    state_dict = rwkv7_state_dict(seed, n_layer, n_head, head_size, RWKV7_VOCAB, lora_dims=(4, 4, 2, 4))
+    return {name: tensor.numpy() for name, tensor in state_dict.items()}
+
+
+def _rwkv7_calls(case_id: str, members: int, n_calls: int, carried: bool) -> list:
+    """``n_calls`` calls of ``RWKV7_TOKENS`` tokens; with ``carried`` every call after the first
+    stops its state one token early and restarts the stream twice (``new_starts``)."""
+    g = inputs.rng(case_id + ":tokens")
+    shape = (members, RWKV7_TOKENS) if members else (RWKV7_TOKENS,)
+    calls = []
+    for index in range(n_calls):
+        resets = None
+        if carried and index:
+            resets = np.zeros(RWKV7_TOKENS, dtype=bool)
+            resets[[2, RWKV7_TOKENS - 2]] = True
+        calls.append({"tokens": g.integers(0, RWKV7_VOCAB, shape).astype(np.int32),
+                      "length": RWKV7_TOKENS - 1 if carried and index else None, "new_starts": resets})
+    return calls
+
+
+def rwkv7_case(case_id: str, variant: str, dtype: str, config: NoiserConfig, *, shape=(2, 2, 4), perturbed=False,
+               n_calls=1, carried=False, epochs=0) -> Case:
+    members = RWKV7_MEMBERS if perturbed or epochs else 0
+    population = inputs.population("permuted", members, 1, case_id) if members else None
+    fitnesses = [inputs.normal(f"{case_id}:fitness{e}", (members,)) for e in range(epochs)]
+    return Case(case_id, {"config": config, "model": {"variant": variant, "dtype": dtype},
+                          "checkpoint": _rwkv7_checkpoint(len(case_id), *shape),
+                          "tree_key": inputs.key(case_id + ":tree"), "population": population,
+                          "calls": _rwkv7_calls(case_id, members if perturbed else 0, n_calls, carried),
+                          "fitnesses": fitnesses},
+                requires(config, dtype, extra={caps.RWKV7}))
+
+
+class _RWKV7Check(Check):
+    component = COMPONENT
+    requires = frozenset({caps.RWKV7})
+    rng = True
+    default_kind = "recurrence"
+
+    def compute(self, adapter, case, noise=None):
+        return adapter.rwkv7(case["config"], case["model"], case["checkpoint"], case["tree_key"],
+                             case["population"], case["calls"], case["fitnesses"])
+
+
+_NOOP = NoiserConfig(noiser="noop")
+_EGGROLL = NoiserConfig(rank=2, sigma=0.05, noise_reuse=1)
+
+
+@register
+class RWKV7Forward(_RWKV7Check):
+    id = "models.rwkv7_forward"
+    impact = "high"
+    summary = ("RWKV-7 loaded from an official-layout checkpoint, unperturbed: logits and recurrent state of "
+               "each forward variant, float32 and bfloat16, 2-4 layers, head sizes 4 and 8")
+
+    def cases(self, profile):
+        cases = [rwkv7_case(f"{v}-float32", v, "float32", _NOOP) for v in RWKV7_VARIANTS]
+        return cases + [
+            rwkv7_case("ScanRWKV-3layers-head8", "ScanRWKV", "float32", _NOOP, shape=(3, 1, 8)),
+            rwkv7_case("BaseRWKV-4layers", "BaseRWKV", "float32", _NOOP, shape=(4, 2, 4)),
+            rwkv7_case("BaseRWKV-bfloat16", "BaseRWKV", "bfloat16", _NOOP),
+            rwkv7_case("AssociativeScanRWKV-bfloat16", "AssociativeScanRWKV", "bfloat16", _NOOP),
+        ]
+
+
+@register
+class RWKV7NoisyForward(_RWKV7Check):
+    id = "models.rwkv7_noisy_forward"
+    impact = "high"
+    summary = ("RWKV-7 population under EGGROLL: every weight use routed through the noiser (low-rank noise "
+               "on the projections and low-rank pairs, full noise on mixes and norms), members vmapped")
+
+    def cases(self, profile):
+        return [
+            rwkv7_case("BaseRWKV-eggroll", "BaseRWKV", "float32", _EGGROLL, perturbed=True),
+            rwkv7_case("AssociativeScanRWKV-eggroll", "AssociativeScanRWKV", "float32", _EGGROLL, perturbed=True),
+            rwkv7_case("FastRWKV-eggroll-head8", "FastRWKV", "float32", _EGGROLL, shape=(2, 1, 8), perturbed=True),
+            rwkv7_case("ScanRWKV-open_es", "ScanRWKV", "float32", NoiserConfig(noiser="open_es", sigma=0.05),
+                       perturbed=True),
+            rwkv7_case("BaseRWKV-eggroll-bfloat16", "BaseRWKV", "bfloat16", _EGGROLL, perturbed=True),
+        ]
+
+
+@register
+class RWKV7State(_RWKV7Check):
+    id = "models.rwkv7_state"
+    impact = "high"
+    summary = ("RWKV-7 over two calls: the second carries the first's state, stops it one token early "
+               "(length) and restarts the stream twice (new_starts), per variant's reset semantics")
+
+    def cases(self, profile):
+        cases = [rwkv7_case(f"{v}-carried", v, "float32", _NOOP, n_calls=2, carried=True) for v in RWKV7_VARIANTS]
+        return cases + [rwkv7_case("ScanRWKV-carried-eggroll", "ScanRWKV", "float32", _EGGROLL, perturbed=True,
+                                   n_calls=2, carried=True)]
+
+
+@register
+class RWKV7EsStep(_RWKV7Check):
+    id = "models.rwkv7_es_step"
+    impact = "high"
+    summary = ("RWKV-7 ES updates through its es_map and scan_map (layer-stacked leaves, one key per layer): "
+               "params after one and two epochs of convert_fitnesses + do_updates")
+    default_kind = "reduction"
+
+    def cases(self, profile):
+        adam = NoiserConfig(rank=2, sigma=0.05, lr=0.01, noise_reuse=1, solver=SolverSpec("adam"))
+        return [
+            rwkv7_case("eggroll-sgd", "ScanRWKV", "float32", NoiserConfig(rank=2, sigma=0.05, lr=0.1), n_calls=0,
+                       epochs=2),
+            rwkv7_case("eggroll-adam-reuse1", "ScanRWKV", "float32", adam, n_calls=0, epochs=2),
+            rwkv7_case("eggroll-bfloat16", "ScanRWKV", "bfloat16", NoiserConfig(rank=2, sigma=0.05, lr=0.1),
+                       n_calls=0, epochs=1),
+            rwkv7_case("open_es-sgd", "ScanRWKV", "float32", NoiserConfig(noiser="open_es", sigma=0.05, lr=0.1),
+                       shape=(3, 1, 4), n_calls=0, epochs=1),
+        ]

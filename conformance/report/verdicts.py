@@ -130,6 +130,10 @@ NO_COUNTERPART: dict[str, str] = {
                                           "keyword_names")},
     "models.rl_policy": "one of upstream's models (models.rl's actor-critic), not the ES machinery a trainer runs on "
                         "any module",
+    **{f"models.rwkv7_{name}": "one of upstream's models (RWKV-7 through its functional forward and maps); "
+                               "EggrollTrainer runs it as a FunctionalModule, bit-identical to the functional "
+                               "layer (tests/nn/test_functional_module.py), not through a trainer check"
+       for name in ("forward", "noisy_forward", "state", "es_step")},
     "forward.do_mm": "values of the reference's draws routed into the port; a trainer shows only the port's own "
                      "draws (every trainer check observes what the forward applies, but not against a value)",
     "forward.do_Tmm": "a transposed matmul; the harness's modules are nn.Linear (x @ W.T) only",

@@ -48,12 +48,23 @@ noiser, and an odd population, calls the functional layer's ``convert_fitnesses`
 fitnesses. Works on CPU and CUDA, for float32,
 bfloat16, float16 and float64 parameters.
 
+Functional models (:mod:`eggroll_torch.models`: upstream's MLP, RL policies, RWKV-7) train as
+they are through :class:`FunctionalModule`, which registers their params tree as parameters and
+runs their own population forward; its ES classes and keys are the model's ``es_map`` and
+``simple_es_tree_key`` with its ``scan_map`` (see :mod:`.functional_module`)::
+
+    from eggroll_torch.models.llm import rwkv7
+    model = FunctionalModule.from_torch(rwkv7.ScanRWKV, torch.load("rwkv7.pth"), dtype=torch.float32)
+    trainer = EggrollTrainer(model, sigma=1e-3, lr=1e-4, population_size=8, rank=4, seed=0)
+    # pop(tokens (8, T), state (8, L, 2 + S, C)) -> (logits (8, T, V), state)
+
 The ES class constants ``PARAM`` (0), ``MM_PARAM`` (1), ``EMB_PARAM`` (2) and ``EXCLUDED`` (3)
 are upstream's ``es_map`` values, re-exported from :mod:`eggroll_torch.models.common`.
 """
 from eggroll_torch.models.common import EMB_PARAM, EXCLUDED, MM_PARAM, PARAM
 
 from .es_classes import default_es_classes, resolve_es_classes
+from .functional_module import FunctionalModule, FunctionalPopulation
 from .param_tree import assign_keys, flatten_paths, nest
 from .population import Population
 from .trainer import EggrollTrainer
@@ -62,6 +73,8 @@ __all__ = [
     "EMB_PARAM",
     "EXCLUDED",
     "EggrollTrainer",
+    "FunctionalModule",
+    "FunctionalPopulation",
     "MM_PARAM",
     "PARAM",
     "Population",

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from eggroll_torch.models.common import EMB_PARAM, EXCLUDED, MM_PARAM, PARAM
+from .functional_module import FunctionalModule
 
 CLASS_NAMES = {PARAM: "PARAM", MM_PARAM: "MM_PARAM", EMB_PARAM: "EMB_PARAM", EXCLUDED: "EXCLUDED"}
 
@@ -88,8 +89,12 @@ def default_es_classes(module: nn.Module) -> dict[str, int]:
     Returns:
         dict[str, int]: ``{path: PARAM | MM_PARAM | EMB_PARAM}`` (``EXCLUDED`` is never a
         default) for every distinct parameter, in ``module.named_parameters()`` order and with
-        its paths (a tied weight once, under the first path).
+        its paths (a tied weight once, under the first path). A
+        :class:`~.functional_module.FunctionalModule` gets its model's ``es_map`` instead
+        (``EXCLUDED`` included).
     """
+    if isinstance(module, FunctionalModule):
+        return {path: module.es_paths[path] for path, _ in module.named_parameters()}
     classes = {}
     for path, owner, attr, _ in named_parameters_with_owner(module):
         if _is_matrix(owner, attr):
@@ -153,6 +158,8 @@ def resolve_es_classes(module: nn.Module, overrides: Mapping[str, int] | None) -
             "e.g. es_classes={'0.weight': EXCLUDED}"
         )
     shapes = {path: tuple(p.shape) for path, _, _, p in named_parameters_with_owner(module)}
+    # A layer-stacked leaf of a functional model is a matrix per layer.
+    stacked = module.scan_paths if isinstance(module, FunctionalModule) else {}
     for path, cls in overrides.items():
         if path not in classes:
             close = difflib.get_close_matches(str(path), list(classes), n=3)
@@ -166,10 +173,10 @@ def resolve_es_classes(module: nn.Module, overrides: Mapping[str, int] | None) -
                 f"es_classes[{path!r}] = {cls!r} is not an ES class; use one of PARAM, MM_PARAM, "
                 "EMB_PARAM, EXCLUDED from eggroll_torch.nn"
             )
-        if cls == MM_PARAM and len(shapes[path]) != 2:
+        if cls == MM_PARAM and len(shapes[path]) - len(stacked.get(path, ())) != 2:
             raise ValueError(
-                f"es_classes[{path!r}] = MM_PARAM needs a 2-D (out, in) parameter, but its shape is "
-                f"{shapes[path]}; use PARAM for full-rank noise"
+                f"es_classes[{path!r}] = MM_PARAM needs a 2-D (out, in) parameter (per stacked layer), but "
+                f"its shape is {shapes[path]}; use PARAM for full-rank noise"
             )
         classes[path] = int(cls)
     return classes

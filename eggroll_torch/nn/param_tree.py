@@ -66,27 +66,31 @@ def flatten_paths(tree: Mapping, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def assign_keys(params: Mapping[str, torch.Tensor], es_key: torch.Tensor) -> dict[str, torch.Tensor]:
+def assign_keys(params: Mapping[str, torch.Tensor], es_key: torch.Tensor,
+                scan_map: Mapping[str, tuple] | None = None) -> dict[str, torch.Tensor]:
     """One ES key per parameter path: ``simple_es_tree_key(nest(params), es_key, scan_map)``.
 
-    Every leaf's ``scan_map`` entry is ``()`` (nn modules hold no scan-stacked layers), so each
-    parameter gets one key of the ``split(es_key, len(params))`` in ``jax.tree.flatten`` order of
-    ``nest(params)`` (see the module docstring); only the paths and the leaf count matter, not
-    the tensors' values.
+    With no ``scan_map`` every leaf's entry is ``()`` (nn modules hold no scan-stacked layers),
+    so each parameter gets one key of the ``split(es_key, len(params))`` in ``jax.tree.flatten``
+    order of ``nest(params)`` (see the module docstring); only the paths and the leaf count
+    matter, not the tensors' values. A leaf stacked along axes ``(0,)`` gets that key split once
+    per layer, as upstream's layer-stacked models do.
 
     Args:
         params (Mapping[str, torch.Tensor]): ``{dotted parameter path: tensor}``, e.g.
             ``dict(module.named_parameters())``.
         es_key (torch.Tensor): the ES key, a ``torch.uint32`` tensor of shape ``(2,)``.
+        scan_map (Mapping[str, tuple] | None): ``{path: stacked axes}`` for every path of
+            ``params`` (a functional model's ``scan_map``, flattened). Default ``None``: none stacked.
 
     Returns:
-        dict[str, torch.Tensor]: ``{path: torch.uint32 key of shape (2,)}`` for every path of
-        ``params``, on ``es_key``'s device.
+        dict[str, torch.Tensor]: ``{path: torch.uint32 keys}`` for every path of ``params``, on
+        ``es_key``'s device: shape ``(2,)``, or ``(*stacked sizes, 2)`` for a stacked leaf.
 
     Raises:
         TypeError: ``es_key`` is not a ``torch.uint32`` tensor with a last axis of length 2.
         ValueError: ``es_key`` is a batch of keys rather than one key of shape ``(2,)``.
     """
     tree = nest(params)
-    scan_map = nest({path: () for path in params})
+    scan_map = nest({path: () if scan_map is None else tuple(scan_map[path]) for path in params})
     return flatten_paths(simple_es_tree_key(tree, es_key, scan_map))

@@ -14,6 +14,11 @@ Two engines compute an epoch:
 - Every other noiser, and an odd N, calls the noiser's ``convert_fitnesses`` and ``do_updates``
   on ``params`` with ``iterinfo = (full(N, epoch), arange(N))``: the functional update, bit for bit.
 
+A :class:`~.functional_module.FunctionalModule` (a functional model of ``eggroll_torch.models``,
+e.g. RWKV-7, as a module) always takes the second way, and its population is the model's own
+forward with the members' ``iterinfo``: noise, forward and update are the functional layer's bit
+for bit, for every noiser, its layer-stacked leaves included.
+
 Population size: any N >= 1 is accepted, as upstream accepts it. Members ``2i`` and ``2i + 1``
 are an antithetic pair; with an odd N the last member has no partner, which leaves the estimate
 unbiased but noisier, so prefer an even N.
@@ -21,6 +26,7 @@ unbiased but noisier, so prefer an even N.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 
 import torch
 from torch import nn
@@ -33,6 +39,7 @@ from eggroll_torch.noiser._fitness import standardize_unchecked
 from eggroll_torch.validation import check_count, check_fitnesses, check_positive_real, check_real
 from . import checks, engine, state
 from .es_classes import matrix_biases, named_parameters_with_owner, resolve_es_classes
+from .functional_module import FunctionalModule, FunctionalPopulation
 from .graphed import GraphedGeneration
 from .metrics import update_metrics
 from .noisers import low_rank_factors, resolve_noiser
@@ -155,7 +162,8 @@ class EggrollTrainer:
             params = {path: p.to(device) for path, p in params.items()}
         self.device = next(iter(params.values())).device
         es_key = es_key.to(self.device)
-        keys = assign_keys(params, es_key)
+        self._functional = isinstance(module, FunctionalModule)
+        keys = assign_keys(params, es_key, module.scan_paths if self._functional else None)
         frozen, noiser_params = self.noiser.init_noiser(
             nest(params), sigma, lr,
             solver=solver_fn, solver_kwargs=dict(solver_kwargs or {}),
@@ -175,7 +183,7 @@ class EggrollTrainer:
         # Set by eggroll_torch.distributed's sharded update while it runs an update.
         self._sharding = None
         self._engine = None
-        if engine.supports(self.noiser, self.population_size):
+        if engine.supports(self.noiser, self.population_size) and not self._functional:
             self._engine = engine.PairEngine(params, classes, keys, rank=rank, noise_reuse=noise_reuse,
                                              freeze_nonlora=freeze_nonlora)
         self.epoch = 0
@@ -218,7 +226,7 @@ class EggrollTrainer:
             torch.arange(members.start, members.stop, dtype=torch.int32, device=self.device),
         )
 
-    def population(self, members: range | None = None) -> Population:
+    def population(self, members: range | None = None) -> Population | FunctionalPopulation:
         """The current epoch's perturbed members as one callable (see :class:`Population`).
 
         The epoch's noise for these members is drawn here, once, and read by every call of the
@@ -231,7 +239,8 @@ class EggrollTrainer:
                 the noise it has in the full population.
 
         Returns:
-            Population: ``len(members)`` perturbed copies of :attr:`module`, valid until the
+            Population | FunctionalPopulation: ``len(members)`` perturbed copies of :attr:`module`
+            (a :class:`FunctionalPopulation` for a :class:`FunctionalModule`), valid until the
             parameters next change (:meth:`update`, :meth:`step`, :meth:`load_state_dict`).
 
         Raises:
@@ -242,6 +251,8 @@ class EggrollTrainer:
         """
         members = self._members(members)
         params = self._current_params()
+        if self._functional:
+            return self._functional_population(members, params)
         pairs = self._pairs(members)
         if pairs is not None:
             return self._paired_population(
@@ -271,6 +282,14 @@ class EggrollTrainer:
             member_routes=None if vectorized else self._member_routes(matrices, members),
             is_current=lambda: self._generation == generation,
         )
+
+    def _functional_population(self, members: range, params: dict) -> FunctionalPopulation:
+        """A :class:`FunctionalModule`'s members: its model's forward with the population ``iterinfo``."""
+        generation, model = self._generation, self.module.model
+        run = partial(model.forward, self.noiser, self._frozen, self._noiser_params, self.module.frozen_params,
+                      nest(params), nest(self._keys), self.iterinfo(members))
+        return FunctionalPopulation(run, size=len(members), epoch=self.epoch,
+                                    is_current=lambda: self._generation == generation)
 
     def _paired_population(self, draws: engine.PairDraws, params: dict) -> Population:
         """The population of the pair engine's ``draws``."""
@@ -453,7 +472,8 @@ class EggrollTrainer:
             dict: ``{"epoch": int, the next epoch; "params": {path: tensor}, the parameters with
             their shapes and dtypes; "noiser_state": list, the leaves of the noiser state
             (sigma and solver state) in :mod:`eggroll_torch.tree` order (a wrapped ``torch.optim`` optimizer as its
-            ``state_dict()``); "es_key": torch.uint32 (2,); "keys": {path: torch.uint32 (2,)}}``.
+            ``state_dict()``); "es_key": torch.uint32 (2,); "keys": {path: torch.uint32 (2,)}}``
+            (``(L, 2)`` for a layer-stacked leaf of a :class:`FunctionalModule`).
         """
         return {
             "epoch": self.epoch,
@@ -488,9 +508,8 @@ class EggrollTrainer:
             raise ValueError(f"state_dict lacks {sorted(missing)}; pass a dict from EggrollTrainer.state_dict()")
         epoch = check_count("state_dict['epoch']", state_dict["epoch"], 0)
         params = _checked_tensors("params", state_dict["params"], self._signature)
-        keys = _checked_tensors(
-            "keys", state_dict["keys"], {path: (torch.Size([2]), torch.uint32) for path in self._signature}
-        )
+        key_signature = {path: (k.shape, torch.uint32) for path, k in self._keys.items()}
+        keys = _checked_tensors("keys", state_dict["keys"], key_signature)
         es_key = es_random.keys.check_keys(state_dict["es_key"], "state_dict['es_key']")
         noiser_leaves = state.check_packed(self._noiser_params, state_dict["noiser_state"])
 

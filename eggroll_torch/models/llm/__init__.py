@@ -1,8 +1,12 @@
-"""Language models (upstream's ``hyperscalees.models.llm``): the :class:`~.llm.LLM` base and RWKV-7.
+"""Language models (upstream's ``hyperscalees.models.llm``): the :class:`~.llm.LLM` base, RWKV-7,
+QRWKV6, the ``auto`` model table and ``tokenizer`` modules, and random official-layout checkpoints
+(``checkpoints``, ours).
 
-Only ``llm`` and ``rwkv7`` are provided; they import nothing beyond torch, so this package needs no
-tokenizer or Hugging Face libraries.
+Importing the package loads ``checkpoints``, ``llm``, ``rwkv7`` and ``qrwkv6``, which need nothing
+beyond torch; ``auto`` and ``tokenizer`` (the ``llm`` extra's packages when a tokenizer is built)
+load only when imported by name. Train any of the models with ``EggrollTrainer`` through
+:class:`eggroll_torch.nn.FunctionalModule`.
 """
-from . import llm, rwkv7
+from . import checkpoints, llm, qrwkv6, rwkv7
 
-__all__ = ["llm", "rwkv7"]
+__all__ = ["auto", "checkpoints", "llm", "qrwkv6", "rwkv7", "tokenizer"]

@@ -1,8 +1,10 @@
-"""Language models (upstream's ``hyperscalees.models.llm``): the :class:`~.llm.LLM` base and RWKV-7.
+"""Language models (upstream's ``hyperscalees.models.llm``): the :class:`~.llm.LLM` base, RWKV-7,
+QRWKV6, and the ``auto`` model table and ``tokenizer`` modules.
 
-Only ``llm`` and ``rwkv7`` are provided; they import nothing beyond jax (torch only inside
-``transform_torch_model``), so this package imports no tokenizer or Hugging Face libraries.
+Importing the package loads ``llm``, ``rwkv7`` and ``qrwkv6``, which need nothing beyond jax (torch
+only inside ``transform_torch_model``); ``auto`` and ``tokenizer`` (torch, and the ``llm`` extra's
+tokenizer packages when a tokenizer is built) load only when imported by name.
 """
-from . import llm, rwkv7
+from . import llm, qrwkv6, rwkv7
 
-__all__ = ["llm", "rwkv7"]
+__all__ = ["auto", "llm", "qrwkv6", "rwkv7", "tokenizer"]
