@@ -19,11 +19,10 @@ import torch
 import eggroll_torch.models.llm.auto as tauto
 import jax_reference.models.llm.auto as jauto
 from eggroll_torch.models.llm import rwkv7 as trwkv7
+from eggroll_torch.models.llm.checkpoints import rwkv7_state_dict
 from eggroll_torch.models.llm.tokenizer import BaseTokenizer, GptTokenizer, WorldTokenizer
 from jax_reference.models.llm import rwkv7 as jrwkv7
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "upstream"))
-from _upstream_llm import rwkv7_state_dict  # noqa: E402
 
 BACKENDS = {
     "torch": (tauto, trwkv7, {"bfloat16": torch.bfloat16, "float32": torch.float32}, "eggroll_torch_cache"),

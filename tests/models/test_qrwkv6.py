@@ -18,22 +18,19 @@ test records its ``fused``-counted error as a property.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conformance.tolerances import assert_parity, assert_tree_parity
 from eggroll_torch.models.llm import qrwkv6
+from eggroll_torch.models.llm.checkpoints import qrwkv6_state_dict
 
 jax = pytest.importorskip("jax", reason="the JAX reference needs jax")
 
 from _llm_parity import check, load_pair, max_ulp, run_calls  # noqa: E402
 from jax_reference.models.llm import qrwkv6 as jqrwkv6  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "upstream"))
-from _upstream_llm import qrwkv6_state_dict  # noqa: E402
 
 N_LAYER, N_HEAD, N_KV_HEAD, HEAD_SIZE, VOCAB = 2, 4, 2, 4, 11
 N_TOKENS = 6

@@ -7,41 +7,24 @@ with ``new_starts`` resets, for every recurrence variant and in bfloat16.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from conformance.tolerances import assert_parity, assert_tree_parity
-from eggroll_torch import noiser as tnoiser
-from eggroll_torch import random as es_random
-from eggroll_torch.models import common
 from eggroll_torch.models.llm import rwkv7
+from eggroll_torch.models.llm.checkpoints import rwkv7_state_dict
 
 jax = pytest.importorskip("jax", reason="the JAX reference needs jax")
 import jax.numpy as jnp  # noqa: E402
 
-import jax_reference.noiser as jnoiser  # noqa: E402
-from jax_reference.models import common as jcommon  # noqa: E402
+from _llm_parity import THREADS, check, load_pair  # noqa: E402
+from _llm_parity import run_calls as run_pair  # noqa: E402
 from jax_reference.models.llm import rwkv7 as jrwkv7  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "upstream"))
-from _upstream_llm import rwkv7_state_dict  # noqa: E402
 
 N_LAYER, N_HEAD, HEAD_SIZE, VOCAB = 2, 2, 4, 11
 N_TOKENS = 6
 VARIANTS = ["BaseRWKV", "ScanRWKV", "FastRWKV", "AssociativeScanRWKV"]
-EPOCHS = np.array([0, 0, 1, 1], dtype=np.int32)
-THREADS = np.arange(4, dtype=np.int32)
-
-
-def to_torch(value) -> torch.Tensor:
-    array = np.asarray(value)
-    if array.dtype.name == "bfloat16":
-        return torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
-    return torch.from_numpy(array.copy())
 
 
 def build(variant: str, dtype: str):
@@ -50,12 +33,7 @@ def build(variant: str, dtype: str):
     sd["head.weight"] = torch.from_numpy(np.random.default_rng(1).standard_normal((VOCAB, N_HEAD * HEAD_SIZE))
                                          .astype(np.float32) * 0.3)
     sd["ln_out.weight"], sd["ln_out.bias"] = torch.ones(N_HEAD * HEAD_SIZE) * 1.1, torch.full((N_HEAD * HEAD_SIZE,), .1)
-    t = getattr(rwkv7, variant).load_from_torch({k: v.clone() for k, v in sd.items()}, None, dtype)
-    j = getattr(jrwkv7, variant).load_from_torch(sd, None, getattr(jnp, dtype))
-    words = es_random.key(5)
-    tkeys = common.simple_es_tree_key(t.params, words, t.scan_map)
-    jkeys = jcommon.simple_es_tree_key(j.params, jax.random.wrap_key_data(jnp.asarray(words.numpy())), j.scan_map)
-    return t, j, tkeys, jkeys
+    return load_pair(getattr(rwkv7, variant), getattr(jrwkv7, variant), sd, dtype)
 
 
 def tokens(n_calls: int = 2, members: int = 0) -> np.ndarray:
@@ -63,56 +41,23 @@ def tokens(n_calls: int = 2, members: int = 0) -> np.ndarray:
     return np.random.default_rng(2).integers(0, VOCAB, shape)
 
 
+def run_calls(variant, dtype, noiser, population, length=None, new_starts=None):
+    """Two consecutive calls (the second carrying the first's state) on both sides: per call the
+    torch (logits, state) and the reference's."""
+    ids = tokens(members=len(THREADS) if population else 0)
+    return run_pair(build(variant, dtype), noiser, ids, population, length=length, new_starts=new_starts)
+
+
 def test_load_matches_reference():
     """Same params bit for bit (float32 and bfloat16), same maps and default state."""
     for dtype in ("float32", "bfloat16"):
-        t, j, tkeys, jkeys = build("BaseRWKV", dtype)
+        pair = build("BaseRWKV", dtype)
+        t, j, tkeys, jkeys = pair.t, pair.j, pair.tkeys, pair.jkeys
         assert_tree_parity(t.params, j.params, "bits", what=f"RWKV-7 params {dtype}")
         assert t.scan_map == j.scan_map and t.es_map == j.es_map
         assert_tree_parity(tkeys, jax.tree.map(jax.random.key_data, jkeys), "exact", what="es tree keys")
         assert_parity(rwkv7.BaseRWKV.default_state(t.params, None),
                       np.asarray(jrwkv7.BaseRWKV.default_state(j.params, None)), "exact")
-
-
-def run_calls(variant, dtype, noiser, population, length=None, new_starts=None):
-    """Two consecutive calls (the second carrying the first's state) on both sides: per call the
-    torch (logits, state) and the reference's."""
-    t, j, tkeys, jkeys = build(variant, dtype)
-    tcls, jcls = tnoiser.all_noisers[noiser], jnoiser.all_noisers[noiser]
-    tf, tn = tcls.init_noiser(t.params, 0.1, 0.01, rank=2, noise_reuse=1)
-    jf, jn = jcls.init_noiser(j.params, 0.1, 0.01, rank=2, noise_reuse=1)
-    tmodel, jmodel = getattr(rwkv7, variant), getattr(jrwkv7, variant)
-    ids = tokens(members=len(THREADS) if population else 0)
-    tstate = tmodel.default_state(t.params, None)
-    jstate = jmodel.default_state(j.params, None)
-    if population:
-        tstate = tstate.expand(len(THREADS), *tstate.shape)
-        jstate = jnp.broadcast_to(jstate, (len(THREADS), *jstate.shape))
-    t_it = (torch.from_numpy(EPOCHS), torch.from_numpy(THREADS)) if population else None
-    j_ns = None if new_starts is None else jnp.asarray(new_starts)
-    t_ns = None if new_starts is None else torch.from_numpy(new_starts)
-
-    # Eager, not jitted: XLA's fusions under jit round differently from the reference's own eager run.
-    def member(it, toks, state):
-        return jmodel.forward(jcls, jf, jn, j.frozen_params, j.params, jkeys, it, toks, state, length, j_ns)
-
-    results = []
-    for call in range(ids.shape[0]):
-        got = tmodel.forward(tcls, tf, tn, t.frozen_params, t.params, tkeys, t_it, torch.from_numpy(ids[call]),
-                             tstate, length, t_ns)
-        if population:
-            expected = jax.vmap(member)((jnp.asarray(EPOCHS), jnp.asarray(THREADS)), jnp.asarray(ids[call]), jstate)
-        else:
-            expected = member(None, jnp.asarray(ids[call]), jstate)
-        results.append((got, expected))
-        tstate, jstate = got[1], expected[1]
-    return results
-
-
-def check(results, what):
-    for call, ((logits, state), (jlogits, jstate)) in enumerate(results):
-        assert_parity(logits, to_torch(jlogits), "fused", what=f"{what} logits call {call}")
-        assert_parity(state, to_torch(jstate), "fused", what=f"{what} state call {call}")
 
 
 RESETS = np.array([False, False, True, False, True, False])

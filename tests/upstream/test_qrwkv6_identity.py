@@ -36,7 +36,7 @@ from conformance.tolerances import assert_tree_parity
 pytest.importorskip("torch", reason="loading a checkpoint goes through torch tensors")
 
 from _same_api import assert_same_api  # noqa: E402
-from _upstream_llm import load_upstream_qrwkv6, qrwkv6_state_dict  # noqa: E402
+from _upstream_llm import load_upstream_llm, qrwkv6_state_dict  # noqa: E402
 import jax_reference.models.common as ours_common  # noqa: E402
 import jax_reference.models.llm.qrwkv6 as ours_qrwkv6  # noqa: E402
 import jax_reference.noiser as ours_noiser  # noqa: E402
@@ -97,7 +97,7 @@ class Side:
 @pytest.fixture(scope="module")
 def sides(hs):
     """(upstream, ours): each side's qrwkv6 module, noiser package and models.common."""
-    return (Side(load_upstream_qrwkv6(hs), hs.noiser, hs.models.common),
+    return (Side(load_upstream_llm(hs).qrwkv6, hs.noiser, hs.models.common),
             Side(ours_qrwkv6, ours_noiser, ours_common))
 
 
