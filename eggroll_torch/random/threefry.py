@@ -29,6 +29,18 @@ def _rotl_xor_(x1: torch.Tensor, x0: torch.Tensor, r: int) -> torch.Tensor:
     return x1.bitwise_or_(high).bitwise_xor_(x0)
 
 
+def _broadcast_shape(*shapes) -> tuple[int, ...]:
+    # torch.broadcast_shapes goes through torch._refs, whose first use imports sympy (seconds).
+    ndim = max(len(shape) for shape in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        sizes = {shape[axis] for shape in shapes if len(shape) >= -axis} - {1}
+        if len(sizes) > 1:
+            raise RuntimeError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
 def threefry2x32(k0: torch.Tensor, k1: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor):
     """Hash the counter pair ``(x0, x1)`` under the key ``(k0, k1)``.
 
@@ -38,7 +50,7 @@ def threefry2x32(k0: torch.Tensor, k1: torch.Tensor, x0: torch.Tensor, x1: torch
     """
     k2 = k0 ^ k1 ^ _PARITY
     schedule = (k0, k1, k2)
-    shape = torch.broadcast_shapes(k0.shape, k1.shape, x0.shape, x1.shape)
+    shape = _broadcast_shape(k0.shape, k1.shape, x0.shape, x1.shape)
     y0 = (x0 + k0).expand(shape).contiguous()
     y1 = (x1 + k1).expand(shape).contiguous()
     for block in range(5):

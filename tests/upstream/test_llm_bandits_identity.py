@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from _same_api import assert_same_api
+from _upstream_bandits import import_upstream_bandits
 from conformance.tolerances import assert_tree_parity
 
 import jax_reference.environments.llm_bandits as ours
@@ -48,42 +49,16 @@ def _load_support():
 
 support = _load_support()
 TOK = support.PieceTokenizer()
-OPTIONAL = {"reasoning_gym": ("create_dataset",), "datasets": ("load_dataset",), "math_verify": ("parse", "verify")}
 # The optional packages that upstream imported as stand-ins in this session.
 STAND_INS: set[str] = set()
 # Module globals upstream's registry loop leaves behind (the last classes it built).
 LOOP_LEFTOVERS = ("TrainClass", "ValClass", "_name")
 
 
-def _stand_in(name, functions):
-    def missing(*args, **kwargs):
-        raise RuntimeError(f"{name} is not installed (import-only stand-in)")
-
-    module = types.ModuleType(name)
-    for fn in functions:
-        setattr(module, fn, missing)
-    return module
-
-
 @pytest.fixture(scope="module")
 def up(hs):
     """Upstream's llm_bandits module, with stand-ins for the optional packages that are missing."""
-    missing = {}
-    for name, functions in OPTIONAL.items():
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing[name] = _stand_in(name, functions)
-    saved = {name: sys.modules.get(name) for name in missing}
-    sys.modules.update(missing)
-    try:
-        module = importlib.import_module("hyperscalees.environments.llm_bandits")
-    finally:
-        for name, previous in saved.items():
-            if previous is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = previous
+    module, missing = import_upstream_bandits()
     STAND_INS.update(missing)
     return module
 
