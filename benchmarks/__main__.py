@@ -25,8 +25,8 @@ def _parser() -> argparse.ArgumentParser:
                           "are replayed as CUDA graphs, and the generation is also timed without one)")
     run.add_argument("--no-report", action="store_true", help="do not regenerate reports/PERFORMANCE.md")
     run.add_argument("--parts", default="api,example,sweep,random",
-                     help="comma-separated subset of api,example,sweep,random (default: all, in that "
-                          "order of priority under the time budget)")
+                     help="comma-separated subset of api,example,sweep,random,rwkv7 (default: all but "
+                          "rwkv7, in that order of priority under the time budget)")
     report = commands.add_parser("report", help="write reports/PERFORMANCE.md and plots from results JSONs")
     report.add_argument("results", nargs="*", help="results JSONs (default: reports/bench_cpu.json and "
                                                    "reports/bench_cuda.json, those that exist)")

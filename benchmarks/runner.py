@@ -62,6 +62,7 @@ class Runner:
             "example": None,
             "sweep": None,
             "random": None,
+            "rwkv7": None,
         }
         self._jax_device = None
 
@@ -307,5 +308,9 @@ class Runner:
             self.run_sweep(sweep, reserve_s=60.0 if "random" in parts and not self.quick else 0.0)
         if "random" in parts:
             self.run_random_benchmark()
+        if "rwkv7" in parts:
+            from .rwkv7 import run as run_rwkv7
+
+            self.results["rwkv7"] = run_rwkv7(self)
         self.save()
         return self.results

@@ -15,8 +15,9 @@ from conformance.spec import TrajectorySpec
 
 # What a run measures, in priority order: real networks through the public trainer against their
 # own inference and jax_reference, upstream's MLP example, the population sweep,
-# benchmarks/bench_random.py.
-PARTS = ("api", "example", "sweep", "random")
+# benchmarks/bench_random.py, and RWKV-7's population forward (benchmarks/rwkv7.py; asked for
+# by name, not run by default).
+PARTS = ("api", "example", "sweep", "random", "rwkv7")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ COMPONENTS = (
     "Low-rank structure", "Fitness normalization", "Update formula", "Scaling factor",
     "Thread ID alternation", "Lora generation", "Update sign", "Noise reuse", "Group normalization",
     "Optimizer", "Key derivation", "Non-matrix noise", "Forward with noise", "Other noisers",
-    "End-to-end training", "API contract", "Models",
+    "End-to-end training", "API contract", "Models", "LLM fine-tuning",
 )
 
 UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -98,6 +98,22 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
         "state carried across calls, length, new_starts resets": ("models.rwkv7_state",),
         "do_updates through es_map/scan_map, one key per layer": ("models.rwkv7_es_step",),
     },
+    "QRWKV6": {
+        "load_from_torch of a Hugging Face state dict with the head size from the config: keys renamed, layers "
+        "stacked, time_* squeezed; tables and time_maa_w2 EXCLUDED, projections and low-rank matrices MM_PARAM, "
+        "the rest PARAM": ("models.qrwkv6_forward",),
+        "RWKV-6 attention in Qwen2's slot (decay floor, grouped key/value heads, output gate); both variants' "
+        "logits and state, every weight use noised per member": ("models.qrwkv6_forward",),
+        "state carried across calls, length, new_starts resets": ("models.qrwkv6_forward",),
+    },
+    "LLM fine-tuning loop": {
+        "keys: fold_in(master, 0/1/2); per member fold_in(fold_in(gen_key, epoch), thread), split per token":
+            ("llm.generation", "llm.sampling"),
+        "generation feeds the prompt, replaces 0s by the member's previous sample and returns what it fed; "
+        "categorical(logits / temperature) or argmax": ("llm.generation", "llm.sampling"),
+        "prompts repeated G times per epoch, fitness normalised in groups of G, update with (full(N, e), arange(N))":
+            ("llm.es_epoch", "llm.task_fitness"),
+    },
     "Side effects to know": {},
     "What else upstream ships": {},
 }
@@ -106,7 +122,8 @@ UPSTREAM_BEHAVIOURS: dict[str, dict[str, tuple[str, ...]]] = {
 EXEMPT: dict[str, str] = {
     "Side effects to know": ("upstream's trace-time print and its package __init__ imports are not numbers; the "
                              "upstream adapter silences the print and loads modules without the __init__"),
-    "What else upstream ships": ("RWKV-7 and the RL policies are checked under Models; QRWKV6, the tokenizers and the "
-                                 "LLM bandit tasks are proven against upstream by tests/upstream and tests/models, "
-                                 "not yet by vectors; the fine-tuning loop is still to be built"),
+    "What else upstream ships": ("RWKV-7, QRWKV6's forward and the RL policies are checked under Models and the "
+                                 "fine-tuning loop under its own section; QRWKV6's ES updates, the tokenizers and the "
+                                 "text bandit tasks are proven against upstream by tests/upstream and tests/models, "
+                                 "not yet by vectors; the GRPO baseline and sft_evolution are not built"),
 }

@@ -62,6 +62,8 @@ Operations (all optional, each guarded by a capability)
 ``rl_policy(config, policy, key, tree_key, population, obs, actions, sample_keys)`` -> the
     ``models.rl`` actor-critic's params and outputs (its distribution's parameters, log-probs,
     samples, critic).
+``rwkv7 / qrwkv6(config, model, checkpoint, tree_key, population, calls, fitnesses)`` -> a
+    language model's logits and recurrent state per call, then its params after ES updates.
 """
 from __future__ import annotations
 
@@ -83,7 +85,8 @@ from ..spec import NOISERS, LeafNoise, NoiserConfig, Population, SolverSpec, Tra
 # BATCHED_UPDATE: do_updates honours NoiserConfig.use_batched_update.
 # The others name the operation they gate: CONVERT_FITNESSES, NOISE (lora_factors, full_noise),
 # SPARSE_NOISE (sparse_noise), FORWARD (do_mm, do_Tmm, noisy_standard), TREE_KEYS, UPDATES,
-# OPTIMIZER (optimizer_steps), TRAJECTORY (mlp_trajectory), RL_POLICY (rl_policy), RWKV7 (rwkv7).
+# OPTIMIZER (optimizer_steps), TRAJECTORY (mlp_trajectory), RL_POLICY (rl_policy), RWKV7 (rwkv7),
+# QRWKV6 (qrwkv6), LLM_LOOP (llm_sampling, llm_evolution, llm_task_fitness).
 CONVERT_FITNESSES = "convert_fitnesses"
 JAX_RNG = "jax_rng"
 NOISE = "noise"
@@ -99,6 +102,8 @@ TRAJECTORY = "trajectory"
 API = "api"
 RL_POLICY = "rl_policy"
 RWKV7 = "rwkv7"
+QRWKV6 = "qrwkv6"
+LLM_LOOP = "llm_loop"
 
 
 # What each operation capability promises: the adapter methods a check gated by it may call.
@@ -115,6 +120,8 @@ CAPABILITY_OPERATIONS = {
     API: ("api_contract",),
     RL_POLICY: ("rl_policy",),
     RWKV7: ("rwkv7",),
+    QRWKV6: ("qrwkv6",),
+    LLM_LOOP: ("llm_sampling", "llm_evolution", "llm_task_fitness"),
     JAX_RNG: (),
     INJECT_NOISE: (),
     SCAN_MAP: (),
@@ -600,3 +607,82 @@ class Adapter(ABC):
             Unsupported: the backend does not implement this operation.
         """
         self._missing("rwkv7")
+
+    def qrwkv6(self, config: NoiserConfig, model: dict, checkpoint: dict, tree_key: np.ndarray,
+               population: Population | None, calls: list, fitnesses: list) -> dict:
+        """Upstream's ``models.llm.qrwkv6``, driven as :meth:`rwkv7` drives RWKV-7.
+
+        Args:
+            config (NoiserConfig): the noiser and its ``init_noiser`` arguments.
+            model (dict): ``{"variant": "BaseRWKV" | "FastRWKV", "dtype": "float32" | "bfloat16",
+                "head_size": int}``; ``{"head_size": ...}`` is the model config that
+                ``load_from_torch`` and ``default_state`` take (QRWKV6 reads its head size from
+                there, not from the checkpoint).
+            checkpoint (dict): ``{Hugging Face RWKV6Qwen2ForCausalLM key: float32 array}``, read by
+                the variant's ``load_from_torch(state_dict, {"head_size": ...}, dtype)``.
+            tree_key (np.ndarray): as for :meth:`rwkv7`.
+            population (Population | None): as for :meth:`rwkv7`.
+            calls (list[dict]): as for :meth:`rwkv7`.
+            fitnesses (list[np.ndarray]): as for :meth:`rwkv7`.
+
+        Returns:
+            dict: ``logits/<i>`` (``([N,] T, V)``) and ``state/<i>`` (``([N,] L, 1 + S, C)``) per
+            call; ``epoch<e>/<path>`` for every params leaf after epoch ``e``'s update.
+
+        Raises:
+            Unsupported: the backend does not implement this operation.
+        """
+        self._missing("qrwkv6")
+
+    def llm_sampling(self, keys: np.ndarray, logits: np.ndarray, dtype: str, temperature: float) -> dict:
+        """The LLM loop's token sampling (``llm.sample_token``), one key per row.
+
+        Args:
+            keys (np.ndarray): uint32 ``(B, 2)`` key words.
+            logits (np.ndarray): float32 ``(B, V)``, cast to ``dtype`` before sampling.
+            dtype (str): ``"float32"`` or ``"bfloat16"``.
+            temperature (float): 0 is greedy; otherwise ``categorical(key, logits / temperature)``.
+
+        Returns:
+            dict: ``tokens`` ``(B,)`` int32.
+
+        Raises:
+            Unsupported: the backend does not implement this operation.
+        """
+        self._missing("llm_sampling")
+
+    def llm_evolution(self, config: dict, model: dict, checkpoint: dict, task: str, epochs: int) -> dict:
+        """The LLM evolution loop (``llm.Evolution``) on an RWKV-7 and a toy bandit task.
+
+        Args:
+            config (dict): ``EvolutionConfig`` fields as keywords.
+            model (dict): ``{"variant": an RWKV-7 variant, "dtype": "float32" | "bfloat16"}``.
+            checkpoint (dict): ``{official .pth key: float32 array}``, as for :meth:`rwkv7`.
+            task (str): a key of ``environments.llm_bandits.all_tasks`` that needs no tokenizer.
+            epochs (int): 0: only epoch 0's generation with the initial params; else that many
+                epochs of ``single_epoch``.
+
+        Returns:
+            dict: ``tokens/epoch<e>`` ``(N, T)`` int32 per epoch; with ``epochs > 0`` also
+            ``fitness/epoch<e>`` ``(N,)`` float32 and ``params/epoch<e>/<path>`` after each update.
+
+        Raises:
+            Unsupported: the backend does not implement this operation.
+        """
+        self._missing("llm_evolution")
+
+    def llm_task_fitness(self, task: str, indices: np.ndarray, tokens: np.ndarray) -> dict:
+        """A bandit task's prompts and rewards for fixed generations.
+
+        Args:
+            task (str): a key of ``environments.llm_bandits.all_tasks`` that needs no tokenizer.
+            indices (np.ndarray): int32 ``(B,)`` prompt indices.
+            tokens (np.ndarray): int32 ``(B, T)`` generations.
+
+        Returns:
+            dict: ``prompts`` ``(B, T)`` int32 and ``fitness`` ``(B,)`` float32.
+
+        Raises:
+            Unsupported: the backend does not implement this operation.
+        """
+        self._missing("llm_task_fitness")

@@ -42,7 +42,7 @@ class EggrollTorchAdapter(base.Adapter):
     capabilities = frozenset(
         {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD, base.TREE_KEYS,
          base.SCAN_MAP, base.UPDATES, base.INJECT_NOISE, base.BATCHED_UPDATE, base.OPTIMIZER, base.TRAJECTORY,
-         base.API, base.RL_POLICY, base.RWKV7}
+         base.API, base.RL_POLICY, base.RWKV7, base.QRWKV6, base.LLM_LOOP}
         | {base.noiser_capability(n) for n in NOISERS}
         | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
     )
@@ -214,19 +214,32 @@ class EggrollTorchAdapter(base.Adapter):
                 **{name: self.out(v) for name, v in outputs.items()}}
 
     def rwkv7(self, config, model, checkpoint, tree_key, population, calls, fitnesses):
-        from eggroll_torch.models import common
         from eggroll_torch.models.llm import rwkv7
 
+        return self._language_model(rwkv7, None, config, model, checkpoint, tree_key, population, calls, fitnesses)
+
+    def qrwkv6(self, config, model, checkpoint, tree_key, population, calls, fitnesses):
+        from eggroll_torch.models.llm import qrwkv6
+
+        return self._language_model(qrwkv6, {"head_size": model["head_size"]}, config, model, checkpoint, tree_key,
+                                    population, calls, fitnesses)
+
+    def _language_model(self, module, model_config, config, model, checkpoint, tree_key, population, calls,
+                        fitnesses):
+        """:meth:`rwkv7` / :meth:`qrwkv6` on ``module``; ``model_config`` is what its
+        ``load_from_torch`` and ``default_state`` take as ``config``. A population runs as one call."""
+        from eggroll_torch.models import common
+
         torch = _torch()
-        cls = getattr(rwkv7, model["variant"])
+        cls = getattr(module, model["variant"])
         state_dict = {name: torch.from_numpy(np.array(array)) for name, array in checkpoint.items()}
-        init = cls.load_from_torch(state_dict, None, getattr(torch, model["dtype"]))
+        init = cls.load_from_torch(state_dict, model_config, getattr(torch, model["dtype"]))
         params = trees.map_leaves(lambda t: t.to(self.device), init.params)
         keys = common.simple_es_tree_key(params, self.key(tree_key), init.scan_map)
         frozen, nparams = self.init(config, params)
         noiser = self.noiser_cls(config)
         it = None if population is None else self.population(population)
-        state = cls.default_state(params, None)
+        state = cls.default_state(params, model_config)
         if it is not None:
             state = state.expand(len(population.thread_ids), *state.shape)
         outputs = {}
@@ -242,6 +255,48 @@ class EggrollTorchAdapter(base.Adapter):
             nparams, params = noiser.do_updates(frozen, nparams, params, keys, shaped, iterinfo, init.es_map)
             outputs |= {f"epoch{epoch}/{path}": self.out(v) for path, v in trees.items(params)}
         return outputs
+
+    def llm_sampling(self, keys, logits, dtype, temperature):
+        from eggroll_torch.llm import sample_token
+
+        torch = _torch()
+        rows = torch.as_tensor(np.asarray(logits, dtype=np.float32), device=self.device).to(torch_dtype(dtype))
+        return {"tokens": self.out(sample_token(self.key(keys), rows, temperature))}
+
+    def llm_evolution(self, config, model, checkpoint, task, epochs):
+        from eggroll_torch import llm
+        from eggroll_torch.environments.llm_bandits import all_tasks
+        from eggroll_torch.models.llm import rwkv7
+
+        torch = _torch()
+        cls = getattr(rwkv7, model["variant"])
+        state_dict = {name: torch.from_numpy(np.array(array)) for name, array in checkpoint.items()}
+        init = cls.load_from_torch(state_dict, None, getattr(torch, model["dtype"]))
+        init = init._replace(params=trees.map_leaves(lambda t: t.to(self.device), init.params))
+        settings = llm.EvolutionConfig(**config)
+        evolution = llm.Evolution(cls, init, all_tasks[task](None, None, settings.generation_length), settings)
+        noiser_params, params = evolution.noiser_params, evolution.params
+        if not epochs:
+            _, prompts = evolution.epoch_prompts(0)
+            return {"tokens/epoch0": self.out(evolution.generate(noiser_params, params, prompts, evolution.thread_ids,
+                                                                 0))}
+        outputs = {}
+        for epoch in range(epochs):
+            result = evolution.single_epoch(noiser_params, params, epoch)
+            noiser_params, params = result.noiser_params, result.params
+            outputs |= {f"tokens/epoch{epoch}": self.out(result.tokens),
+                        f"fitness/epoch{epoch}": self.out(result.fitness)}
+            outputs |= {f"params/epoch{epoch}/{path}": self.out(v) for path, v in trees.items(params)}
+        return outputs
+
+    def llm_task_fitness(self, task, indices, tokens):
+        from eggroll_torch.environments.llm_bandits import all_tasks
+
+        torch = _torch()
+        bandit = all_tasks[task](None, None, tokens.shape[1])
+        index = torch.as_tensor(np.asarray(indices))
+        return {"prompts": self.out(bandit.get_input(index)),
+                "fitness": self.out(bandit.get_batch_fitness(index, torch.as_tensor(np.asarray(tokens))))}
 
     def do_updates(self, config, params, es_map, keys, fitnesses, population, noise=None):
         tparams = trees.map_leaves(self.tensor, params)

@@ -31,7 +31,10 @@ class JaxApi:
     ``models.common`` module; ``run_mlp_example``: the end-to-end loop
     (``jax_reference.examples.mlp_e2e.run_mlp_example``'s signature); ``rl``: the ``models.rl``
     module, ``None`` where gymnax or distrax is missing; ``llm``: the ``models.llm`` package with
-    its ``rwkv7`` module.
+    its ``rwkv7`` and ``qrwkv6`` modules; ``llm_loop``: the LLM evolution loop
+    (``jax_reference.llm``: ``sample_token``, ``Evolution``, ``EvolutionConfig``) and ``bandits``
+    its tasks (``environments.llm_bandits``), ``None`` where the backend has no such library form
+    (upstream's loop is a script).
     """
 
     noisers: dict
@@ -39,6 +42,8 @@ class JaxApi:
     run_mlp_example: object
     rl: ModuleType | None = None
     llm: ModuleType | None = None
+    llm_loop: ModuleType | None = None
+    bandits: ModuleType | None = None
 
 
 def _np_dtype(name: str):
@@ -63,7 +68,7 @@ class JaxApiAdapter(base.Adapter):
     capabilities = frozenset(
         {base.CONVERT_FITNESSES, base.JAX_RNG, base.NOISE, base.SPARSE_NOISE, base.FORWARD,
          base.TREE_KEYS, base.SCAN_MAP, base.UPDATES, base.BATCHED_UPDATE, base.OPTIMIZER, base.API,
-         base.TRAJECTORY, base.RL_POLICY, base.RWKV7}
+         base.TRAJECTORY, base.RL_POLICY, base.RWKV7, base.QRWKV6, base.LLM_LOOP}
         | {base.noiser_capability(n) for n in NOISERS}
         | {base.dtype_capability(d) for d in ("float32", "bfloat16", "float16")}
     )
@@ -286,6 +291,17 @@ class JaxApiAdapter(base.Adapter):
                 **{name: _out(v) for name, v in outputs.items()}}
 
     def rwkv7(self, config, model, checkpoint, tree_key, population, calls, fitnesses):
+        return self._language_model("rwkv7", None, config, model, checkpoint, tree_key, population, calls,
+                                    fitnesses)
+
+    def qrwkv6(self, config, model, checkpoint, tree_key, population, calls, fitnesses):
+        return self._language_model("qrwkv6", {"head_size": model["head_size"]}, config, model, checkpoint,
+                                    tree_key, population, calls, fitnesses)
+
+    def _language_model(self, module, model_config, config, model, checkpoint, tree_key, population, calls,
+                        fitnesses):
+        """:meth:`rwkv7` / :meth:`qrwkv6` on ``models.llm.<module>``; ``model_config`` is what its
+        ``load_from_torch`` and ``default_state`` take as ``config``."""
         import jax
         import jax.numpy as jnp
         import torch
@@ -293,17 +309,19 @@ class JaxApiAdapter(base.Adapter):
         llm = self.api().llm
         if llm is None:
             raise base.Unsupported(f"{self.name} has no models.llm")
-        cls = getattr(llm.rwkv7, model["variant"])
+        if not hasattr(llm, module):
+            raise base.Unsupported(f"{self.name}'s models.llm has no {module} module")
+        cls = getattr(getattr(llm, module), model["variant"])
         state_dict = {name: torch.from_numpy(np.array(array)) for name, array in checkpoint.items()}
         with _quiet():
-            init = cls.load_from_torch(state_dict, None, _np_dtype(model["dtype"]))
+            init = cls.load_from_torch(state_dict, model_config, _np_dtype(model["dtype"]))
         params = init.params
         keys = self.api().common.simple_es_tree_key(params, self._key(tree_key), init.scan_map)
         frozen, nparams = self._init(config, params)
         noiser = self._cls(config)
         outputs = {}
         with _quiet():
-            state = cls.default_state(params, None)
+            state = cls.default_state(params, model_config)
             if population is not None:
                 state = jnp.broadcast_to(state, (len(population.thread_ids), *state.shape))
             for index, call in enumerate(calls):
@@ -331,6 +349,55 @@ class JaxApiAdapter(base.Adapter):
                 nparams, params = update(nparams, params, jnp.asarray(raw), iterinfo)
                 outputs |= {f"epoch{epoch}/{path}": _out(v) for path, v in trees.items(params)}
         return outputs
+
+    def _llm_loop(self):
+        api = self.api()
+        if api.llm_loop is None or api.bandits is None or api.llm is None:
+            raise base.Unsupported(f"{self.name} has no LLM evolution loop as a library")
+        return api
+
+    def llm_sampling(self, keys, logits, dtype, temperature):
+        import jax
+        import jax.numpy as jnp
+
+        loop = self._llm_loop().llm_loop
+        sample = jax.jit(jax.vmap(lambda key, row: loop.sample_token(key, row, temperature)))
+        tokens = sample(jax.random.wrap_key_data(jnp.asarray(keys, dtype=jnp.uint32)),
+                        jnp.asarray(logits, dtype=_np_dtype(dtype)))
+        return {"tokens": _out(tokens)}
+
+    def llm_evolution(self, config, model, checkpoint, task, epochs):
+        import torch
+
+        api = self._llm_loop()
+        cls = getattr(api.llm.rwkv7, model["variant"])
+        state_dict = {name: torch.from_numpy(np.array(array)) for name, array in checkpoint.items()}
+        with _quiet():
+            init = cls.load_from_torch(state_dict, None, _np_dtype(model["dtype"]))
+            settings = api.llm_loop.EvolutionConfig(**config)
+            evolution = api.llm_loop.Evolution(cls, init, api.bandits.all_tasks[task](None, None,
+                                                                                      settings.generation_length),
+                                               settings)
+            noiser_params, params = evolution.noiser_params, evolution.params
+            if not epochs:
+                _, prompts = evolution.epoch_prompts(0)
+                tokens = evolution.generate_batch(noiser_params, params, prompts, evolution.thread_ids, 0)
+                return {"tokens/epoch0": _out(tokens)}
+            outputs = {}
+            for epoch in range(epochs):
+                result = evolution.single_epoch(noiser_params, params, epoch)
+                noiser_params, params = result.noiser_params, result.params
+                outputs |= {f"tokens/epoch{epoch}": _out(result.tokens), f"fitness/epoch{epoch}": _out(result.fitness)}
+                outputs |= {f"params/epoch{epoch}/{path}": _out(v) for path, v in trees.items(params)}
+        return outputs
+
+    def llm_task_fitness(self, task, indices, tokens):
+        import jax.numpy as jnp
+
+        api = self._llm_loop()
+        bandit = api.bandits.all_tasks[task](None, None, tokens.shape[1])
+        return {"prompts": _out(bandit.get_input(jnp.asarray(indices))),
+                "fitness": _out(bandit.get_batch_fitness(jnp.asarray(indices), jnp.asarray(tokens)))}
 
 
 def library_versions() -> dict:

@@ -11,17 +11,17 @@ class JaxReferenceAdapter(JaxApiAdapter):
     name = "jax_reference"
 
     def api(self) -> JaxApi:
+        from jax_reference import llm as llm_loop
+        from jax_reference.environments import llm_bandits
         from jax_reference.examples.mlp_e2e import run_mlp_example
-        from jax_reference.models import common
+        from jax_reference.models import common, llm
         from jax_reference.noiser import all_noisers
-
-        from jax_reference.models import llm
 
         try:
             from jax_reference.models import rl
         except ImportError:  # the rl extra (gymnax, distrax) is not installed
             rl = None
-        return JaxApi(all_noisers, common, run_mlp_example, rl, llm)
+        return JaxApi(all_noisers, common, run_mlp_example, rl, llm, llm_loop, llm_bandits)
 
     def info(self) -> base.BackendInfo:
         import jax_reference

@@ -6,7 +6,7 @@ of upstream (``docs/upstream-behaviour.md``) to the checks that cover it. :func:
 """
 # Imported for their side effect (noqa: F401): each check module registers its checks in REGISTRY.
 from . import (  # noqa: F401
-    api, forward, keys, models, noise, noisers, normalization, optimizer, signs, trajectory, update,
+    api, forward, keys, llm, models, noise, noisers, normalization, optimizer, signs, trajectory, update,
 )
 from .base import REGISTRY, Case, Check, register
 from .selection import select_checks

@@ -1,6 +1,7 @@
 """Upstream's models: ``models.rl`` (actor-critic over gymnax spaces: params, forward and its
-distribution) and ``models.llm.rwkv7`` (RWKV-7: forward variants, noisy populations, carried state,
-ES updates through its maps).
+distribution), ``models.llm.rwkv7`` (RWKV-7: forward variants, noisy populations, carried state,
+ES updates through its maps) and ``models.llm.qrwkv6`` (QRWKV6: both variants, plain, carried and
+noised).
 
 The RL policy's JAX side needs the ``rl`` extra (gymnax, distrax); without it ``jax_reference``
 reports the check unsupported and the torch side is compared with the golden vectors, recorded
@@ -92,7 +93,7 @@ def _rwkv7_checkpoint(seed: int, n_layer: int, n_head: int, head_size: int) -> d
     return {name: tensor.numpy() for name, tensor in state_dict.items()}
 
 
-def _rwkv7_calls(case_id: str, members: int, n_calls: int, carried: bool) -> list:
+def _llm_calls(case_id: str, members: int, n_calls: int, carried: bool) -> list:
     """``n_calls`` calls of ``RWKV7_TOKENS`` tokens; with ``carried`` every call after the first
     stops its state one token early and restarts the stream twice (``new_starts``)."""
     g = inputs.rng(case_id + ":tokens")
@@ -116,7 +117,7 @@ def rwkv7_case(case_id: str, variant: str, dtype: str, config: NoiserConfig, *, 
     return Case(case_id, {"config": config, "model": {"variant": variant, "dtype": dtype},
                           "checkpoint": _rwkv7_checkpoint(len(case_id), *shape),
                           "tree_key": inputs.key(case_id + ":tree"), "population": population,
-                          "calls": _rwkv7_calls(case_id, members if perturbed else 0, n_calls, carried),
+                          "calls": _llm_calls(case_id, members if perturbed else 0, n_calls, carried),
                           "fitnesses": fitnesses},
                 requires(config, dtype, extra={caps.RWKV7}))
 
@@ -203,3 +204,58 @@ class RWKV7EsStep(_RWKV7Check):
             rwkv7_case("open_es-sgd", "ScanRWKV", "float32", NoiserConfig(noiser="open_es", sigma=0.05, lr=0.1),
                        shape=(3, 1, 4), n_calls=0, epochs=1),
         ]
+
+
+# QRWKV6 cases: small random checkpoints in the Hugging Face layout, the RWKV-7 cases' token streams
+# and population size; shapes are (layers, heads, key/value heads, head size), with grouped
+# key/value heads in most and channels at the log decay's floor in every one.
+QRWKV6_VARIANTS = ("BaseRWKV", "FastRWKV")
+
+
+def _qrwkv6_checkpoint(seed: int, n_layer: int, n_head: int, n_kv_head: int, head_size: int) -> dict:
+    from eggroll_torch.models.llm.checkpoints import qrwkv6_state_dict
+
+    state_dict = qrwkv6_state_dict(seed, n_layer, n_head, head_size, RWKV7_VOCAB, n_kv_head=n_kv_head)
+    return {name: tensor.numpy() for name, tensor in state_dict.items()}
+
+
+def qrwkv6_case(case_id: str, variant: str, dtype: str, config: NoiserConfig, *, shape=(2, 4, 2, 4),
+                perturbed=False, n_calls=1, carried=False) -> Case:
+    members = RWKV7_MEMBERS if perturbed else 0
+    population = inputs.population("permuted", members, 1, case_id) if members else None
+    return Case(case_id, {"config": config, "model": {"variant": variant, "dtype": dtype, "head_size": shape[-1]},
+                          "checkpoint": _qrwkv6_checkpoint(len(case_id), *shape),
+                          "tree_key": inputs.key(case_id + ":tree"), "population": population,
+                          "calls": _llm_calls(case_id, members, n_calls, carried), "fitnesses": []},
+                requires(config, dtype, extra={caps.QRWKV6}))
+
+
+@register
+class QRWKV6Forward(Check):
+    id = "models.qrwkv6_forward"
+    component = COMPONENT
+    impact = "high"
+    summary = ("QRWKV6 loaded from a Hugging Face-layout checkpoint: logits and recurrent state of both variants, "
+               "unperturbed, over two calls carrying the state (length, new_starts), and for EGGROLL populations "
+               "(every weight use noised, members vmapped); float32 and bfloat16, grouped key/value heads")
+    requires = frozenset({caps.QRWKV6})
+    rng = True
+    # As the RWKV-7 checks: a carried recurrent state. In bfloat16 this row allows what 'fused' does.
+    default_kind = "recurrence"
+
+    def cases(self, profile):
+        cases = [qrwkv6_case(f"{v}-float32", v, "float32", _NOOP) for v in QRWKV6_VARIANTS]
+        return cases + [
+            qrwkv6_case("BaseRWKV-3layers-head8", "BaseRWKV", "float32", _NOOP, shape=(3, 2, 2, 8)),
+            qrwkv6_case("BaseRWKV-carried", "BaseRWKV", "float32", _NOOP, n_calls=2, carried=True),
+            qrwkv6_case("BaseRWKV-eggroll", "BaseRWKV", "float32", _EGGROLL, perturbed=True),
+            qrwkv6_case("FastRWKV-eggroll-head8", "FastRWKV", "float32", _EGGROLL, shape=(2, 2, 1, 8),
+                        perturbed=True),
+            qrwkv6_case("BaseRWKV-carried-eggroll", "BaseRWKV", "float32", _EGGROLL, perturbed=True, n_calls=2,
+                        carried=True),
+            qrwkv6_case("BaseRWKV-eggroll-bfloat16", "BaseRWKV", "bfloat16", _EGGROLL, perturbed=True),
+        ]
+
+    def compute(self, adapter, case, noise=None):
+        return adapter.qrwkv6(case["config"], case["model"], case["checkpoint"], case["tree_key"],
+                              case["population"], case["calls"], case["fitnesses"])

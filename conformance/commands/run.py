@@ -11,7 +11,7 @@ import fnmatch
 import time
 from pathlib import Path
 
-from .. import adapters, environment, gate, runner
+from .. import adapters, environment, gate, llm_flips, runner
 from ..checks import select_checks
 from ..golden import VectorStore
 from ..reference import Reference, live_reference
@@ -93,6 +93,7 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
     outcome.claims = claims.evaluate(reference, results)
     if report_dir is not None:
         outcome.port_claims = port_claims.evaluate(Path(report_dir) / "ports")
+        outcome.llm_sampling = llm_flips.load(Path(report_dir))
         outcome.trainer_verdicts = verdicts.evaluate(Path(report_dir) / "ports")
     outcome.series = plot.divergence_series(results)
     if report_dir is not None and any(c.id == "trajectory.mlp_e2e" for c in checks):

@@ -1,6 +1,7 @@
 """``reports/COMPATIBILITY.md``: the user's compatibility table, measured instead of asserted."""
 from __future__ import annotations
 
+from .. import llm_flips
 from ..components import COMPONENTS
 from . import verdicts
 from .terminal import fmt_ulp
@@ -142,6 +143,8 @@ def render(run, picture: str | None) -> str:
                         [[str(e)] + [_num(float(s[e])) if e < len(s) else "-" for s in run.series.values()]
                          for e in range(epochs)])
         lines.append("")
+    if run.llm_sampling is not None:
+        lines += llm_flips.render(run.llm_sampling)
     lines += ["## Every check", ""]
 
     def result_of(backend, cid):

@@ -28,6 +28,7 @@ class RunOutcome:
     baseline: dict
     claims: list = field(default_factory=list)
     port_claims: object = None
+    llm_sampling: dict | None = None
     trainer_verdicts: list = field(default_factory=list)
     series: dict = field(default_factory=dict)
     duration_s: float = 0.0

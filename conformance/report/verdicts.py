@@ -134,6 +134,11 @@ NO_COUNTERPART: dict[str, str] = {
                                "EggrollTrainer runs it as a FunctionalModule, bit-identical to the functional "
                                "layer (tests/nn/test_functional_module.py), not through a trainer check"
        for name in ("forward", "noisy_forward", "state", "es_step")},
+    "models.qrwkv6_forward": "one of upstream's models (QRWKV6 through its functional forward); no trainer check runs "
+                             "a language model",
+    **{f"llm.{name}": "upstream's LLM fine-tuning loop (eggroll_torch.llm), which drives the functional noiser and "
+                      "model rather than a trainer; no trainer check generates text"
+       for name in ("sampling", "generation", "task_fitness", "es_epoch")},
     "forward.do_mm": "values of the reference's draws routed into the port; a trainer shows only the port's own "
                      "draws (every trainer check observes what the forward applies, but not against a value)",
     "forward.do_Tmm": "a transposed matmul; the harness's modules are nn.Linear (x @ W.T) only",

@@ -14,7 +14,6 @@ identical) update; see :mod:`.train` for the ``torchrun`` driver.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 
@@ -23,59 +22,10 @@ from eggroll_torch import tree
 from eggroll_torch.models.common import MM_PARAM, PARAM, simple_es_tree_key
 from eggroll_torch.noiser import all_noisers
 
+from .config import EvolutionConfig
 from .utils import build_generate_batch, build_validate
 
 __all__ = ["EpochResult", "Evolution", "EvolutionConfig", "master_keys"]
-
-
-@dataclasses.dataclass(frozen=True)
-class EvolutionConfig:
-    """The settings of an LLM evolution run; the same fields, defaults and checks as
-    ``jax_reference.llm.EvolutionConfig`` (see there)."""
-
-    seed: int = 0
-    generation_length: int = 200
-    parallel_generations: int = 1024
-    generations_per_prompt: int = 8
-    sigma: float = 1e-3
-    lr_scale: float = 1.0
-    noise_reuse: int = 1
-    freeze_nonlora: bool = True
-    rank: int = 1
-    temperature: float = 0.0
-    noiser: str = "eggroll"
-    validate_every: int = 10
-    parallel_validations: int = 128
-    validation_iterations: int = 10
-
-    def __post_init__(self):
-        positive = ("generation_length", "parallel_generations", "generations_per_prompt", "rank",
-                    "parallel_validations", "validation_iterations")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"EvolutionConfig.{name} must be a positive int; got {value!r}")
-        for name in ("noise_reuse", "validate_every", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"EvolutionConfig.{name} must be a non-negative int; got {value!r}")
-        if self.parallel_generations % self.generations_per_prompt:
-            raise ValueError(
-                f"EvolutionConfig.parallel_generations ({self.parallel_generations}) must be a multiple of "
-                f"generations_per_prompt ({self.generations_per_prompt}); change one of them")
-        for name in ("sigma", "lr_scale", "temperature"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"EvolutionConfig.{name} must be a finite number; got {value!r}")
-        if self.temperature < 0:
-            raise ValueError(f"EvolutionConfig.temperature must be >= 0 (0 is greedy); got {self.temperature!r}")
-        if self.noiser not in all_noisers:
-            raise ValueError(f"EvolutionConfig.noiser must be one of {sorted(all_noisers)}; got {self.noiser!r}")
-
-    @property
-    def prompts_per_epoch(self) -> int:
-        """``P = N // G``: distinct prompts per epoch."""
-        return self.parallel_generations // self.generations_per_prompt
 
 
 def master_keys(seed, device=None):

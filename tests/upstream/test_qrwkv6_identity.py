@@ -22,21 +22,14 @@ the two variants are compared with each other, on each side, within a tolerance.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-from dataclasses import dataclass
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from conformance.tolerances import assert_tree_parity
 
 pytest.importorskip("torch", reason="loading a checkpoint goes through torch tensors")
 
 from _same_api import assert_same_api  # noqa: E402
-from _upstream_llm import load_upstream_llm, qrwkv6_state_dict  # noqa: E402
+from _upstream_llm import Config, Probe, Side, compare, load_upstream_llm, qrwkv6_state_dict, quiet  # noqa: E402
 import jax_reference.models.common as ours_common  # noqa: E402
 import jax_reference.models.llm.qrwkv6 as ours_qrwkv6  # noqa: E402
 import jax_reference.noiser as ours_noiser  # noqa: E402
@@ -44,26 +37,6 @@ import jax_reference.noiser as ours_noiser  # noqa: E402
 pytestmark = [pytest.mark.upstream]
 
 VARIANTS = ("BaseRWKV", "FastRWKV")
-MEMBERS = 4
-SIGMA, LR, RANK = 0.05, 0.01, 2
-
-
-@dataclass(frozen=True)
-class Config:
-    n_layer: int
-    n_head: int
-    head_size: int
-    n_tokens: int
-    dtype: str
-    seed: int
-    n_kv_head: int | None = None
-    vocab_size: int = 13
-
-    @property
-    def frozen(self):
-        """The model config ``load_from_torch`` expects (a fresh dict each time)."""
-        return {"head_size": self.head_size}
-
 
 # One config per dtype for the unperturbed runs, shared by both variants so that they can be
 # compared with each other; the noise and update cases use other shapes.
@@ -80,18 +53,14 @@ UPDATES = [(Config(2, 2, 4, 4, "float32", 7), False), (Config(3, 4, 4, 4, "bfloa
 CROSS_TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-2}
 
 
-@contextlib.contextmanager
-def quiet():
-    """Swallow what upstream prints while loading and tracing."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+def model_config(cfg):
+    """The model config ``load_from_torch`` and ``default_state`` expect (a fresh dict each time)."""
+    return {"head_size": cfg.head_size}
 
 
-@dataclass(frozen=True)
-class Side:
-    qrwkv6: object
-    noiser: object
-    common: object
+PROBE = Probe(lambda cfg: qrwkv6_state_dict(cfg.seed, cfg.n_layer, cfg.n_head, cfg.head_size, cfg.vocab_size,
+                                            cfg.n_kv_head),
+              model_config, "BaseRWKV", PLAIN)
 
 
 @pytest.fixture(scope="module")
@@ -101,120 +70,11 @@ def sides(hs):
             Side(ours_qrwkv6, ours_noiser, ours_common))
 
 
-def state_dict(cfg):
-    return qrwkv6_state_dict(cfg.seed, cfg.n_layer, cfg.n_head, cfg.head_size, cfg.vocab_size, cfg.n_kv_head)
-
-
-def load(side, variant, cfg):
-    """The model class, its init and an es key tree (from the side's ``simple_es_tree_key``)."""
-    model = getattr(side.qrwkv6, variant)
-    with quiet():
-        init = model.load_from_torch(state_dict(cfg), cfg.frozen, cfg.dtype)
-    keys = side.common.simple_es_tree_key(init.params, jax.random.key(100 + cfg.seed), init.scan_map)
-    return model, init, keys
-
-
-def inputs(cfg):
-    """Two token streams, the second call's ``length`` and ``new_starts``."""
-    rng = np.random.default_rng(cfg.seed)
-    tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (2, cfg.n_tokens)), dtype=jnp.int32)
-    new_starts = jnp.arange(cfg.n_tokens) == cfg.n_tokens // 2
-    return tokens[0], tokens[1], jnp.int32(cfg.n_tokens - 1), new_starts
-
-
-def iterinfos():
-    """Members 0..3 of epochs 0, 0, 1, 1: two antithetic pairs."""
-    return jnp.array([0, 0, 1, 1], dtype=jnp.int32), jnp.arange(MEMBERS, dtype=jnp.int32)
-
-
-def noiser_for(side, init, batched=False):
-    egg = side.noiser.eggroll.EggRoll
-    return (egg, *egg.init_noiser(init.params, SIGMA, LR, rank=RANK, noise_reuse=1, use_batched_update=batched))
-
-
-def plain_outputs(side, variant, cfg, mode):
-    """Init trees and the two-call chain of the unperturbed model."""
-    model, init, keys = load(side, variant, cfg)
-    egg, nf, nparams = noiser_for(side, init)
-    tokens1, tokens2, length, new_starts = inputs(cfg)
-
-    def chain(params, state):
-        run = lambda *args: model.forward(egg, nf, nparams, init.frozen_params, params, keys, None, *args)  # noqa: E731
-        logits1, state1 = run(tokens1, state)
-        logits2, state2 = run(tokens2, state1, length, new_starts)
-        return {"logits1": logits1, "state1": state1, "logits2": logits2, "state2": state2}
-
-    state0 = model.default_state(init.params, cfg.frozen)
-    with quiet():
-        out = (jax.jit(chain) if mode == "jit" else chain)(init.params, state0)
-    return {"init": tuple(init), "keys": keys, "state0": state0, "out": out}
-
-
-def noisy_outputs(side, variant, cfg, mode):
-    """The second call for four members with EGGROLL noise, from the unperturbed first call's
-    state (so it starts from a non-zero state), with ``length`` and ``new_starts``."""
-    model, init, keys = load(side, variant, cfg)
-    egg, nf, nparams = noiser_for(side, init)
-    tokens1, tokens2, length, new_starts = inputs(cfg)
-
-    def members(params, state):
-        _, state1 = model.forward(egg, nf, nparams, init.frozen_params, params, keys, None, tokens1, state)
-        return jax.vmap(lambda it: model.forward(egg, nf, nparams, init.frozen_params, params, keys, it, tokens2,
-                                                 state1, length, new_starts))(iterinfos())
-
-    state0 = model.default_state(init.params, cfg.frozen)
-    with quiet():
-        logits, states = (jax.jit(members) if mode == "jit" else members)(init.params, state0)
-    return {"logits": logits, "states": states}
-
-
-def update_outputs(side, cfg, batched):
-    """Params and optimiser state after one and after two jitted ``EggRoll.do_updates`` (epochs 0
-    and 1) with shaped fitnesses of four members."""
-    _, init, keys = load(side, "BaseRWKV", cfg)
-    egg, nf, nparams = noiser_for(side, init, batched)
-    raw = jnp.array([0.3, -1.2, 2.0, 0.7], dtype=jnp.float32)
-    epochs, threads = iterinfos()
-
-    # sigma stays a Python float closed over (as in a training loop), so both steps share one compile.
-    @jax.jit
-    def update(opt_state, params, epoch):
-        noiser_params = {"sigma": SIGMA, "opt_state": opt_state}
-        fitnesses = egg.convert_fitnesses(nf, noiser_params, raw * (1 + epoch))
-        noiser_params, params = egg.do_updates(nf, noiser_params, params, keys, fitnesses,
-                                               (epochs + epoch, threads), init.es_map)
-        return noiser_params["opt_state"], params
-
-    out = {}
-    opt_state, params = nparams["opt_state"], init.params
-    with quiet():
-        for step in (1, 2):
-            opt_state, params = update(opt_state, params, jnp.int32(step - 1))
-            out[f"after_{step}"] = {"params": params, "opt_state": opt_state}
-    return out
-
-
-def compare(ledger, ours, theirs, what):
-    ledger.record(assert_tree_parity(ours, theirs, "bits", what=what))
-    ledger.cases += 1
-
-
-_PLAIN_RESULTS = {}
-
-
-def plain_pair(sides, variant, dtype, mode):
-    """(upstream, ours) plain outputs, computed once and kept for the cross-variant test."""
-    key = (variant, dtype, mode)
-    if key not in _PLAIN_RESULTS:
-        _PLAIN_RESULTS[key] = tuple(plain_outputs(side, variant, PLAIN[dtype], mode) for side in sides)
-    return _PLAIN_RESULTS[key]
-
-
 @pytest.mark.parametrize("mode", ["eager", "jit"])
 @pytest.mark.parametrize("dtype", list(PLAIN))
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_plain_forward_matches_upstream(sides, ledger, variant, dtype, mode):
-    theirs, ours = plain_pair(sides, variant, dtype, mode)
+    theirs, ours = PROBE.plain_pair(sides, variant, dtype, mode)
     out = ours["out"]
     # The probe reaches what it means to: the state carries over, the floor of the log decay is hit.
     assert not np.array_equal(out["state1"], ours["state0"])
@@ -226,7 +86,7 @@ def test_plain_forward_matches_upstream(sides, ledger, variant, dtype, mode):
 
 @pytest.mark.parametrize("variant, cfg, mode", NOISY, ids=[f"{v}-{c.dtype}-{m}" for v, c, m in NOISY])
 def test_noisy_members_match_upstream(sides, ledger, variant, cfg, mode):
-    theirs, ours = (noisy_outputs(side, variant, cfg, mode) for side in sides)
+    theirs, ours = (PROBE.noisy_outputs(side, variant, cfg, mode) for side in sides)
     logits = np.asarray(ours["logits"], dtype=np.float32)
     # Antithetic pairs differ from each other: the noise reaches the output.
     assert not np.array_equal(logits[0], logits[1])
@@ -236,8 +96,8 @@ def test_noisy_members_match_upstream(sides, ledger, variant, cfg, mode):
 
 @pytest.mark.parametrize("cfg, batched", UPDATES, ids=[f"{c.dtype}-{'batched' if b else 'plain'}" for c, b in UPDATES])
 def test_es_updates_match_upstream(sides, ledger, cfg, batched):
-    theirs, ours = (update_outputs(side, cfg, batched) for side in sides)
-    _, init, _ = load(sides[1], "BaseRWKV", cfg)
+    theirs, ours = (PROBE.update_outputs(side, cfg, batched) for side in sides)
+    _, init, _ = PROBE.load(sides[1], "BaseRWKV", cfg)
     moved = jax.tree.map(lambda a, b: not np.array_equal(a, b), init.params, ours["after_1"]["params"])
     # MM_PARAM and PARAM leaves move; EXCLUDED ones (the tables and time_maa_w2) stay.
     attn = moved["blocks"]["self_attn"]
@@ -253,9 +113,9 @@ def test_maps_match_upstream_for_every_variant(sides, ledger):
     maps = {}
     for name, side in zip(("upstream", "ours"), sides):
         for variant in VARIANTS:
-            model = getattr(side.qrwkv6, variant)
-            maps[name, variant] = (model.get_scan_map(cfg.frozen), model.get_es_map(cfg.frozen))
-            _, init, _ = load(side, variant, cfg)
+            model = getattr(side.model, variant)
+            maps[name, variant] = (model.get_scan_map(model_config(cfg)), model.get_es_map(model_config(cfg)))
+            _, init, _ = PROBE.load(side, variant, cfg)
             assert (init.scan_map, init.es_map) == maps[name, variant]
             assert jax.tree.structure(init.params) == jax.tree.structure(init.es_map)
     for variant in VARIANTS:
@@ -271,14 +131,14 @@ def test_transform_and_errors_match_upstream(sides):
     for side in sides:
         sd = qrwkv6_state_dict(9, 2, 2, 4, 7, n_kv_head=1)
         with quiet():
-            out = side.qrwkv6.BaseRWKV.transform_torch_model(sd)
+            out = side.model.BaseRWKV.transform_torch_model(sd)
         assert out is sd
         results.append([(k, tuple(v.shape), v.numpy().tobytes()) for k, v in out.items()])
         with quiet():
-            init = side.qrwkv6.BaseRWKV.load_from_torch(qrwkv6_state_dict(9, 1, 2, 4, 7), {"head_size": 4}, "float32")
+            init = side.model.BaseRWKV.load_from_torch(qrwkv6_state_dict(9, 1, 2, 4, 7), {"head_size": 4}, "float32")
         assert init.params["blocks"]["self_attn"]["time_maa_w2"].shape == (1, 5, 4, 8)
         with pytest.raises(TypeError):
-            side.qrwkv6.BaseRWKV.default_state(init.params, None)
+            side.model.BaseRWKV.default_state(init.params, None)
     assert results[0] == results[1]
     names = [name for name, *_ in results[1]]
     assert names[0] == "lm_head.weight" and "blocks.1.self_attn.time_decay" in names
@@ -291,8 +151,9 @@ def test_variants_agree_with_each_other(sides, record_property):
     for dtype in PLAIN:
         largest = 0.0
         for side_index, side_name in enumerate(("upstream", "ours")):
-            ref, got = ({k: np.asarray(v, dtype=np.float32) for k, v in
-                         plain_pair(sides, variant, dtype, "jit")[side_index]["out"].items()} for variant in VARIANTS)
+            ref, got = ({k: np.asarray(v, dtype=np.float32)
+                         for k, v in PROBE.plain_pair(sides, variant, dtype, "jit")[side_index]["out"].items()}
+                        for variant in VARIANTS)
             for name in ref:
                 diff = float(np.max(np.abs(got[name] - ref[name])))
                 scale = float(np.max(np.abs(ref[name])))
@@ -304,5 +165,5 @@ def test_variants_agree_with_each_other(sides, record_property):
 def test_same_names_and_signatures(sides, ledger):
     """Every function and class upstream's qrwkv6.py defines exists here, with the same signatures
     for each classmethod a class defines (found here on the class or a base)."""
-    assert assert_same_api(sides[0].qrwkv6, ours_qrwkv6) == 5
+    assert assert_same_api(sides[0].model, ours_qrwkv6) == 5
     ledger.cases += 1

@@ -18,22 +18,16 @@ Then the four variants are compared with each other, on each side, within a tole
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
-from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from conformance.tolerances import assert_tree_parity
 
 pytest.importorskip("torch", reason="loading a checkpoint goes through torch tensors")
 
 from _same_api import assert_same_api  # noqa: E402
-from _upstream_llm import load_upstream_llm, rwkv7_state_dict  # noqa: E402
+from _upstream_llm import Config, Probe, Side, compare, load_upstream_llm, quiet, rwkv7_state_dict  # noqa: E402
 import jax_reference.models.common as ours_common  # noqa: E402
 import jax_reference.models.llm.llm as ours_llm  # noqa: E402
 import jax_reference.models.llm.rwkv7 as ours_rwkv7  # noqa: E402
@@ -42,20 +36,6 @@ import jax_reference.noiser as ours_noiser  # noqa: E402
 pytestmark = [pytest.mark.upstream]
 
 VARIANTS = ("BaseRWKV", "ScanRWKV", "AssociativeScanRWKV", "FastRWKV")
-MEMBERS = 4
-SIGMA, LR, RANK = 0.05, 0.01, 2
-
-
-@dataclass(frozen=True)
-class Config:
-    n_layer: int
-    n_head: int
-    head_size: int
-    n_tokens: int
-    dtype: str
-    seed: int
-    vocab_size: int = 13
-
 
 # One config per dtype for the unperturbed runs, shared by the four variants so that they can be
 # compared with each other; the noise and update cases use other shapes.
@@ -71,19 +51,9 @@ UPDATES = [Config(2, 2, 4, 4, "float32", 7), Config(3, 1, 8, 4, "bfloat16", 8)]
 # |value| of the reference (BaseRWKV): the associative scan multiplies in another order.
 CROSS_TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-2}
 
-
-@contextlib.contextmanager
-def quiet():
-    """Swallow what upstream prints while loading and tracing."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
-
-
-@dataclass(frozen=True)
-class Side:
-    rwkv7: object
-    noiser: object
-    common: object
+# RWKV-7 takes no model config; its updates run through ScanRWKV's maps.
+PROBE = Probe(lambda cfg: rwkv7_state_dict(cfg.seed, cfg.n_layer, cfg.n_head, cfg.head_size, cfg.vocab_size),
+              lambda cfg: None, "ScanRWKV", PLAIN)
 
 
 @pytest.fixture(scope="module")
@@ -94,115 +64,11 @@ def sides(hs):
             Side(ours_rwkv7, ours_noiser, ours_common))
 
 
-def load(side, variant, cfg):
-    """The model class, its init and an es key tree (from the side's ``simple_es_tree_key``)."""
-    model = getattr(side.rwkv7, variant)
-    sd = rwkv7_state_dict(cfg.seed, cfg.n_layer, cfg.n_head, cfg.head_size, cfg.vocab_size)
-    with quiet():
-        init = model.load_from_torch(sd, None, cfg.dtype)
-    keys = side.common.simple_es_tree_key(init.params, jax.random.key(100 + cfg.seed), init.scan_map)
-    return model, init, keys
-
-
-def inputs(cfg):
-    """Two token streams, the second call's ``length`` and ``new_starts``."""
-    rng = np.random.default_rng(cfg.seed)
-    tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (2, cfg.n_tokens)), dtype=jnp.int32)
-    new_starts = jnp.arange(cfg.n_tokens) == cfg.n_tokens // 2
-    return tokens[0], tokens[1], jnp.int32(cfg.n_tokens - 1), new_starts
-
-
-def iterinfos():
-    """Members 0..3 of epochs 0, 0, 1, 1: two antithetic pairs."""
-    return jnp.array([0, 0, 1, 1], dtype=jnp.int32), jnp.arange(MEMBERS, dtype=jnp.int32)
-
-
-def plain_outputs(side, variant, cfg, mode):
-    """Init trees and the two-call chain of the unperturbed model."""
-    model, init, keys = load(side, variant, cfg)
-    egg = side.noiser.eggroll.EggRoll
-    nf, nparams = egg.init_noiser(init.params, SIGMA, LR, rank=RANK, noise_reuse=1)
-    tokens1, tokens2, length, new_starts = inputs(cfg)
-
-    def chain(params, state):
-        run = lambda *args: model.forward(egg, nf, nparams, init.frozen_params, params, keys, None, *args)  # noqa: E731
-        logits1, state1 = run(tokens1, state)
-        logits2, state2 = run(tokens2, state1, length, new_starts)
-        return {"logits1": logits1, "state1": state1, "logits2": logits2, "state2": state2}
-
-    state0 = model.default_state(init.params, None)
-    with quiet():
-        out = (jax.jit(chain) if mode == "jit" else chain)(init.params, state0)
-    return {"init": tuple(init), "keys": keys, "state0": state0, "out": out}
-
-
-def noisy_outputs(side, variant, cfg, mode):
-    """The second call for four members with EGGROLL noise, from the unperturbed first call's
-    state (so it starts from a non-zero state), with ``length`` and ``new_starts``."""
-    model, init, keys = load(side, variant, cfg)
-    egg = side.noiser.eggroll.EggRoll
-    nf, nparams = egg.init_noiser(init.params, SIGMA, LR, rank=RANK, noise_reuse=1)
-    tokens1, tokens2, length, new_starts = inputs(cfg)
-
-    def members(params, state):
-        _, state1 = model.forward(egg, nf, nparams, init.frozen_params, params, keys, None, tokens1, state)
-        return jax.vmap(lambda it: model.forward(egg, nf, nparams, init.frozen_params, params, keys, it, tokens2,
-                                                 state1, length, new_starts))(iterinfos())
-
-    state0 = model.default_state(init.params, None)
-    with quiet():
-        logits, states = (jax.jit(members) if mode == "jit" else members)(init.params, state0)
-    return {"logits": logits, "states": states}
-
-
-def update_outputs(side, cfg):
-    """Params and optimiser state after one and after two jitted ``EggRoll.do_updates`` (epochs 0
-    and 1) with shaped fitnesses of four members."""
-    _, init, keys = load(side, "ScanRWKV", cfg)
-    egg = side.noiser.eggroll.EggRoll
-    nf, nparams = egg.init_noiser(init.params, SIGMA, LR, rank=RANK, noise_reuse=1)
-    raw = jnp.array([0.3, -1.2, 2.0, 0.7], dtype=jnp.float32)
-    epochs, threads = iterinfos()
-
-    # sigma stays a Python float closed over (as in a training loop), so both steps share one compile.
-    @jax.jit
-    def update(opt_state, params, epoch):
-        noiser_params = {"sigma": SIGMA, "opt_state": opt_state}
-        fitnesses = egg.convert_fitnesses(nf, noiser_params, raw * (1 + epoch))
-        noiser_params, params = egg.do_updates(nf, noiser_params, params, keys, fitnesses,
-                                               (epochs + epoch, threads), init.es_map)
-        return noiser_params["opt_state"], params
-
-    out = {}
-    opt_state, params = nparams["opt_state"], init.params
-    with quiet():
-        for step in (1, 2):
-            opt_state, params = update(opt_state, params, jnp.int32(step - 1))
-            out[f"after_{step}"] = {"params": params, "opt_state": opt_state}
-    return out
-
-
-def compare(ledger, ours, theirs, what):
-    ledger.record(assert_tree_parity(ours, theirs, "bits", what=what))
-    ledger.cases += 1
-
-
-_PLAIN_RESULTS = {}
-
-
-def plain_pair(sides, variant, dtype, mode):
-    """(upstream, ours) plain outputs, computed once and kept for the cross-variant test."""
-    key = (variant, dtype, mode)
-    if key not in _PLAIN_RESULTS:
-        _PLAIN_RESULTS[key] = tuple(plain_outputs(side, variant, PLAIN[dtype], mode) for side in sides)
-    return _PLAIN_RESULTS[key]
-
-
 @pytest.mark.parametrize("mode", ["eager", "jit"])
 @pytest.mark.parametrize("dtype", list(PLAIN))
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_plain_forward_matches_upstream(sides, ledger, variant, dtype, mode):
-    theirs, ours = plain_pair(sides, variant, dtype, mode)
+    theirs, ours = PROBE.plain_pair(sides, variant, dtype, mode)
     out = ours["out"]
     # The probe reaches what it means to: the state carries over and the reset changes the output.
     assert not np.array_equal(out["state1"], ours["state0"])
@@ -212,7 +78,7 @@ def test_plain_forward_matches_upstream(sides, ledger, variant, dtype, mode):
 
 @pytest.mark.parametrize("variant, cfg, mode", NOISY, ids=[f"{v}-{c.dtype}-{m}" for v, c, m in NOISY])
 def test_noisy_members_match_upstream(sides, ledger, variant, cfg, mode):
-    theirs, ours = (noisy_outputs(side, variant, cfg, mode) for side in sides)
+    theirs, ours = (PROBE.noisy_outputs(side, variant, cfg, mode) for side in sides)
     logits = np.asarray(ours["logits"], dtype=np.float32)
     # Antithetic pairs differ from each other: the noise reaches the output.
     assert not np.array_equal(logits[0], logits[1])
@@ -222,8 +88,8 @@ def test_noisy_members_match_upstream(sides, ledger, variant, cfg, mode):
 
 @pytest.mark.parametrize("cfg", UPDATES, ids=lambda c: c.dtype)
 def test_es_updates_match_upstream(sides, ledger, cfg):
-    theirs, ours = (update_outputs(side, cfg) for side in sides)
-    _, init, _ = load(sides[1], "ScanRWKV", cfg)
+    theirs, ours = (PROBE.update_outputs(side, cfg) for side in sides)
+    _, init, _ = PROBE.load(sides[1], "ScanRWKV", cfg)
     moved = jax.tree.map(lambda a, b: not np.array_equal(a, b), init.params, ours["after_1"]["params"])
     # MM_PARAM and PARAM leaves move, EXCLUDED ones (emb, head) stay.
     assert moved["blocks"]["att"]["key"]["weight"] and moved["blocks"]["att"]["x_r"]
@@ -237,9 +103,9 @@ def test_maps_match_upstream_for_every_variant(sides, ledger):
     maps = {}
     for name, side in zip(("upstream", "ours"), sides):
         for variant in VARIANTS:
-            model = getattr(side.rwkv7, variant)
+            model = getattr(side.model, variant)
             maps[name, variant] = (model.get_scan_map(None), model.get_es_map(None))
-            _, init, _ = load(side, variant, cfg)
+            _, init, _ = PROBE.load(side, variant, cfg)
             assert (init.scan_map, init.es_map) == maps[name, variant]
             assert jax.tree.structure(init.params) == jax.tree.structure(init.es_map)
     for variant in VARIANTS:
@@ -255,12 +121,12 @@ def test_transform_and_errors_match_upstream(sides):
     for side in sides:
         sd = rwkv7_state_dict(9, 2, 1, 4, 7)
         with quiet():
-            out = side.rwkv7.BaseRWKV.transform_torch_model(sd)
+            out = side.model.BaseRWKV.transform_torch_model(sd)
         assert out is sd
         results.append({k: (tuple(v.shape), v.numpy().tobytes()) for k, v in out.items()})
         with pytest.raises(KeyError), quiet():
-            side.rwkv7.BaseRWKV.load_from_torch(rwkv7_state_dict(9, 1, 1, 4, 7), None, "float32")
-        llm = side.rwkv7.LLM
+            side.model.BaseRWKV.load_from_torch(rwkv7_state_dict(9, 1, 1, 4, 7), None, "float32")
+        llm = side.model.LLM
         for hook, args in [("get_scan_map", (None,)), ("get_es_map", (None,)), ("default_state", (None, None)),
                            ("randomize_weights", (None,) * 6), ("embed", (None, None)),
                            ("outhead", (None, None)), ("forward_seq", (None,) * 5)]:
@@ -268,7 +134,7 @@ def test_transform_and_errors_match_upstream(sides):
                 getattr(llm, hook)(*args)
     assert results[0] == results[1]
     assert list(results[0]) == list(results[1])
-    theirs_llm = sys.modules[sides[0].rwkv7.LLM.__module__]
+    theirs_llm = sys.modules[sides[0].model.LLM.__module__]
     for key in ("emb.weight", "blocks.12.att.key.weight", "a.3.b.10.c"):
         assert ours_llm.get_int_component(key) == theirs_llm.get_int_component(key)
 
@@ -281,11 +147,11 @@ def test_variants_agree_with_each_other(sides, record_property):
     for dtype in PLAIN:
         largest = 0.0
         for side_index, side_name in enumerate(("upstream", "ours")):
-            ref = plain_pair(sides, "BaseRWKV", dtype, "jit")[side_index]["out"]
+            ref = PROBE.plain_pair(sides, "BaseRWKV", dtype, "jit")[side_index]["out"]
             ref = {k: np.asarray(v, dtype=np.float32) for k, v in ref.items()}
             for variant in VARIANTS[1:]:
                 got = {k: np.asarray(v, dtype=np.float32)
-                       for k, v in plain_pair(sides, variant, dtype, "jit")[side_index]["out"].items()}
+                       for k, v in PROBE.plain_pair(sides, variant, dtype, "jit")[side_index]["out"].items()}
                 if variant == "AssociativeScanRWKV":
                     row = reset_row[dtype]
                     assert not np.allclose(got["logits2"][row], ref["logits2"][row])
@@ -305,7 +171,7 @@ def test_same_names_and_signatures(sides, ledger):
     """Every function and class upstream's llm.py and rwkv7.py define exists here, with the same
     signatures for functions and for each classmethod a class defines (found here on the class or
     a base)."""
-    theirs_rwkv7 = sides[0].rwkv7
+    theirs_rwkv7 = sides[0].model
     pairs = [(sys.modules[theirs_rwkv7.LLM.__module__], ours_llm), (theirs_rwkv7, ours_rwkv7)]
     checked = sum(assert_same_api(theirs, ours) for theirs, ours in pairs)
     assert checked == 12

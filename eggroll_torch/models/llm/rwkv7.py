@@ -37,6 +37,7 @@ import torch
 
 from ... import tree
 from ...numerics import divide_by_broadcast, mean, sqrt, var, weak_scalar
+from ...random.triton_support import triton_usable
 from ..base_model import Model
 from ..common import EXCLUDED, MM_PARAM, PARAM, TMM, Linear, Parameter, _align_members, call_submodule
 from ..common import layer_norm as _standardize
@@ -308,9 +309,16 @@ class BaseRWKV(LLM):
         ``r, w, k, v, a, b (..., T, H, S)`` with ``w`` the log-log decay, ``s (..., H, S, S)``.
         Before token ``t`` the state is zeroed where ``new_starts[..., t]``. Returns the state
         after token ``length - 1`` (``s`` itself when ``length <= 0``), in ``s``'s dtype, and the
-        readouts ``(..., T, H, S)``.
+        readouts ``(..., T, H, S)``. On CUDA with Triton installed the whole sequence runs as one
+        kernel (:mod:`.wkv_triton`: the same roundings, its sums in another order) when its
+        inputs qualify (:func:`.wkv_triton.supports`); the CPU always runs this loop.
         """
         w = torch.exp(-torch.exp(w))
+        if r.is_cuda and triton_usable(r.device):
+            from .wkv_triton import supports, wkv7
+
+            if supports(r, w, k, v, a, b, s, new_starts):
+                return wkv7(r, w, k, v, a, b, s, length, new_starts)
         outs = []
         kept = s
         zeros = torch.zeros_like(s)

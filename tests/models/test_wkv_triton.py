@@ -1,0 +1,196 @@
+"""The Triton WKV kernel (eggroll_torch.models.llm.wkv_triton) against RWKV-7's token loop.
+
+On CUDA the kernel's kept state and readouts agree with ``BaseRWKV.inner_loop``'s Python loop on
+the same device (run by switching the kernel off) under the ``recurrence`` tolerance, dtypes
+included: float32, bfloat16 and float16, one member and populations, several head sizes, resets
+shared or per member, ``length`` below, at and beyond ``T``, zero, and as a tensor. A population
+forward of ScanRWKV with EGGROLL noise, which dispatches to the kernel, agrees with its loop run
+in logits and state. Without a GPU, Triton's interpreter runs the float32 and float16 cases on
+the CPU (in a subprocess: the interpreter is chosen when the kernel is first compiled); it cannot
+do bfloat16 arithmetic, which only the CUDA tests check.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conformance.tolerances import compare
+from eggroll_torch.models.llm import rwkv7
+from eggroll_torch.random.triton_support import triton_installed, triton_usable
+
+NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
+                                  reason="the WKV kernel needs CUDA and triton")
+
+# (leading axes, T, H, S, length, resets): resets None (no flags), "shared" ((T,)) or "member"
+# ((..., T)); length an int or ("tensor", n).
+CASES = [
+    ((4,), 64, 3, 64, 64, None),
+    ((4,), 64, 3, 64, 40, "member"),
+    ((2, 3), 17, 2, 32, 9, "shared"),
+    ((), 33, 4, 64, 33, "shared"),
+    ((3,), 256, 2, 64, ("tensor", 200), "member"),
+    ((5,), 12, 2, 16, 0, "member"),
+    ((2,), 12, 1, 8, 30, None),
+    ((2,), 20, 2, 128, ("tensor", -3), "shared"),
+]
+INTERPRETED = [((3,), 7, 2, 8, 7, None), ((2,), 9, 2, 16, 4, "shared"), ((2,), 6, 2, 32, 0, "member"),
+               ((), 5, 1, 4, ("tensor", 9), "member")]
+
+
+def wkv_inputs(lead, n_tokens, n_head, size, resets, dtype, device, seed=0):
+    """Inputs shaped as TimeMixing hands them to ``inner_loop``: ``w`` the log-log decay (decays
+    near 0.93, as a trained model's), ``a = -kk`` and ``b = kk * gate`` for a unit ``kk``, a
+    nonzero initial state, and the reset mask."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def normal(*shape, scale=1.0):
+        return torch.randn(*shape, generator=gen) * scale
+
+    shape = (*lead, n_tokens, n_head, size)
+    kk = torch.nn.functional.normalize(normal(*shape), dim=-1)
+    gate = torch.sigmoid(normal(*shape))
+    w = -torch.nn.functional.softplus(-(normal(*shape) - 2.0)) - 0.5
+    tensors = [normal(*shape), w, normal(*shape, scale=0.5), normal(*shape), -kk, kk * gate,
+               normal(*lead, n_head, size, size, scale=0.3)]
+    if resets is None:
+        flags = torch.zeros(n_tokens, dtype=torch.bool)
+    else:
+        flags = torch.rand(*(lead if resets == "member" else ()), n_tokens, generator=gen) < 0.1
+    return [x.to(device=device, dtype=dtype) for x in tensors] + [flags.to(device)]
+
+
+def _length(length, device):
+    return torch.tensor(length[1], device=device) if isinstance(length, tuple) else length
+
+
+def compare_case(case, dtype, device, loop):
+    """``(readouts, kept state)`` comparisons of the kernel against ``loop(r, w, k, v, a, b, s,
+    length, new_starts)`` (the token loop, log-log decays) for one case of :data:`CASES`."""
+    from eggroll_torch.models.llm.wkv_triton import supports, wkv7
+
+    lead, n_tokens, n_head, size, length, resets = case
+    r, w, k, v, a, b, s, flags = wkv_inputs(lead, n_tokens, n_head, size, resets, dtype, device)
+    kept_loop, out_loop = loop(r, w, k, v, a, b, s, _length(length, device), flags)
+    decay = torch.exp(-torch.exp(w))
+    assert supports(r, decay, k, v, a, b, s, flags)
+    kept, out = wkv7(r, decay, k, v, a, b, s, _length(length, device), flags)
+    return compare(out, out_loop, "recurrence"), compare(kept, kept_loop, "recurrence")
+
+
+def _assert_ok(comparisons, what):
+    for name, result in zip(("readouts", "kept state"), comparisons):
+        assert result.ok, result.message(f"{what} {name}")
+
+
+@pytest.fixture
+def token_loop(monkeypatch):
+    """``BaseRWKV.inner_loop`` with the kernel switched off: the Python loop, on any device."""
+    monkeypatch.setattr(rwkv7, "triton_usable", lambda device: False)
+    return rwkv7.BaseRWKV.inner_loop
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_kernel_matches_token_loop(case, dtype, token_loop):
+    """Kept state and readouts of one case of :data:`CASES` against the loop on the GPU."""
+    _assert_ok(compare_case(case, dtype, "cuda", token_loop), f"{case} {dtype}")
+
+
+def test_kernel_skips_what_it_does_not_take():
+    """Inputs of mixed dtypes, a state of other leading axes or inputs that require grad stay on
+    the loop (``supports`` is False)."""
+    if not triton_installed():
+        pytest.skip("triton is not installed (it is optional)")
+    from eggroll_torch.models.llm.wkv_triton import supports
+
+    r, w, k, v, a, b, s, flags = wkv_inputs((2,), 5, 2, 8, "member", torch.float32, "cpu")
+    assert supports(r, w, k, v, a, b, s, flags)
+    assert not supports(r, w, k, v, a, b, s.bfloat16(), flags)
+    assert not supports(r, w, k, v, a, b, s[:1], flags)
+    assert not supports(r, w, k, v, a, b, s, torch.zeros(3, 5, dtype=torch.bool))
+    assert not supports(r[..., :6], w[..., :6], k[..., :6], v[..., :6], a[..., :6], b[..., :6], s[..., :6, :6], flags)
+    assert not supports(r.requires_grad_(), w, k, v, a, b, s, flags)
+
+
+def population_forward(variant, dtype, device):
+    """ScanRWKV-family logits and state for 4 EGGROLL members over two calls (the second carrying
+    the first's state, with ``length`` 20 and resets) of a 2-layer, 2-head, S=64 checkpoint."""
+    from eggroll_torch import random as es_random
+    from eggroll_torch import tree
+    from eggroll_torch.models import common
+    from eggroll_torch.models.llm.checkpoints import rwkv7_state_dict
+    from eggroll_torch.noiser.eggroll import EggRoll
+
+    cls = getattr(rwkv7, variant)
+    init = cls.load_from_torch(rwkv7_state_dict(3, 2, 2, 64, 50), None, dtype)
+    params = tree.map(lambda x: x.to(device), init.params)
+    keys = common.simple_es_tree_key(params, es_random.key(4, device=device), init.scan_map)
+    frozen, nparams = EggRoll.init_noiser(params, 0.05, 0.01, rank=2, noise_reuse=1)
+    members = 4
+    iterinfo = (torch.zeros(members, dtype=torch.int32, device=device), torch.arange(members, device=device))
+    gen = torch.Generator().manual_seed(5)
+    state = cls.default_state(params, None).expand(members, -1, -1, -1)
+    results = []
+    for length, flags in ((32, None), (20, torch.rand(members, 32, generator=gen) < 0.1)):
+        tokens = torch.randint(0, 50, (members, 32), generator=gen).to(device)
+        logits, state = cls.forward(EggRoll, frozen, nparams, None, params, keys, iterinfo, tokens, state, length,
+                                    None if flags is None else flags.to(device))
+        results += [logits, state]
+    return results
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("variant", ["BaseRWKV", "ScanRWKV", "FastRWKV"])
+def test_population_forward_dispatches_to_kernel(variant, dtype, monkeypatch):
+    """Each layer's recurrence of a noised population forward runs the kernel, and the logits and
+    states agree with the same forward on the token loop."""
+    from eggroll_torch.models.llm import wkv_triton
+
+    launches = []
+    original = wkv_triton.wkv7
+    monkeypatch.setattr(wkv_triton, "wkv7", lambda *args: launches.append(1) or original(*args))
+    fast = population_forward(variant, dtype, "cuda")
+    assert len(launches) == 4, "every layer of both calls runs the kernel"
+    monkeypatch.setattr(rwkv7, "triton_usable", lambda device: False)
+    slow = population_forward(variant, dtype, "cuda")
+    for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
+        result = compare(got, expected, "recurrence")
+        assert result.ok, result.message(f"{variant} {dtype} {name}")
+
+
+def interpreted_checks() -> dict:
+    """:data:`INTERPRETED` in float32 and float16 on the CPU (run under ``TRITON_INTERPRET=1``):
+    ``{case: {"ok": bool, "detail": str}}``."""
+    results = {}
+    for dtype in (torch.float32, torch.float16):
+        for case in INTERPRETED:
+            comparisons = compare_case(case, dtype, "cpu", rwkv7.BaseRWKV.inner_loop)
+            results[f"{case} {dtype}"] = {"ok": all(c.ok for c in comparisons),
+                                          "detail": "; ".join(c.message("wkv") for c in comparisons)}
+    return results
+
+
+@pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional); "
+                                                   "`pip install triton` to check the kernel on the CPU")
+def test_kernel_matches_token_loop_interpreted():
+    """:func:`interpreted_checks` in a fresh process under Triton's interpreter."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([root, here, os.environ.get(
+        "PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", "import json, test_wkv_triton as t; "
+                           "print(json.dumps(t.interpreted_checks()))"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    failed = {case: result["detail"] for case, result in results.items() if not result["ok"]}
+    assert results and not failed, failed
