@@ -22,7 +22,7 @@ ROOT = conformance.__name__
 
 LAYERS = (
     ("vocabulary", ("spec", "trees", "inputs", "tolerances", "results", "golden", "prng_vectors", "components", "stats",
-                    "known_differences", "hypothesis_support", "environment", "bugs", "case_data")),
+                    "known_differences", "hypothesis_support", "environment", "bugs", "case_data", "llm_flips")),
     ("adapters", ("adapters",)),
     ("checks", ("checks", "trainer_checks")),
     ("engine", ("reference", "runner", "gate", "needs")),
