@@ -6,25 +6,96 @@ the prompt holds 0 (0 at the first step), returns what it was fed, samples step 
 second half of the ``t``-th split of ``fold_in(fold_in(master_gen_key, e), i)``, and runs with
 ``iterinfo = (e, i)``. Here the members are not vmapped: one population forward per step feeds
 all ``B`` members ``(B, 1)`` tokens and carries a ``(B, ...)`` state, so each step is one batched
-matmul per weight plus each member's rank-``r`` noise terms.
+matmul per weight plus each member's rank-``r`` noise terms. Each member's noise is drawn once
+per generation (:mod:`.member_noise`); on CUDA the token steps can replay as a CUDA graph
+(:mod:`.token_loop`, opt-in).
 """
 from __future__ import annotations
+
+import collections
 
 import torch
 
 from eggroll_torch import random as es_random
 from eggroll_torch.environments.llm_bandits import safe_decode
 from eggroll_torch.noiser.base_noiser import Noiser
+from eggroll_torch.random import config as es_config
+from eggroll_torch.random.float_bits import FORMATS
+from eggroll_torch.random.gumbel import _TINY, _log_in
+from eggroll_torch.random.sampling import draw_lookup
+from eggroll_torch.random.triton_support import triton_usable
+from eggroll_torch.random.uniform import bound, uniform_from_words
 
-from .noise_cache import caching_noiser
+from .member_noise import drawn_noiser, member_noise
+from .token_loop import run_token_loop
 
-__all__ = ["build_generate_batch", "build_validate", "fold_in_helper", "safe_decode", "sample_token"]
+__all__ = ["build_generate_batch", "build_validate", "fold_in_helper", "gumbel_noise", "safe_decode", "sample_token"]
 
 
 def fold_in_helper(key: torch.Tensor, epoch, true_thread_idx) -> torch.Tensor:
     """``fold_in(fold_in(key, epoch), true_thread_idx)``; ``true_thread_idx`` may be a ``(B,)``
     tensor, giving ``(B, 2)`` keys."""
     return es_random.fold_in(es_random.fold_in(key, epoch), true_thread_idx)
+
+
+def _gumbel_of_bits(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """What ``es_random.gumbel`` returns in ``dtype`` for a draw whose kept mantissa bits are
+    ``index`` (any integer shape): the Gumbel value is a function of those bits alone, here
+    computed by gumbel's own steps."""
+    fmt = FORMATS[dtype]
+    # Words whose kept bits are each index; two's-complement wrap-around keeps them for float32.
+    words = (index.to(torch.int64) << fmt.shift).to(torch.int32)
+    uniform = uniform_from_words(words, dtype, bound(_TINY, dtype, index.device, "minval"),
+                                 bound(1.0, dtype, index.device, "maxval"))
+    return -_log_in(-_log_in(uniform))
+
+
+_GUMBEL_TABLES: dict = {}
+# Values drawn without a table so far, per (dtype, device): building a table costs about as much
+# as drawing its size directly, so it is built once that many have been drawn (at most twice the
+# cost of the cheaper choice, whatever the run's length).
+_DIRECT_DRAWS: collections.Counter = collections.Counter()
+
+
+def _gumbel_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """:func:`_gumbel_of_bits` of every mantissa: ``(2**mantissa,)`` (128 for bfloat16, 2**23
+    for float32), built once per dtype and device."""
+    if (dtype, device) not in _GUMBEL_TABLES:
+        _GUMBEL_TABLES[dtype, device] = _gumbel_of_bits(torch.arange(FORMATS[dtype].mask + 1, device=device), dtype)
+    return _GUMBEL_TABLES[dtype, device]
+
+
+def gumbel_noise(keys: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """``es_random.gumbel(keys, (n,), dtype)`` for ``keys (B, 2)``: ``(B, n)``, the same values.
+
+    Each value is looked up from its draw's bits in :func:`_gumbel_table` (one Triton pass on
+    CUDA) instead of running the logarithms' exact float64 arithmetic on every draw: always on
+    CUDA (where this also keeps host copies out of a CUDA graph), elsewhere once the table's
+    size has been drawn directly (at once for bfloat16's 128 values).
+    """
+    if dtype not in (torch.float32, torch.bfloat16):
+        return es_random.gumbel(keys, (n,), dtype)
+    fmt, device = FORMATS[dtype], keys.device
+    if not keys.is_cuda and (dtype, device) not in _GUMBEL_TABLES:
+        _DIRECT_DRAWS[dtype, device] += keys.shape[0] * n
+        if _DIRECT_DRAWS[dtype, device] <= fmt.mask + 1:
+            return es_random.gumbel(keys, (n,), dtype)
+    table = _gumbel_table(dtype, device)
+    if triton_usable(device) and es_config.threefry_partitionable():
+        from .gumbel_triton import lookup
+
+        return lookup(keys, n, table, fmt.shift, fmt.mask)
+    return draw_lookup(keys, (n,), fmt.draw_width, None, table, fmt.shift, fmt.mask)
+
+
+def _categorical(keys: torch.Tensor, logits: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
+    scaled = logits / divisor
+    noise = gumbel_noise(keys, logits.shape[-1], logits.dtype)
+    return torch.argmax(noise + scaled, dim=-1).to(torch.int32)
+
+
+def _divisor(temperature: float, logits: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(temperature, dtype=logits.dtype, device=logits.device)
 
 
 def sample_token(keys: torch.Tensor, logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -34,9 +105,7 @@ def sample_token(keys: torch.Tensor, logits: torch.Tensor, temperature: float) -
     divides by a weakly typed Python float. Returns ``(B,)`` int32."""
     if temperature == 0.0:
         return torch.argmax(logits, dim=-1).to(torch.int32)
-    scaled = logits / torch.tensor(temperature, dtype=logits.dtype, device=logits.device)
-    noise = es_random.gumbel(keys, (logits.shape[-1],), logits.dtype)
-    return torch.argmax(noise + scaled, dim=-1).to(torch.int32)
+    return _categorical(keys, logits, _divisor(temperature, logits))
 
 
 def _check_batch(prompts, thread_idxs):
@@ -49,14 +118,16 @@ def _check_batch(prompts, thread_idxs):
 
 
 def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_keys, master_gen_key,
-                         temperature=1.0):
+                         temperature=1.0, *, cuda_graph=False):
     """``generate_batch(noiser_params, params, prompts, thread_idxs, epoch_num) -> tokens``.
 
     ``prompts (B, T)`` integer (0 where the member samples), ``thread_idxs (B,)``, ``epoch_num``
     an int; ``tokens (B, T)`` int32 on the params' device. ``temperature`` 0 is greedy decoding.
-    Each member's noise is drawn once per call (:mod:`.noise_cache`), not once per token.
+    Each member's noise is drawn once per call (:mod:`.member_noise`), not once per token. With
+    ``cuda_graph=True`` the token steps on CUDA are replayed as a CUDA graph (:mod:`.token_loop`);
+    it is off by default until its CUDA tests (``tests/llm``, marked ``cuda``) have run on a GPU.
     """
-    noiser = caching_noiser(NOISER)
+    noiser = drawn_noiser(NOISER)
 
     def generate_batch(noiser_params, params, prompts, thread_idxs, epoch_num):
         _check_batch(prompts, thread_idxs)
@@ -66,18 +137,34 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
         n_members, n_steps = prompts.shape
         iterinfo = (torch.full((n_members,), int(epoch_num), dtype=torch.int32, device=device), thread_idxs)
         keys = fold_in_helper(master_gen_key, int(epoch_num), thread_idxs)
-        one = MODEL.default_state(params, config)
-        state = one.expand(n_members, *one.shape)
+        noise = member_noise(noiser, params, base_evo_keys)
         previous = torch.zeros((n_members,), dtype=torch.int32, device=device)
         fed = torch.empty_like(prompts)
-        with torch.no_grad(), noiser.noise_cache():
-            for t in range(n_steps):
-                fed[:, t] = torch.where(prompts[:, t] == 0, previous, prompts[:, t])
-                split = es_random.split(keys)
-                keys = split[:, 0]
-                logits, state = MODEL.forward(noiser, frozen_noiser_params, noiser_params, config, params,
-                                              base_evo_keys, iterinfo, fed[:, t:t + 1], state)
-                previous = sample_token(split[:, 1], logits[:, -1], temperature)
+        position = torch.zeros((1,), dtype=torch.int64, device=device)
+        divisor = []
+
+        # Reads and writes only the tensors above (a CUDA graph replays it on them) and never
+        # the host: the position is a device counter, the divisor is made at the first step.
+        def step(state):
+            column = prompts.index_select(1, position)[:, 0]
+            tokens = torch.where(column == 0, previous, column)
+            fed.index_copy_(1, position, tokens[:, None])
+            split = es_random.split(keys)
+            keys.view(torch.int32).copy_(split[:, 0].view(torch.int32))
+            logits, state = MODEL.forward(noiser, frozen_noiser_params, noiser_params, config, params, noise,
+                                          iterinfo, tokens[:, None], state)
+            if temperature == 0.0:
+                previous.copy_(torch.argmax(logits[:, -1], dim=-1))
+            else:
+                if not divisor:
+                    divisor.append(_divisor(temperature, logits))
+                previous.copy_(_categorical(split[:, 1], logits[:, -1], divisor[0]))
+            position.add_(1)
+            return state
+
+        one = MODEL.default_state(params, config)
+        with torch.no_grad():
+            run_token_loop(step, one.expand(n_members, *one.shape), n_steps, cuda_graph=cuda_graph)
         return fed
 
     return generate_batch
