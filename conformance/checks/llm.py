@@ -47,11 +47,14 @@ def loop_case(case_id: str, task: str, epochs: int, variant: str = "ScanRWKV", *
                 requires(None, "float32", extra={caps.LLM_LOOP}))
 
 
-class _LoopCheck(Check):
+class _LLMCheck(Check):
     component = COMPONENT
     requires = frozenset({caps.LLM_LOOP})
-    rng = True
     default_kind = "bits"
+
+
+class _LoopCheck(_LLMCheck):
+    rng = True
 
     def compute(self, adapter, case, noise=None):
         return adapter.llm_evolution(case["config"], case["model"], case["checkpoint"], case["task"],
@@ -59,15 +62,12 @@ class _LoopCheck(Check):
 
 
 @register
-class Sampling(Check):
+class Sampling(_LLMCheck):
     id = "llm.sampling"
-    component = COMPONENT
     impact = "high"
     summary = ("one token per member from its own key: jax.random.categorical(key, logits / temperature) "
                "(Gumbel noise in the logits' dtype, first argmax), greedy argmax at temperature 0")
-    requires = frozenset({caps.LLM_LOOP})
     rng = True
-    default_kind = "bits"
 
     def cases(self, profile):
         return [
@@ -100,14 +100,11 @@ class Generation(_LoopCheck):
 
 
 @register
-class TaskFitness(Check):
+class TaskFitness(_LLMCheck):
     id = "llm.task_fitness"
-    component = COMPONENT
     impact = "medium"
     summary = ("the toy bandit tasks' prompts and rewards (FastZero, UniqueTok, RepTok) of fixed token rows, "
                "rows with and without 0s")
-    requires = frozenset({caps.LLM_LOOP})
-    default_kind = "bits"
 
     def cases(self, profile):
         g = inputs.rng("llm.task_fitness")

@@ -222,17 +222,20 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(partial, path)
 
 
+def _flat_settings(settings: dict) -> dict:
+    """``settings`` with the config's fields as ``config.<field>`` entries, so a mismatch names the field."""
+    return {**{name: value for name, value in settings.items() if name != "config"},
+            **{f"config.{name}": value for name, value in settings["config"].items()}}
+
+
 def _resume(path: Path, settings: dict, device: torch.device):
     if not path.is_file():
         raise FileNotFoundError(f"--resume: {path} does not exist; run once without --resume to create it")
     saved = torch.load(path, map_location=device, weights_only=False)
     if saved.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"--resume: {path} is not a checkpoint of this command ({CHECKPOINT_FORMAT})")
-    differing = sorted(name for name in set(settings) | set(saved["settings"])
-                       if settings.get(name) != saved["settings"].get(name))
-    differing += sorted(f"config.{name}" for name in settings["config"]
-                        if settings["config"][name] != saved["settings"]["config"].get(name))
-    differing = [name for name in differing if name != "config"]
+    ours, theirs = _flat_settings(settings), _flat_settings(saved["settings"])
+    differing = sorted(name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name))
     if differing:
         raise ValueError(f"--resume: {path} was written with other settings ({', '.join(differing)}); "
                          "rerun with the same ones or a new --out")
