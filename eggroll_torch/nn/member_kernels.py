@@ -14,16 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _round(value, dtype: tl.constexpr):
-    """float32 ``value`` rounded to nearest even in ``dtype`` (spelled out for bfloat16, whose
-    conversion Triton's interpreter truncates)."""
-    if dtype == tl.bfloat16:
-        bits = value.to(tl.uint32, bitcast=True)
-        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-        return bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
-    return value.to(dtype)
+from eggroll_torch.noiser.lowrank_triton import round_to as _round
 
 
 @triton.jit

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..random.triton_support import triton_usable
 from ._member import as_members, lora_sigma
 
 
@@ -37,7 +38,11 @@ def member_matmul(x: torch.Tensor, w: torch.Tensor, population: bool) -> torch.T
 def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):
     """``x @ param.T + x @ B @ A.T`` (``do_mm``, ``param (out, in)``) or ``x @ param + x @ A @ B.T``
     (``do_Tmm``, ``param (in, out)``), factors from ``lora_fn`` at ``sigma / sqrt(rank)``; two
-    matmuls through the rank dimension, never forming ``A @ B.T``."""
+    matmuls through the rank dimension, never forming ``A @ B.T``.
+
+    For a population the shared product is one GEMM over all members' rows and the second
+    rank-dimension product is added to it by :func:`add_member_product`.
+    """
     base = matmul(x, param if transposed else param.T)
     if iterinfo is None:
         return base
@@ -48,7 +53,25 @@ def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, i
     A, B = lora_fn(frozen_noiser_params, sigma, iterinfo, param, base_key)
     first, second = (A, B) if transposed else (B, A)
     through_rank = member_matmul(x, first, members.population)
-    return base + member_matmul(through_rank, second.transpose(-1, -2), members.population)
+    if members.population:
+        return add_member_product(base, through_rank, second.transpose(-1, -2))
+    return base + matmul(through_rank, second.transpose(-1, -2))
+
+
+def add_member_product(out: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``out + left @ right`` per member, rounded as the reference rounds it (the product, then
+    the sum): ``out (N, ..., m)`` (a fresh result the caller gives up), ``left (N, ..., r)``,
+    ``right (N, r, m)``.
+
+    On CUDA with Triton the product is added into ``out`` in place in one pass
+    (:mod:`.lowrank_triton`); elsewhere it is formed and added.
+    """
+    if out.is_cuda and triton_usable(out.device):
+        from . import lowrank_triton
+
+        if lowrank_triton.supports(out, left, right):
+            return lowrank_triton.add_member_product_(out, left, right)
+    return out + member_matmul(left, right, True)
 
 
 def full_mm(noise_fn, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x, *, transposed):

@@ -10,7 +10,9 @@ operations block by block, ``"compiled"`` uses fused ``torch.compile`` kernels (
 compilation of tens of seconds on CPU), ``"kernel"`` runs ``normal`` through the hand-written
 kernels (C on the CPU, :mod:`native`; Triton on CUDA, :mod:`triton_normal`) and is an error where
 they cannot run; ``"auto"`` (default) uses those kernels for ``normal`` where they can run, and
-otherwise compiles only for large draws on CUDA.
+otherwise compiles only for large draws on CUDA. Under ``"auto"`` and ``"kernel"`` the Threefry
+hash of key derivations (``fold_in``, ``split``) also runs as one kernel call where it can
+(:mod:`.threefry`), else as torch ops.
 """
 from __future__ import annotations
 

@@ -87,11 +87,12 @@ def _normal_functions():
     lib = load(os.path.join(_HERE, "normal_cpu.c"))
     if lib is None:
         return None
-    rows, mantissas = lib.eggroll_normal_rows, lib.eggroll_normal_f32_mantissas
-    rows.restype = mantissas.restype = None
+    rows, mantissas, hashes = lib.eggroll_normal_rows, lib.eggroll_normal_f32_mantissas, lib.eggroll_threefry2x32
+    rows.restype = mantissas.restype = hashes.restype = None
     rows.argtypes = [ctypes.c_void_p, I64, I64, I64, ctypes.c_void_p, I64, I64, ctypes.c_uint32, ctypes.c_void_p]
     mantissas.argtypes = [I64, I64, ctypes.c_void_p]
-    return rows, mantissas
+    hashes.argtypes = [ctypes.c_void_p] * 4 + [I64, I64, ctypes.c_void_p, ctypes.c_void_p]
+    return rows, mantissas, hashes
 
 
 def available() -> bool:
@@ -126,7 +127,7 @@ def normal_rows(keys: torch.Tensor, out: torch.Tensor, table: torch.Tensor | Non
     (``out`` float32); otherwise ``out[b, j]`` is ``table`` at the word's mantissa bits for
     ``out.dtype`` (4- or 2-byte entries, ``out.dtype == table.dtype``). :func:`available` must be True.
     """
-    rows, _ = _normal_functions()
+    rows, _, _ = _normal_functions()
     fmt = FORMATS[out.dtype]
     keys = keys.contiguous()
     n = out.shape[1]
@@ -135,9 +136,21 @@ def normal_rows(keys: torch.Tensor, out: torch.Tensor, table: torch.Tensor | Non
                                             fmt.mask, out.data_ptr()))
 
 
+def threefry_words(words: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hash of :func:`eggroll_torch.random.threefry.threefry2x32` on contiguous CPU int32
+    tensors ``(k0, k1, x0, x1)`` of one shape; returns new ``(y0, y1)`` of that shape.
+    :func:`available` must be True."""
+    _, _, hashes = _normal_functions()
+    y0, y1 = torch.empty_like(words[0]), torch.empty_like(words[0])
+    pointers = [w.data_ptr() for w in words]
+    # Each hash is ~70 instructions: item_size spreads only large batches over threads.
+    parallel(y0.numel(), lambda a, b: hashes(*pointers, a, b, y0.data_ptr(), y1.data_ptr()), item_size=64)
+    return y0, y1
+
+
 def normal_f32_mantissas(start: int, stop: int) -> torch.Tensor:
     """XLA:CPU's float32 normal for every mantissa in ``[start, stop)`` (see :mod:`normal_tables`)."""
-    _, mantissas = _normal_functions()
+    _, mantissas, _ = _normal_functions()
     out = torch.empty(stop - start, dtype=torch.float32)
     parallel(out.numel(), lambda a, b: mantissas(start + a, start + b, out[a:].data_ptr()))
     return out

@@ -47,3 +47,11 @@ VECTOR_CLONES
 void eggroll_normal_f32_mantissas(int64_t start, int64_t stop, float *out) {
     for (int64_t m = start; m < stop; ++m) out[m - start] = xla_cpu_normal_f32((uint32_t)m);
 }
+
+/* The Threefry-2x32 hash of n counter pairs under n keys, element i of each contiguous array:
+ * (y0[i], y1[i]) = threefry2x32((k0[i], k1[i]), (x0[i], x1[i])). */
+VECTOR_CLONES
+void eggroll_threefry2x32(const uint32_t *k0, const uint32_t *k1, const uint32_t *x0, const uint32_t *x1,
+                          int64_t start, int64_t stop, uint32_t *y0, uint32_t *y1) {
+    for (int64_t i = start; i < stop; ++i) threefry2x32(k0[i], k1[i], x0[i], x1[i], &y0[i], &y1[i]);
+}

@@ -223,6 +223,19 @@ def _rows_kernel(key_ptr, table_ptr, out_ptr, n, blocks_per_row,
 
 
 @triton.jit
+def _threefry_kernel(k0_ptr, k1_ptr, x0_ptr, x1_ptr, y0_ptr, y1_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    valid = offs < n
+    k0 = tl.load(k0_ptr + offs, mask=valid).to(tl.uint32, bitcast=True)
+    k1 = tl.load(k1_ptr + offs, mask=valid).to(tl.uint32, bitcast=True)
+    x0 = tl.load(x0_ptr + offs, mask=valid).to(tl.uint32, bitcast=True)
+    x1 = tl.load(x1_ptr + offs, mask=valid).to(tl.uint32, bitcast=True)
+    y0, y1 = threefry2x32(k0, k1, x0, x1)
+    tl.store(y0_ptr + offs, y0.to(tl.int32, bitcast=True), mask=valid)
+    tl.store(y1_ptr + offs, y1.to(tl.int32, bitcast=True), mask=valid)
+
+
+@triton.jit
 def _mantissa_kernel(table_ptr, out_ptr, start, count, MODE: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     value = normal_f32((start + offs).to(tl.uint32, bitcast=True) << 9, table_ptr, MODE)
@@ -309,6 +322,15 @@ def normal_rows(keys: torch.Tensor, out: torch.Tensor, *, variant: str) -> None:
         keys.contiguous().view(torch.int32), how.table, out, n, blocks,
         SHIFT=fmt.shift, MASK=fmt.mask, MODE=how.mode, BLOCK=block, num_warps=warps, enable_fp_fusion=False,
     )
+
+
+def threefry_words(words: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hash of :func:`eggroll_torch.random.threefry.threefry2x32` in one launch, on
+    contiguous CUDA int32 tensors ``(k0, k1, x0, x1)`` of one shape; returns new ``(y0, y1)``."""
+    y0, y1 = torch.empty_like(words[0]), torch.empty_like(words[0])
+    n = y0.numel()
+    _threefry_kernel[(triton.cdiv(n, _BLOCK),)](*words, y0, y1, n, BLOCK=_BLOCK)
+    return y0, y1
 
 
 def normal_f32_mantissas(start: int, stop: int, variant: str, device) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The C (CPU) and Triton (CUDA) kernels of eggroll_torch.random.normal give the eager bits.
+"""The C (CPU) and Triton (CUDA) kernels of eggroll_torch.random.normal (and of the Threefry hash
+under every key derivation) give the eager bits.
 
 Their float32 values are computed, not looked up, so they are checked on every one of the 2**23
 mantissas against the numpy emulation (which test_random_exhaustive checks against JAX) and, on
@@ -111,6 +112,40 @@ def test_random_kernel_cuda_matches_eager(dtype, variant, batch, shape):
     got, expected = _draw_both(keys, shape, dtype, variant)
     assert got.device.type == "cuda" and got.shape == batch + shape
     assert_same_bits(got, expected, f"random.kernel_cuda {dtype} {variant} {batch}+{shape}")
+
+
+def _hash_both(device):
+    """The hash and the key derivations built on it (fold_in, split), broadcasting key and data
+    batches, through the kernels and through torch ops; pairs (got, expected, what)."""
+    from eggroll_torch.random.threefry import threefry2x32
+
+    gen = torch.Generator().manual_seed(5)
+    words = [torch.randint(-2**31, 2**31 - 1, shape, dtype=torch.int32, generator=gen).to(device)
+             for shape in ((3, 1), (1, 70000), (70000,), (3, 70000))]
+    keys = jr.split(jr.key(7), (4, 1)).to(device)
+    data = torch.arange(-3, 300, dtype=torch.int64, device=device)
+    pairs = []
+    for name in ("kernel", "eager"):
+        with backend(name):
+            pairs.append((*threefry2x32(*words), jr.fold_in(keys, data), jr.split(keys[0, 0], 9),
+                          threefry2x32(*(w[:, :0] for w in words[:2]), words[2][:0], words[3][:, :0])[0]))
+    return [(got, expected, what) for got, expected, what in
+            zip(*pairs, ("y0", "y1", "fold_in", "split", "empty"))]
+
+
+@NO_COMPILER
+def test_random_kernel_cpu_hash_matches_eager():
+    for got, expected, what in _hash_both("cpu"):
+        assert got.device.type == "cpu"
+        assert_same_bits(got, expected, f"random.kernel_cpu hash: {what}")
+
+
+@pytest.mark.cuda
+@CUDA_TRITON
+def test_random_kernel_cuda_hash_matches_eager():
+    for got, expected, what in _hash_both("cuda"):
+        assert got.device.type == "cuda"
+        assert_same_bits(got, expected, f"random.kernel_cuda hash: {what}")
 
 
 def test_random_kernel_cpu_without_compiler_falls_back_to_torch_ops(tmp_path):
