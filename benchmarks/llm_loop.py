@@ -30,7 +30,8 @@ def _parser():
     parser.add_argument("--generate", type=int, default=128)
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--skip-jax", action="store_true")
-    parser.add_argument("--cuda-graph", action="store_true", help="replay the torch token steps as CUDA graphs")
+    parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
+                        help="run the torch token steps eagerly instead of replaying them as CUDA graphs")
     return parser
 
 
@@ -129,10 +130,13 @@ def main(argv=None) -> int:
                                              freeze_nonlora=True, noise_reuse=1, rank=1)
         generate = jl.build_generate_batch(jrwkv7.ScanRWKV, NOISER, frozen, None, jkeys, jgen, config.temperature)
         jprompts, jthreads = jnp.asarray(prompts), jnp.arange(args.members)
+        t0 = time.perf_counter()
+        compiled = generate.lower(nparams, jparams, jprompts, jthreads, 0).compile()
+        print(json.dumps({"measure": "jax_compile", "seconds": time.perf_counter() - t0}), flush=True)
         out = {}
 
         def run_jax():
-            out["tokens"] = generate(nparams, jparams, jprompts, jthreads, 0)
+            out["tokens"] = compiled(nparams, jparams, jprompts, jthreads, 0)
 
         timed("jax_loop", run_jax, lambda: jax.block_until_ready(out["tokens"]))
     ratios = {"torch_loop_over_plain": results["torch_loop"]["tokens_per_s"] / results["torch_plain"]["tokens_per_s"]}

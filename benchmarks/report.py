@@ -237,6 +237,33 @@ times move with the load: the "CPU time" ratio (process CPU seconds) is steadier
 """
 
 
+def _rwkv7_section(by_device: dict, reports_dir: str) -> list[str]:
+    """The RWKV-7 population forward of every results file that has one (``--parts rwkv7``):
+    the device files and ``bench_*_rwkv7.json``."""
+    found = [(source, results) for source, results in by_device.values() if results.get("rwkv7")]
+    for path in sorted(glob.glob(os.path.join(reports_dir, "bench_*_rwkv7.json"))):
+        with open(path) as f:
+            found.append((path, json.load(f)))
+    lines = ["## RWKV-7 population forward", "",
+             "`python -m benchmarks run --device cuda --parts rwkv7` (`benchmarks/rwkv7.py`): the torch model's",
+             "population forward (`ScanRWKV.forward` with `EggRoll` and the population `iterinfo`, every member at",
+             "once) against its pure batched inference (the identity noiser) and against `jax_reference`'s forward",
+             "vmapped over members and jitted, as upstream's `generate_thread` runs it; random weights, rank 1,",
+             "`noise_reuse=1`, `freeze_nonlora=True`. Goals: torch / JAX >= 1.5, gen / inf >= 0.85 x bound.", ""]
+    if not found:
+        return lines + ["No results yet.", ""]
+    lines += ["| workload | card | inference ms | generation ms | JAX ms | gen / inf / bound | torch / JAX | commit |",
+              "|---|---|---|---|---|---|---|---|"]
+    for source, results in found:
+        entry, env = results["rwkv7"], results["environment"]
+        m, r = entry["measurements"], entry["ratios"]
+        lines.append(f"| {entry['name']} | {env.get('gpu') or env.get('cpu')} | {_ms(m.get('inference'))} | "
+                     f"{_ms(m.get('generation'))} | {_ms(m.get('jax_generation'))} | "
+                     f"{_fmt(r.get('generation_over_bound'))} | {_fmt(r.get('torch_over_jax'))} | "
+                     f"{env.get('commit')} (`{os.path.relpath(source)}`) |")
+    return lines + [""]
+
+
 def _distributed_section(reports_dir: str) -> list[str]:
     """A table of every ``bench_distributed_*.json`` (``benchmarks/bench_distributed.py --json``)."""
     found = sorted(glob.glob(os.path.join(reports_dir, "bench_distributed_*.json")))
@@ -319,6 +346,7 @@ def write_report(paths, reports_dir: str = "reports", extra=()) -> list[str]:
         if plotted:
             written.append(os.path.join(reports_dir, plot_name))
         lines += _device_section(device, os.path.relpath(source), results, plot_name if plotted else None) + [""]
+    lines += _rwkv7_section(by_device, reports_dir)
     lines += _distributed_section(reports_dir)
     path = os.path.join(reports_dir, "PERFORMANCE.md")
     with open(path, "w") as f:

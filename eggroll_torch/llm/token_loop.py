@@ -22,7 +22,7 @@ STEPS_PER_GRAPH = 2
 
 
 def run_token_loop(step: Callable[[torch.Tensor], torch.Tensor], state: torch.Tensor, n_steps: int, *,
-                   cuda_graph: bool = False) -> torch.Tensor:
+                   cuda_graph: bool = True) -> torch.Tensor:
     """``state = step(state)`` ``n_steps`` times; returns the last state.
 
     ``state``: the recurrent state ``(N, ...)`` (any strides; it is not written). ``step`` keeps

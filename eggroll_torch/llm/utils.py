@@ -21,10 +21,9 @@ from eggroll_torch.environments.llm_bandits import safe_decode
 from eggroll_torch.noiser.base_noiser import Noiser
 from eggroll_torch.random import config as es_config
 from eggroll_torch.random.float_bits import FORMATS
-from eggroll_torch.random.gumbel import _TINY, _log_in
+from eggroll_torch.random.gumbel import gumbel_of_mantissas
 from eggroll_torch.random.sampling import draw_lookup
 from eggroll_torch.random.triton_support import triton_usable
-from eggroll_torch.random.uniform import bound, uniform_from_words
 
 from .member_noise import drawn_noiser, member_noise
 from .token_loop import run_token_loop
@@ -38,18 +37,6 @@ def fold_in_helper(key: torch.Tensor, epoch, true_thread_idx) -> torch.Tensor:
     return es_random.fold_in(es_random.fold_in(key, epoch), true_thread_idx)
 
 
-def _gumbel_of_bits(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """What ``es_random.gumbel`` returns in ``dtype`` for a draw whose kept mantissa bits are
-    ``index`` (any integer shape): the Gumbel value is a function of those bits alone, here
-    computed by gumbel's own steps."""
-    fmt = FORMATS[dtype]
-    # Words whose kept bits are each index; two's-complement wrap-around keeps them for float32.
-    words = (index.to(torch.int64) << fmt.shift).to(torch.int32)
-    uniform = uniform_from_words(words, dtype, bound(_TINY, dtype, index.device, "minval"),
-                                 bound(1.0, dtype, index.device, "maxval"))
-    return -_log_in(-_log_in(uniform))
-
-
 _GUMBEL_TABLES: dict = {}
 # Values drawn without a table so far, per (dtype, device): building a table costs about as much
 # as drawing its size directly, so it is built once that many have been drawn (at most twice the
@@ -58,10 +45,10 @@ _DIRECT_DRAWS: collections.Counter = collections.Counter()
 
 
 def _gumbel_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """:func:`_gumbel_of_bits` of every mantissa: ``(2**mantissa,)`` (128 for bfloat16, 2**23
-    for float32), built once per dtype and device."""
+    """``gumbel_of_mantissas`` of every mantissa: ``(2**mantissa,)`` (128 for bfloat16, 2**23 for
+    float32), built once per dtype and device."""
     if (dtype, device) not in _GUMBEL_TABLES:
-        _GUMBEL_TABLES[dtype, device] = _gumbel_of_bits(torch.arange(FORMATS[dtype].mask + 1, device=device), dtype)
+        _GUMBEL_TABLES[dtype, device] = gumbel_of_mantissas(torch.arange(FORMATS[dtype].mask + 1, device=device), dtype)
     return _GUMBEL_TABLES[dtype, device]
 
 
@@ -118,14 +105,14 @@ def _check_batch(prompts, thread_idxs):
 
 
 def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_keys, master_gen_key,
-                         temperature=1.0, *, cuda_graph=False):
+                         temperature=1.0, *, cuda_graph=True):
     """``generate_batch(noiser_params, params, prompts, thread_idxs, epoch_num) -> tokens``.
 
     ``prompts (B, T)`` integer (0 where the member samples), ``thread_idxs (B,)``, ``epoch_num``
     an int; ``tokens (B, T)`` int32 on the params' device. ``temperature`` 0 is greedy decoding.
-    Each member's noise is drawn once per call (:mod:`.member_noise`), not once per token. With
-    ``cuda_graph=True`` the token steps on CUDA are replayed as a CUDA graph (:mod:`.token_loop`);
-    it is off by default until its CUDA tests (``tests/llm``, marked ``cuda``) have run on a GPU.
+    Each member's noise is drawn once per call (:mod:`.member_noise`), not once per token. On
+    CUDA the token steps are replayed as a CUDA graph (:mod:`.token_loop`; the same tokens as the
+    eager loop), unless ``cuda_graph=False``.
     """
     noiser = drawn_noiser(NOISER)
 

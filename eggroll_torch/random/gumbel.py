@@ -15,7 +15,8 @@ import torch
 from . import config
 from .exact_arith import fma_f32
 from .keys import check_keys
-from .uniform import uniform
+from .float_bits import FORMATS
+from .uniform import bound, uniform, uniform_from_words
 from .words import check_shape
 from .xla_cpu_f32 import _FLT_MIN, _LN2_HEAD, _LN2_TAIL, _LOG_A, _LOG_B, _LOG_C, _SQRT_HALF
 
@@ -55,6 +56,20 @@ def xla_log_f32(y: torch.Tensor) -> torch.Tensor:
 def _log_in(x: torch.Tensor) -> torch.Tensor:
     """XLA's log in ``x``'s dtype: float32 directly, bfloat16 through float32 and back."""
     return xla_log_f32(x.to(torch.float32)).to(x.dtype)
+
+
+def gumbel_of_mantissas(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """What :func:`gumbel` returns in ``dtype`` for a draw whose kept mantissa bits (the bits
+    ``uniform`` keeps of its word) are ``index`` (an integer tensor of any shape): the value is a
+    function of those bits alone, computed here by :func:`gumbel`'s own steps, so a table of it
+    over every mantissa maps draws to Gumbel values exactly."""
+    _check_dtype(dtype)
+    fmt = FORMATS[dtype]
+    # Words whose kept bits are each index; two's-complement wrap-around keeps them for float32.
+    words = (index.to(torch.int64) << fmt.shift).to(torch.int32)
+    u = uniform_from_words(words, dtype, bound(_TINY, dtype, index.device, "minval"),
+                           bound(1.0, dtype, index.device, "maxval"))
+    return -_log_in(-_log_in(u))
 
 
 def _check_dtype(dtype) -> None:

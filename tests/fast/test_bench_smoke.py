@@ -70,3 +70,15 @@ def test_bench_random_rejects_bad_repeats():
 
     with pytest.raises(ValueError, match="repeats must be a positive int"):
         bench_random_main("cpu", repeats=0)
+
+
+def test_bench_report_renders_rwkv7_results(tmp_path):
+    """A ``--parts rwkv7`` results file beside the device files gets its own table row."""
+    entry = {"name": "rwkv7_tiny", "measurements": {"inference": {"time_s": 0.2}, "generation": {"time_s": 0.25},
+                                                     "jax_generation": {"time_s": 0.5}},
+             "ratios": {"generation_over_bound": 0.8, "torch_over_jax": 2.0}}
+    results = {"device": "cuda", "rwkv7": entry, "environment": {"gpu": "Some GPU", "commit": "abc1234"}}
+    (tmp_path / "bench_cuda_rwkv7.json").write_text(json.dumps(results))
+    write_report([], str(tmp_path))
+    report = (tmp_path / "PERFORMANCE.md").read_text()
+    assert "| rwkv7_tiny | Some GPU | 200 | 250 | 500 | 0.80 | 2.00 | abc1234" in report

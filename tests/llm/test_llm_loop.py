@@ -24,7 +24,8 @@ from eggroll_torch import random as es_random
 from eggroll_torch import tree
 from eggroll_torch.environments.llm_bandits import all_tasks as torch_tasks
 from eggroll_torch.llm.member_noise import drawn_noiser, member_noise
-from eggroll_torch.llm.utils import _gumbel_of_bits, gumbel_noise
+from eggroll_torch.llm.utils import gumbel_noise
+from eggroll_torch.random.gumbel import gumbel_of_mantissas
 from eggroll_torch.models.common import simple_es_tree_key
 from eggroll_torch.models.llm import rwkv7 as trwkv7
 from eggroll_torch.models.llm.checkpoints import rwkv7_state_dict
@@ -118,7 +119,7 @@ def test_gumbel_by_bits_is_gumbels_own(dtype):
     words = es_random.bits(keys, (300,), torch.uint32).view(torch.int32)
     shift, mask = {torch.float32: (9, (1 << 23) - 1), torch.bfloat16: (1, 127)}[dtype]
     expected = es_random.gumbel(keys, (300,), dtype)
-    torch.testing.assert_close(_gumbel_of_bits((words >> shift) & mask, dtype), expected, rtol=0, atol=0)
+    torch.testing.assert_close(gumbel_of_mantissas((words >> shift) & mask, dtype), expected, rtol=0, atol=0)
     torch.testing.assert_close(gumbel_noise(keys, 300, dtype), expected, rtol=0, atol=0)
 
 
