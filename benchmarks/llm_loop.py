@@ -97,20 +97,26 @@ def main(argv=None) -> int:
         results[name] = {"seconds": seconds, "tokens_per_s": tokens_per_call / seconds}
         print(json.dumps({"measure": name, **results[name]}), flush=True)
 
-    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    init = rwkv7.ScanRWKV.load_from_torch(dict(state_dict), None, getattr(torch, args.dtype))
-    params = tree.map(lambda x: x.to(device), init.params)
-    es_key, gen_key, _ = master_keys(0, device)
-    keys = simple_es_tree_key(params, es_key, init.scan_map)
-    torch_prompts = torch.from_numpy(prompts).to(device)
-    threads = torch.arange(args.members, device=device)
-    for name, noiser in (("torch_loop", "eggroll"), ("torch_plain", "noop")):
-        NOISER = all_noisers[noiser]
-        frozen, nparams = NOISER.init_noiser(params, config.sigma, config.lr_scale, group_size=8,
-                                             freeze_nonlora=True, noise_reuse=1, rank=1)
-        generate = build_generate_batch(rwkv7.ScanRWKV, NOISER, frozen, None, keys, gen_key, config.temperature,
-                                        cuda_graph=args.cuda_graph)
-        timed(name, lambda g=generate, f=nparams: g(f, params, torch_prompts, threads, 0), sync)
+    def measure_torch():
+        sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+        init = rwkv7.ScanRWKV.load_from_torch(dict(state_dict), None, getattr(torch, args.dtype))
+        params = tree.map(lambda x: x.to(device), init.params)
+        es_key, gen_key, _ = master_keys(0, device)
+        keys = simple_es_tree_key(params, es_key, init.scan_map)
+        torch_prompts = torch.from_numpy(prompts).to(device)
+        threads = torch.arange(args.members, device=device)
+        for name, noiser in (("torch_loop", "eggroll"), ("torch_plain", "noop")):
+            NOISER = all_noisers[noiser]
+            frozen, nparams = NOISER.init_noiser(params, config.sigma, config.lr_scale, group_size=8,
+                                                 freeze_nonlora=True, noise_reuse=1, rank=1)
+            generate = build_generate_batch(rwkv7.ScanRWKV, NOISER, frozen, None, keys, gen_key,
+                                            config.temperature, cuda_graph=args.cuda_graph)
+            timed(name, lambda g=generate, f=nparams: g(f, params, torch_prompts, threads, 0), sync)
+
+    measure_torch()
+    if args.device == "cuda":
+        # The JAX side allocates on the same GPU: hand back what torch's caching allocator keeps.
+        torch.cuda.empty_cache()
     if not args.skip_jax:
         import jax
         import jax.numpy as jnp

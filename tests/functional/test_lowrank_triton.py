@@ -12,16 +12,13 @@ the kernel is first compiled).
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from eggroll_torch.noiser import _forward
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
+from triton_interpreted import run_interpreted
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the kernel needs CUDA and triton")
@@ -109,14 +106,4 @@ def test_lowrank_triton_is_what_the_population_forward_runs(monkeypatch):
                                                    "`pip install triton` to check the kernel on the CPU")
 def test_lowrank_triton_interpreted():
     """:func:`interpreted_checks` in a fresh process under Triton's interpreter."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(os.path.dirname(here))
-    env = {**os.environ, "TRITON_INTERPRET": "1",
-           "PYTHONPATH": os.pathsep.join([root, here, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", "import json, test_lowrank_triton as t; "
-                           "print(json.dumps(t.interpreted_checks()))"],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout.strip().splitlines()[-1])
-    failed = {case: r["detail"] for case, r in results.items() if not r["ok"]}
-    assert results and not failed, failed
+    run_interpreted(__file__, "interpreted_checks")

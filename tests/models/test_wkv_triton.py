@@ -11,10 +11,6 @@ do bfloat16 arithmetic, which only the CUDA tests check.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -22,6 +18,7 @@ import torch
 from conformance.tolerances import compare
 from eggroll_torch.models.llm import rwkv7
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
+from triton_interpreted import run_interpreted
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the WKV kernel needs CUDA and triton")
@@ -183,14 +180,4 @@ def interpreted_checks() -> dict:
                                                    "`pip install triton` to check the kernel on the CPU")
 def test_kernel_matches_token_loop_interpreted():
     """:func:`interpreted_checks` in a fresh process under Triton's interpreter."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(os.path.dirname(here))
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([root, here, os.environ.get(
-        "PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", "import json, test_wkv_triton as t; "
-                           "print(json.dumps(t.interpreted_checks()))"],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout.strip().splitlines()[-1])
-    failed = {case: result["detail"] for case, result in results.items() if not result["ok"]}
-    assert results and not failed, failed
+    run_interpreted(__file__, "interpreted_checks")
