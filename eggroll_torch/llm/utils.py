@@ -7,8 +7,8 @@ second half of the ``t``-th split of ``fold_in(fold_in(master_gen_key, e), i)``,
 ``iterinfo = (e, i)``. Here the members are not vmapped: one population forward per step feeds
 all ``B`` members ``(B, 1)`` tokens and carries a ``(B, ...)`` state, so each step is one batched
 matmul per weight plus each member's rank-``r`` noise terms. Each member's noise is drawn once
-per generation (:mod:`.member_noise`); on CUDA the token steps can replay as a CUDA graph
-(:mod:`.token_loop`, opt-in).
+per generation (:mod:`.member_noise`); on CUDA the token steps replay as a CUDA graph
+(:mod:`.token_loop`; ``cuda_graph=False`` runs them eagerly).
 """
 from __future__ import annotations
 
