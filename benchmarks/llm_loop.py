@@ -30,6 +30,9 @@ def _parser():
     parser.add_argument("--generate", type=int, default=128)
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--skip-jax", action="store_true")
+    parser.add_argument("--out", default=None,
+                        help="also write the results as JSON here (e.g. reports/bench_cuda_llm_loop.json, which "
+                             "python -m benchmarks report renders)")
     parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
                         help="run the torch token steps eagerly instead of replaying them as CUDA graphs")
     return parser
@@ -138,7 +141,8 @@ def main(argv=None) -> int:
         jprompts, jthreads = jnp.asarray(prompts), jnp.arange(args.members)
         t0 = time.perf_counter()
         compiled = generate.lower(nparams, jparams, jprompts, jthreads, 0).compile()
-        print(json.dumps({"measure": "jax_compile", "seconds": time.perf_counter() - t0}), flush=True)
+        results["jax_compile"] = {"seconds": time.perf_counter() - t0}
+        print(json.dumps({"measure": "jax_compile", **results["jax_compile"]}), flush=True)
         out = {}
 
         def run_jax():
@@ -148,8 +152,14 @@ def main(argv=None) -> int:
     ratios = {"torch_loop_over_plain": results["torch_loop"]["tokens_per_s"] / results["torch_plain"]["tokens_per_s"]}
     if "jax_loop" in results:
         ratios["torch_loop_over_jax"] = results["torch_loop"]["tokens_per_s"] / results["jax_loop"]["tokens_per_s"]
-    print(json.dumps({"info": info, "ratios": ratios, "goals": {"torch_loop_over_jax": 1.5,
-                                                                 "torch_loop_over_plain": 0.85}}), flush=True)
+    summary = {"info": info, "ratios": ratios, "goals": {"torch_loop_over_jax": 1.5, "torch_loop_over_plain": 0.85}}
+    print(json.dumps(summary), flush=True)
+    if args.out:
+        from .environment import describe
+
+        with open(args.out, "w") as f:
+            json.dump({"llm_loop": {**summary, "measurements": results},
+                       "environment": describe(args.device, "highest")}, f, indent=1)
     return 0
 
 

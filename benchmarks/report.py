@@ -264,6 +264,35 @@ def _rwkv7_section(by_device: dict, reports_dir: str) -> list[str]:
     return lines + [""]
 
 
+def _llm_loop_section(reports_dir: str) -> list[str]:
+    """The LLM generation loop of every ``bench_*_llm_loop.json`` (``benchmarks.llm_loop --out``)."""
+    lines = ["## LLM generation loop", "",
+             "`python -m benchmarks.llm_loop --device cuda --out reports/bench_cuda_llm_loop.json`: one generation",
+             "of the LLM evolution loop (every member's prompt and sampled tokens, RWKV-7 with random weights) by",
+             "`eggroll_torch.llm` with EGGROLL noise, by the same loop with no noise, and by `jax_reference.llm`",
+             "(upstream's jitted, member-vmapped `generate_thread`), in one process. Goals: torch / JAX >= 1.5,",
+             "torch / noise-free torch >= 0.85.", ""]
+    found = sorted(glob.glob(os.path.join(reports_dir, "bench_*_llm_loop.json")))
+    if not found:
+        return lines + ["No results yet.", ""]
+    lines += ["| card | shape | dtype | N | prompt + generated | torch tok/s | noise-free tok/s | JAX tok/s | "
+              "torch / noise-free | torch / JAX | commit |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for path in found:
+        with open(path) as f:
+            results = json.load(f)
+        loop, env = results["llm_loop"], results["environment"]
+        info, m, r = loop["info"], loop["measurements"], loop["ratios"]
+
+        def rate(name):
+            return f"{m[name]['tokens_per_s']:.3g}" if name in m else "–"
+
+        lines.append(f"| {env.get('gpu') or env.get('cpu')} | {info['shape']} | {info['dtype']} | {info['members']} | "
+                     f"{info['prompt']} + {info['generate']} | {rate('torch_loop')} | {rate('torch_plain')} | "
+                     f"{rate('jax_loop')} | {_fmt(r.get('torch_loop_over_plain'))} | "
+                     f"{_fmt(r.get('torch_loop_over_jax'))} | {env.get('commit')} (`{os.path.relpath(path)}`) |")
+    return lines + [""]
+
+
 def _distributed_section(reports_dir: str) -> list[str]:
     """A table of every ``bench_distributed_*.json`` (``benchmarks/bench_distributed.py --json``)."""
     found = sorted(glob.glob(os.path.join(reports_dir, "bench_distributed_*.json")))
@@ -347,6 +376,7 @@ def write_report(paths, reports_dir: str = "reports", extra=()) -> list[str]:
             written.append(os.path.join(reports_dir, plot_name))
         lines += _device_section(device, os.path.relpath(source), results, plot_name if plotted else None) + [""]
     lines += _rwkv7_section(by_device, reports_dir)
+    lines += _llm_loop_section(reports_dir)
     lines += _distributed_section(reports_dir)
     path = os.path.join(reports_dir, "PERFORMANCE.md")
     with open(path, "w") as f:

@@ -82,3 +82,15 @@ def test_bench_report_renders_rwkv7_results(tmp_path):
     write_report([], str(tmp_path))
     report = (tmp_path / "PERFORMANCE.md").read_text()
     assert "| rwkv7_tiny | Some GPU | 200 | 250 | 500 | 0.80 | 2.00 | abc1234" in report
+
+
+def test_bench_report_renders_llm_loop_results(tmp_path):
+    """A ``benchmarks.llm_loop --out`` file gets its own table row, a missing JAX side a dash."""
+    loop = {"info": {"shape": "0.1B", "dtype": "bfloat16", "members": 512, "prompt": 64, "generate": 128},
+            "measurements": {"torch_loop": {"tokens_per_s": 44000.0}, "torch_plain": {"tokens_per_s": 52000.0}},
+            "ratios": {"torch_loop_over_plain": 44 / 52}}
+    results = {"llm_loop": loop, "environment": {"gpu": "Some GPU", "commit": "abc1234"}}
+    (tmp_path / "bench_cuda_llm_loop.json").write_text(json.dumps(results))
+    write_report([], str(tmp_path))
+    report = (tmp_path / "PERFORMANCE.md").read_text()
+    assert "| Some GPU | 0.1B | bfloat16 | 512 | 64 + 128 | 4.4e+04 | 5.2e+04 | – | 0.85 | – | abc1234" in report
