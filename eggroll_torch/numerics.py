@@ -98,8 +98,17 @@ def mean(x: torch.Tensor, dim, keepdim: bool = False) -> torch.Tensor:
         count *= x.shape[d]
     compute = _computation_dtype(x.dtype)
     total = x.to(compute).sum(dim=dims, keepdim=keepdim)
-    reciprocal = torch.ones((), dtype=compute, device=x.device) / torch.full((), count, dtype=compute, device=x.device)
-    return (total * reciprocal).to(x.dtype)
+    return (total * _reciprocal(count, compute)).to(x.dtype)
+
+
+def _reciprocal(count: int, dtype: torch.dtype) -> float:
+    """``1 / count`` rounded to ``dtype`` (float32 or float64, ``count`` first rounded to it),
+    computed on the host: IEEE division gives the device's bits, and a Python float that is
+    exactly a ``dtype`` value multiplies a tensor of that dtype as the 0-d tensor would, without
+    two fills and a division on the device at every call."""
+    if dtype == torch.float64:
+        return 1.0 / float(count)
+    return float(numpy.float32(1.0) / numpy.float32(count))
 
 
 def var(x: torch.Tensor, dim, keepdim: bool = False) -> torch.Tensor:
