@@ -237,13 +237,20 @@ times move with the load: the "CPU time" ratio (process CPU seconds) is steadier
 """
 
 
+def _results_files(reports_dir: str, pattern: str) -> list[tuple[str, dict]]:
+    """``(path, results)`` of every JSON file in ``reports_dir`` matching ``pattern``, sorted by path."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(reports_dir, pattern))):
+        with open(path) as f:
+            found.append((path, json.load(f)))
+    return found
+
+
 def _rwkv7_section(by_device: dict, reports_dir: str) -> list[str]:
     """The RWKV-7 population forward of every results file that has one (``--parts rwkv7``):
     the device files and ``bench_*_rwkv7.json``."""
     found = [(source, results) for source, results in by_device.values() if results.get("rwkv7")]
-    for path in sorted(glob.glob(os.path.join(reports_dir, "bench_*_rwkv7.json"))):
-        with open(path) as f:
-            found.append((path, json.load(f)))
+    found += _results_files(reports_dir, "bench_*_rwkv7.json")
     lines = ["## RWKV-7 population forward", "",
              "`python -m benchmarks run --device cuda --parts rwkv7` (`benchmarks/rwkv7.py`): the torch model's",
              "population forward (`ScanRWKV.forward` with `EggRoll` and the population `iterinfo`, every member at",
@@ -272,14 +279,12 @@ def _llm_loop_section(reports_dir: str) -> list[str]:
              "`eggroll_torch.llm` with EGGROLL noise, by the same loop with no noise, and by `jax_reference.llm`",
              "(upstream's jitted, member-vmapped `generate_thread`), in one process. Goals: torch / JAX >= 1.5,",
              "torch / noise-free torch >= 0.85.", ""]
-    found = sorted(glob.glob(os.path.join(reports_dir, "bench_*_llm_loop.json")))
+    found = _results_files(reports_dir, "bench_*_llm_loop.json")
     if not found:
         return lines + ["No results yet.", ""]
     lines += ["| card | shape | dtype | N | prompt + generated | torch tok/s | noise-free tok/s | JAX tok/s | "
               "torch / noise-free | torch / JAX | commit |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for path in found:
-        with open(path) as f:
-            results = json.load(f)
+    for path, results in found:
         loop, env = results["llm_loop"], results["environment"]
         info, m, r = loop["info"], loop["measurements"], loop["ratios"]
 
@@ -295,7 +300,7 @@ def _llm_loop_section(reports_dir: str) -> list[str]:
 
 def _distributed_section(reports_dir: str) -> list[str]:
     """A table of every ``bench_distributed_*.json`` (``benchmarks/bench_distributed.py --json``)."""
-    found = sorted(glob.glob(os.path.join(reports_dir, "bench_distributed_*.json")))
+    found = _results_files(reports_dir, "bench_distributed_*.json")
     lines = ["## Several GPUs", ""]
     if not found:
         return lines + ["No results yet (run `torchrun --standalone --nproc-per-node 2 "
@@ -310,9 +315,7 @@ def _distributed_section(reports_dir: str) -> list[str]:
         "| bit-identical |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for path in found:
-        with open(path) as f:
-            r = json.load(f)
+    for path, r in found:
         wl = r["workload"]
         shape = f"d={wl['dim']} L={wl['layers']} N={wl['population']} T={wl['tokens']} r={wl['rank']} {wl['dtype']}"
         goal = f">= 1.9: {'yes' if r['speedup_vs_single'] >= 1.9 else 'no'}" if r["world_size"] == 2 else "–"

@@ -16,6 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
+from eggroll_torch.noiser.lowrank_triton import round_to
 from eggroll_torch.random.float_bits import FORMATS
 from eggroll_torch.random.triton_normal import finish, finishing, launch_shape, threefry2x32
 
@@ -65,15 +66,8 @@ def _normals_kernel(
             tl.store(dest + row * stride_row, value, mask=valid)
         if SCALED:
             # One rounded product in the output dtype, as torch's `value * scale` gives it: the
-            # float32 product rounded to nearest even (spelled out for bfloat16, whose conversion
-            # Triton's interpreter truncates).
-            product = value.to(tl.float32) * scale
-            if out_ptr.dtype.element_ty == tl.bfloat16:
-                bits = product.to(tl.uint32, bitcast=True)
-                bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-                product = bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
-            else:
-                product = product.to(out_ptr.dtype.element_ty)
+            # float32 product rounded to nearest even.
+            product = round_to(value.to(tl.float32) * scale, out_ptr.dtype.element_ty)
             tl.store(scaled_dest + (row - split) * sc_stride_row, product, mask=valid & (row >= split))
 
 

@@ -6,14 +6,17 @@ set before the first import of triton), which is how the tests check them withou
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
 import torch
 
 
+@functools.cache
 def triton_installed() -> bool:
-    """True when the ``triton`` package can be imported."""
+    """True when the ``triton`` package can be imported (looked up once per process: the
+    lookup costs tens of microseconds, and the kernels' dispatch asks on every call)."""
     return importlib.util.find_spec("triton") is not None
 
 

@@ -33,6 +33,14 @@ _ROWS = 16
 
 
 @triton.jit
+def _token_inputs(w_ptr, k_ptr, a_ptr, b_ptr, r_ptr, v_ptr, at, cols, rows):
+    """One token's decay, key, removal and replacement vectors and receptance at this program's
+    key channels ``cols``, and its values at the program's value rows ``rows``."""
+    return (tl.load(w_ptr + at + cols), tl.load(k_ptr + at + cols), tl.load(a_ptr + at + cols),
+            tl.load(b_ptr + at + cols), tl.load(r_ptr + at + cols), tl.load(v_ptr + at + rows))
+
+
+@triton.jit
 def _wkv7_kernel(r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_ptr, reset_ptr, length_ptr, out_ptr, kept_ptr,
                  T, H, reset_stride_b, reset_stride_t, S: tl.constexpr, ROWS: tl.constexpr):
     bh = tl.program_id(0)
@@ -50,21 +58,12 @@ def _wkv7_kernel(r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_ptr, reset_ptr, len
     resets = reset_ptr + batch.to(tl.int64) * reset_stride_b
     # The next token's inputs are loaded while this token computes: the state update is a chain
     # of dependent steps, and a load issued only when needed would stall it every token.
-    w = tl.load(w_ptr + start + cols)
-    k = tl.load(k_ptr + start + cols)
-    a = tl.load(a_ptr + start + cols)
-    b = tl.load(b_ptr + start + cols)
-    r = tl.load(r_ptr + start + cols)
-    v = tl.load(v_ptr + start + rows)
+    w, k, a, b, r, v = _token_inputs(w_ptr, k_ptr, a_ptr, b_ptr, r_ptr, v_ptr, start, cols, rows)
     reset = tl.load(resets)
     for t in range(T):
         ahead = start + tl.minimum(t + 1, T - 1) * step
-        w_next = tl.load(w_ptr + ahead + cols)
-        k_next = tl.load(k_ptr + ahead + cols)
-        a_next = tl.load(a_ptr + ahead + cols)
-        b_next = tl.load(b_ptr + ahead + cols)
-        r_next = tl.load(r_ptr + ahead + cols)
-        v_next = tl.load(v_ptr + ahead + rows)
+        w_next, k_next, a_next, b_next, r_next, v_next = _token_inputs(w_ptr, k_ptr, a_ptr, b_ptr, r_ptr, v_ptr,
+                                                                       ahead, cols, rows)
         reset_next = tl.load(resets + tl.minimum(t + 1, T - 1) * reset_stride_t)
 
         state = tl.where(reset != 0, tl.zeros_like(state), state)
