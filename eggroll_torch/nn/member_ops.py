@@ -12,8 +12,9 @@ index instead; their vmap rule sees all N members and runs what a population nee
 - :func:`member_matmul`: the same for a matrix used as ``x @ W`` (upstream's ``do_Tmm``): one
   shared GEMM plus one batched matmul per pair through the rank dimension.
 - :func:`member_layer_norm`: every row normalised and given its member's ``weight`` and
-  ``bias`` in one pass (a Triton kernel on CUDA, :mod:`.member_kernels`; elsewhere the
-  normalisation of all rows, then the affine in one broadcast pass).
+  ``bias`` in one pass (a Triton kernel on CUDA, :mod:`.member_kernels`; a C one for float32 on
+  the CPU, :mod:`.member_norm_cpu`; elsewhere the normalisation of all rows, then the affine in
+  one broadcast pass).
 
 Member ``m`` (a 0-d int64 tensor) belongs to pair ``m // 2`` of the draws and has sign
 ``+1`` for even ``m``, ``-1`` for odd. Outside a population vmap (a single member, or another
@@ -28,6 +29,8 @@ import torch.nn.functional as F
 
 from eggroll_torch.fast.cpu_linear import linear as cpu_linear
 from eggroll_torch.random.triton_support import triton_usable
+
+from . import member_norm_cpu
 
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -242,13 +245,17 @@ def _(info, in_dims, x, normalized_shape, weight, weight_noise, bias, bias_noise
         members = info.batch_size
         x = x.expand(members, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
         width = math.prod(normalized_shape)
+        kernel = None
         if triton_usable(x.device) and x.dtype in _KERNEL_DTYPES and x.numel():
-            from .member_kernels import member_layer_norm_rows
-
+            from .member_kernels import member_layer_norm_rows as kernel
+        elif (x.device.type == "cpu" and x.numel() and member_norm_cpu.library() is not None
+              and all(t is None or t.dtype == torch.float32 for t in (x, weight, weight_noise, bias, bias_noise))):
+            kernel = member_norm_cpu.member_layer_norm_rows
+        if kernel is not None:
             flat = x.reshape(-1, width).contiguous()
             w, b = (None if t is None else t.reshape(width) for t in (weight, bias))
             w_noise, b_noise = (None if t is None else t.reshape(-1, width) for t in (weight_noise, bias_noise))
-            out = member_layer_norm_rows(flat, flat.shape[0] // members, w, w_noise, b, b_noise, eps)
+            out = kernel(flat, flat.shape[0] // members, w, w_noise, b, b_noise, eps)
             return out.view(x.shape), 0
         normed = F.layer_norm(x, normalized_shape, None, None, eps)
         grouped = normed.reshape(members, -1, *normalized_shape)
