@@ -23,14 +23,9 @@ _I64 = native.I64
 @functools.lru_cache(maxsize=None)
 def library():
     """The loaded C function, or None when it cannot be built or loaded here."""
-    lib = native.load(_SOURCE)
-    if lib is None:
-        return None
-    fn = lib.eggroll_pair_normals
-    fn.restype = None
-    fn.argtypes = [ctypes.c_void_p, _I64, _I64, _I64, ctypes.c_uint32, _I64, _I64, _I64, ctypes.c_void_p, _I64, _I64,
-                   ctypes.c_uint32, ctypes.c_void_p, _I64, _I64, _I64, _I64]
-    return fn
+    return native.void_function(_SOURCE, "eggroll_pair_normals",
+                                [ctypes.c_void_p, _I64, _I64, _I64, ctypes.c_uint32, _I64, _I64, _I64, ctypes.c_void_p,
+                                 _I64, _I64, ctypes.c_uint32, ctypes.c_void_p, _I64, _I64, _I64, _I64])
 
 
 def draw(layer_keys: torch.Tensor, true_epoch: int, table: torch.Tensor | None, out: torch.Tensor,

@@ -26,14 +26,9 @@ _I64 = native.I64
 @functools.lru_cache(maxsize=None)
 def library():
     """The loaded C function, or None when it cannot be built or loaded here."""
-    lib = native.load(_SOURCE)
-    if lib is None:
-        return None
-    fn = lib.eggroll_member_layer_norm
-    fn.restype = None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _I64, _I64, _I64, _I64, ctypes.c_void_p, ctypes.c_void_p,
-                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p]
-    return fn
+    return native.void_function(_SOURCE, "eggroll_member_layer_norm",
+                                [ctypes.c_void_p, ctypes.c_void_p, _I64, _I64, _I64, _I64, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p])
 
 
 def member_layer_norm_rows(flat: torch.Tensor, rows_per_member: int, w: torch.Tensor | None,

@@ -82,6 +82,18 @@ def load(source: str):
         return None
 
 
+def void_function(source: str, name: str, argtypes: list):
+    """The function ``name`` (returning void) of C file ``source`` with ``argtypes``, or None
+    when the file cannot be built or loaded here."""
+    lib = load(source)
+    if lib is None:
+        return None
+    fn = getattr(lib, name)
+    fn.restype = None
+    fn.argtypes = argtypes
+    return fn
+
+
 @functools.lru_cache(maxsize=None)
 def _normal_functions():
     lib = load(os.path.join(_HERE, "normal_cpu.c"))
