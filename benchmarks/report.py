@@ -231,7 +231,8 @@ on the H200 (bf16) gen / inf >= 0.85 x bound, torch / JAX >= 1.5 and peak memory
 >= 1.0x JAX.
 
 CPU specifics: the shared matmuls (EGGROLL's and inference's alike) go through oneDNN
-(`eggroll_torch.fast.cpu_linear`), the noise through a small C kernel; the MLP example runs torch
+(`eggroll_torch.fast.cpu_linear`), the noise and the population LayerNorm through small C
+kernels; the MLP example runs torch
 on one thread (its ops take microseconds); `OMP_WAIT_POLICY=PASSIVE`. On a shared machine wall
 times move with the load: the "CPU time" ratio (process CPU seconds) is steadier.
 """
