@@ -89,9 +89,12 @@ class PairDraws:
         return value
 
 
-def factor_rows(rank: int) -> int:
-    """``K``: the rank plus two bias rows, rounded up to a multiple of 8 so that the correction's
-    matmul stays aligned for the tensor cores."""
+def factor_rows(rank: int, device: torch.device) -> int:
+    """``K``: the rank plus two bias rows; on CUDA rounded up to a multiple of 8 so that the
+    correction's matmul stays aligned for the tensor cores (on the CPU padding rows would only
+    add a pass that zeroes them)."""
+    if torch.device(device).type != "cuda":
+        return rank + 2
     return -(-(rank + 2) // 8) * 8
 
 
@@ -208,9 +211,11 @@ class PairEngine:
     def _draw_matrices(self, draws, keys, group, epoch, in_features, out_features, dtype, sigma) -> None:
         count, pairs = len(group), len(draws.pairs)
         b_part = torch.empty(count, self.rank, pairs, in_features, dtype=dtype, device=keys.device)
-        rows = torch.empty(count, factor_rows(self.rank), pairs, out_features, dtype=dtype, device=keys.device)
-        # The rows past the two bias rows stay zero (see forward_noise).
-        rows[:, self.rank + 2:] = 0
+        rows = torch.empty(count, factor_rows(self.rank, keys.device), pairs, out_features, dtype=dtype,
+                           device=keys.device)
+        if rows.shape[1] > self.rank + 2:
+            # The padding rows past the two bias rows stay zero (see forward_noise).
+            rows[:, self.rank + 2:] = 0
         scaled = (rows[:, :self.rank].permute(0, 2, 3, 1), in_features, self.lora_scale(sigma, dtype))
         self._fill(keys, epoch, draws.pairs, b_part.permute(0, 2, 3, 1), scaled)
         draws.matrices.update(zip(group, b_part.unbind(0)))
