@@ -116,7 +116,25 @@ def main(argv=None) -> int:
                                             config.temperature, cuda_graph=args.cuda_graph)
             timed(name, lambda g=generate, f=nparams: g(f, params, torch_prompts, threads, 0), sync)
 
+    def write_results():
+        """The summary so far, also written to ``--out`` after each side and after JAX's compile,
+        so that a JAX side that fails or is killed leaves what was measured."""
+        ratios = {"torch_loop_over_plain":
+                  results["torch_loop"]["tokens_per_s"] / results["torch_plain"]["tokens_per_s"]}
+        if "jax_loop" in results:
+            ratios["torch_loop_over_jax"] = results["torch_loop"]["tokens_per_s"] / results["jax_loop"]["tokens_per_s"]
+        summary = {"info": info, "ratios": ratios,
+                   "goals": {"torch_loop_over_jax": 1.5, "torch_loop_over_plain": 0.85}}
+        if args.out:
+            from .environment import describe
+
+            with open(args.out, "w") as f:
+                json.dump({"llm_loop": {**summary, "measurements": results},
+                           "environment": describe(args.device, "highest")}, f, indent=1)
+        return summary
+
     measure_torch()
+    write_results()
     if args.device == "cuda":
         # The JAX side allocates on the same GPU: hand back what torch's caching allocator keeps.
         torch.cuda.empty_cache()
@@ -143,23 +161,14 @@ def main(argv=None) -> int:
         compiled = generate.lower(nparams, jparams, jprompts, jthreads, 0).compile()
         results["jax_compile"] = {"seconds": time.perf_counter() - t0}
         print(json.dumps({"measure": "jax_compile", **results["jax_compile"]}), flush=True)
+        write_results()
         out = {}
 
         def run_jax():
             out["tokens"] = compiled(nparams, jparams, jprompts, jthreads, 0)
 
         timed("jax_loop", run_jax, lambda: jax.block_until_ready(out["tokens"]))
-    ratios = {"torch_loop_over_plain": results["torch_loop"]["tokens_per_s"] / results["torch_plain"]["tokens_per_s"]}
-    if "jax_loop" in results:
-        ratios["torch_loop_over_jax"] = results["torch_loop"]["tokens_per_s"] / results["jax_loop"]["tokens_per_s"]
-    summary = {"info": info, "ratios": ratios, "goals": {"torch_loop_over_jax": 1.5, "torch_loop_over_plain": 0.85}}
-    print(json.dumps(summary), flush=True)
-    if args.out:
-        from .environment import describe
-
-        with open(args.out, "w") as f:
-            json.dump({"llm_loop": {**summary, "measurements": results},
-                       "environment": describe(args.device, "highest")}, f, indent=1)
+    print(json.dumps(write_results()), flush=True)
     return 0
 
 
