@@ -96,15 +96,14 @@ def void_function(source: str, name: str, argtypes: list):
 
 @functools.lru_cache(maxsize=None)
 def _normal_functions():
-    lib = load(os.path.join(_HERE, "normal_cpu.c"))
-    if lib is None:
+    source = os.path.join(_HERE, "normal_cpu.c")
+    if load(source) is None:
         return None
-    rows, mantissas, hashes = lib.eggroll_normal_rows, lib.eggroll_normal_f32_mantissas, lib.eggroll_threefry2x32
-    rows.restype = mantissas.restype = hashes.restype = None
-    rows.argtypes = [ctypes.c_void_p, I64, I64, I64, ctypes.c_void_p, I64, I64, ctypes.c_uint32, ctypes.c_void_p]
-    mantissas.argtypes = [I64, I64, ctypes.c_void_p]
-    hashes.argtypes = [ctypes.c_void_p] * 4 + [I64, I64, ctypes.c_void_p, ctypes.c_void_p]
-    return rows, mantissas, hashes
+    pointer = ctypes.c_void_p
+    return (void_function(source, "eggroll_normal_rows",
+                          [pointer, I64, I64, I64, pointer, I64, I64, ctypes.c_uint32, pointer]),
+            void_function(source, "eggroll_normal_f32_mantissas", [I64, I64, pointer]),
+            void_function(source, "eggroll_threefry2x32", [pointer] * 4 + [I64, I64, pointer, pointer]))
 
 
 def available() -> bool:
