@@ -16,7 +16,7 @@ import torch
 
 from eggroll_torch import tree
 from eggroll_torch.noiser._es_noiser import ESNoiser
-from eggroll_torch.noiser._forward import add_member_product, matmul, member_matmul
+from eggroll_torch.noiser._forward import add_low_rank_product, matmul
 from eggroll_torch.noiser._member import lora_sigma
 
 __all__ = ["LeafNoise", "drawn_noiser", "member_noise"]
@@ -79,7 +79,7 @@ def _low_rank(transposed: bool):
             iterinfo, p, k))
         first, second = (A, B) if transposed else (B, A)
         base = matmul(x, param if transposed else param.T)
-        return add_member_product(base, member_matmul(x, first, True), second.transpose(-1, -2))
+        return add_low_rank_product(base, x, first, second.transpose(-1, -2))
 
     product.__name__ = product.__qualname__ = "do_Tmm" if transposed else "do_mm"
     return classmethod(product)

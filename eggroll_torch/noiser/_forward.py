@@ -41,7 +41,7 @@ def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, i
     matmuls through the rank dimension, never forming ``A @ B.T``.
 
     For a population the shared product is one GEMM over all members' rows and the second
-    rank-dimension product is added to it by :func:`add_member_product`.
+    rank-dimension products are added to it by :func:`add_low_rank_product`.
     """
     base = matmul(x, param if transposed else param.T)
     if iterinfo is None:
@@ -52,10 +52,27 @@ def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, i
     sigma = lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"], param.dtype, param.device)
     A, B = lora_fn(frozen_noiser_params, sigma, iterinfo, param, base_key)
     first, second = (A, B) if transposed else (B, A)
-    through_rank = member_matmul(x, first, members.population)
     if members.population:
-        return add_member_product(base, through_rank, second.transpose(-1, -2))
-    return base + matmul(through_rank, second.transpose(-1, -2))
+        return add_low_rank_product(base, x, first, second.transpose(-1, -2))
+    return base + matmul(matmul(x, first), second.transpose(-1, -2))
+
+
+def add_low_rank_product(out: torch.Tensor, x: torch.Tensor, first: torch.Tensor, right: torch.Tensor
+                         ) -> torch.Tensor:
+    """``out + (x @ first) @ right`` per member, both products rounded as the reference rounds
+    them: ``out (N, ..., m)`` (a fresh result the caller gives up), ``x (N, ..., k)``, ``first
+    (N, k, r)``, ``right (N, r, m)``.
+
+    On CUDA with Triton, few rows (a token step's one per member) go through one kernel that
+    also forms ``x @ first`` (:func:`.lowrank_triton.add_projected_product_`); otherwise
+    ``x @ first`` is a batched matmul and :func:`add_member_product` adds the rest.
+    """
+    if out.is_cuda and triton_usable(out.device):
+        from . import lowrank_triton
+
+        if lowrank_triton.supports_projected(out, x, first, right):
+            return lowrank_triton.add_projected_product_(out, x, first, right)
+    return add_member_product(out, member_matmul(x, first, True), right)
 
 
 def add_member_product(out: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
