@@ -94,3 +94,29 @@ def test_bench_report_renders_llm_loop_results(tmp_path):
     write_report([], str(tmp_path))
     report = (tmp_path / "PERFORMANCE.md").read_text()
     assert "| Some GPU | 0.1B | bfloat16 | 512 | 64 + 128 | 4.4e+04 | 5.2e+04 | – | 0.85 | – | abc1234" in report
+
+
+def test_llm_loop_writes_every_measure(tmp_path, monkeypatch):
+    """``benchmarks.llm_loop`` on a tiny RWKV-7 on the CPU: all three sides and both ratios in
+    its ``--out`` file, the JAX side timed from its compiled executable ``--jax-reps`` times."""
+    from benchmarks.llm_loop import main as llm_loop_main
+
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    out = tmp_path / "loop.json"
+    assert llm_loop_main(["--device", "cpu", "--shape", "2,1,16,64", "--members", "8", "--prompt", "2",
+                          "--generate", "2", "--dtype", "float32", "--reps", "1", "--jax-reps", "1",
+                          "--out", str(out)]) == 0
+    loop = json.loads(out.read_text())["llm_loop"]
+    assert set(loop["measurements"]) == {"torch_loop", "torch_plain", "jax_compile", "jax_loop"}
+    assert loop["info"]["reps"] == 1 and loop["info"]["jax_reps"] == 1
+    assert set(loop["ratios"]) == {"torch_loop_over_plain", "torch_loop_over_jax"}
+    assert all(math.isfinite(r) and r > 0 for r in loop["ratios"].values())
+
+
+@pytest.mark.parametrize("flag", ["--reps", "--jax-reps"])
+def test_llm_loop_rejects_no_timed_calls(flag, capsys):
+    from benchmarks.llm_loop import main as llm_loop_main
+
+    with pytest.raises(SystemExit):
+        llm_loop_main([flag, "0"])
+    assert f"{flag} must be >= 1" in capsys.readouterr().err
