@@ -134,13 +134,13 @@ def supports(out: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> bool
 def add_member_product_(out: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """``out += left @ right`` per member, in place, rounded as described above (see
     :func:`supports` for the arguments); returns ``out``."""
+    if out.numel() == 0:
+        return out
     members, cols = out.shape[0], out.shape[-1]
     rows = out.numel() // cols
     flat_left = left.reshape(rows, left.shape[-1])
     if flat_left.stride(-1) != 1:
         flat_left = flat_left.contiguous()
-    if rows == 0 or cols == 0:
-        return out
     grid = (triton.cdiv(rows, _BLOCK_ROWS), triton.cdiv(cols, _BLOCK_COLS))
     _add_product_kernel[grid](out, flat_left, right, rows, rows // members, cols, flat_left.stride(0),
                               *right.stride(), RANK=right.shape[1], BLOCK_ROWS=_BLOCK_ROWS,
@@ -165,10 +165,10 @@ def add_projected_product_(out: torch.Tensor, x: torch.Tensor, first: torch.Tens
     """``out += (x @ first) @ right`` per member, in place, in one kernel: ``x @ first`` summed
     in float32 and rounded to the dtype, then added as :func:`add_member_product_` adds it (see
     :func:`supports_projected` for the arguments); returns ``out``."""
-    members, cols = out.shape[0], out.shape[-1]
-    rows = out.numel() // cols if cols else 0
-    if rows == 0 or cols == 0:
+    if out.numel() == 0:
         return out
+    members, cols = out.shape[0], out.shape[-1]
+    rows = out.numel() // cols
     flat_x = x.reshape(rows, x.shape[-1])
     if flat_x.stride(-1) != 1:
         flat_x = flat_x.contiguous()

@@ -103,13 +103,24 @@ def check_projected_case(shape, inner, rank, dtype_name, device) -> dict:
     return _verdict(got, expected, bound, rank, f"projected {shape} k={inner} r={rank} {dtype_name}")
 
 
+def check_empty(device) -> dict:
+    """Both kernels on an ``out`` with no columns: ``out`` comes back, nothing launched."""
+    from eggroll_torch.noiser import lowrank_triton
+
+    out, right = torch.zeros(2, 3, 0, device=device), torch.zeros(2, 1, 0, device=device)
+    left, x, first = (torch.zeros(shape, device=device) for shape in ((2, 3, 1), (2, 3, 5), (2, 5, 1)))
+    got = (lowrank_triton.add_member_product_(out, left, right),
+           lowrank_triton.add_projected_product_(out, x, first, right))
+    return {"ok": all(t is out for t in got), "detail": "an empty out is not returned as it was given"}
+
+
 def interpreted_checks() -> dict:
     """Every case in float32 and float16 on the CPU (run under ``TRITON_INTERPRET=1``)."""
     plain = {f"{shape} {rank} {dtype}": check_case(shape, rank, dtype, "cpu")
              for shape, rank in CASES for dtype in ("float32", "float16")}
     projected = {f"projected {shape} {inner} {rank} {dtype}": check_projected_case(shape, inner, rank, dtype, "cpu")
                  for shape, inner, rank in PROJECTED_CASES for dtype in ("float32", "float16")}
-    return plain | projected
+    return plain | projected | {"no columns": check_empty("cpu")}
 
 
 @pytest.mark.cuda
