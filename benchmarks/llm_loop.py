@@ -10,10 +10,10 @@ bfloat16, N=512 members, 64 prompt + 128 generated tokens) times, in one process
 It prints tokens/s of each and the ratios ``torch_loop / jax_loop`` (goal >= 1.5) and
 ``torch_loop / torch_plain`` (goal >= 0.85), as JSON lines, with the card and versions.
 
-Each torch side is run once untimed (CUDA-graph capture, kernel compiles), then timed ``--reps``
-times; the best time counts. The JAX side is compiled ahead of time (``lower().compile()``, timed
-as ``jax_compile``), so its first call already runs compiled code and is timed: ``--jax-reps``
-calls (default 1), because on an H100 one call of the default workload takes minutes.
+Each side is run once untimed (CUDA-graph capture, kernel compiles, autotuning), then timed
+``--reps`` (torch) or ``--jax-reps`` (JAX) times; the best time counts. The JAX side is compiled
+ahead of time (``lower().compile()``, timed as ``jax_compile``) on ``jax.devices()[0]``, which must
+be a GPU when ``--device cuda``.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def _parser():
     parser.add_argument("--prompt", type=int, default=64)
     parser.add_argument("--generate", type=int, default=128)
     parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--jax-reps", type=int, default=1,
-                        help="timed calls of the ahead-of-time compiled JAX generation (no untimed call first)")
+    parser.add_argument("--jax-reps", type=int, default=2,
+                        help="timed calls of the ahead-of-time compiled JAX generation, after one untimed call")
     parser.add_argument("--skip-jax", action="store_true")
     parser.add_argument("--out", default=None,
                         help="also write the results as JSON here (e.g. reports/bench_cuda_llm_loop.json, which "
@@ -98,10 +98,9 @@ def main(argv=None) -> int:
             "generate": args.generate, "shape": args.shape, "reps": args.reps, "jax_reps": args.jax_reps}
     results = {}
 
-    def timed(name, fn, sync, reps, warmup=True):
-        if warmup:
-            fn()
-            sync()
+    def timed(name, fn, sync, reps):
+        fn()
+        sync()
         times = []
         for _ in range(reps):
             t0 = time.perf_counter()
@@ -166,7 +165,14 @@ def main(argv=None) -> int:
 
         info["jax"] = jax.__version__
         jinit = jrwkv7.ScanRWKV.load_from_torch(dict(state_dict), None, getattr(jnp, args.dtype))
-        jparams = jax.device_put(jinit.params)
+        # load_from_torch commits the params to the host CPU (as upstream's does); without an
+        # explicit device, jit would follow them there and time XLA:CPU.
+        jax_device = jax.devices()[0]
+        if args.device == "cuda" and jax_device.platform != "gpu":
+            raise SystemExit(f"--device cuda: JAX's first device is {jax_device} (platform {jax_device.platform!r}), "
+                             "so the JAX side would not run on the GPU; install jax with CUDA, or pass --skip-jax")
+        info["jax_device"] = str(jax_device)
+        jparams = jax.device_put(jinit.params, jax_device)
         jes, jgen, _ = jl.master_keys(0)
         jkeys = jax_tree_key(jparams, jes, jinit.scan_map)
         NOISER = jax_noisers["eggroll"]
@@ -184,7 +190,7 @@ def main(argv=None) -> int:
         def run_jax():
             out["tokens"] = compiled(nparams, jparams, jprompts, jthreads, 0)
 
-        timed("jax_loop", run_jax, lambda: jax.block_until_ready(out["tokens"]), args.jax_reps, warmup=False)
+        timed("jax_loop", run_jax, lambda: jax.block_until_ready(out["tokens"]), args.jax_reps)
     print(json.dumps(write_results()), flush=True)
     return 0
 

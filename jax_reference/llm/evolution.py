@@ -70,7 +70,8 @@ class Evolution:
         validation_task: the task :meth:`validate` scores (None: no validation).
 
     :attr:`noiser_params` and :attr:`params` start as the noiser's initial state and ``init``'s
-    params; :meth:`single_epoch` returns new ones and the caller passes them back.
+    params, placed on ``jax.devices()[0]``; :meth:`single_epoch` returns new ones and the caller
+    passes them back.
     """
 
     def __init__(self, MODEL, init, task, config, validation_task=None):
@@ -78,6 +79,9 @@ class Evolution:
             raise TypeError(f"config must be an EvolutionConfig; got {type(config).__name__}")
         self.MODEL, self.task, self.config = MODEL, task, config
         self.frozen_params, self.params, self.scan_map, self.es_map = init
+        # load_from_torch commits the params to the host CPU; upstream's script copies them onto
+        # its accelerator mesh, and left where they are every jitted step would run on XLA:CPU.
+        self.params = jax.device_put(self.params, jax.devices()[0])
         self.NOISER = all_noisers[config.noiser]
         es_key, gen_key, valid_key = master_keys(config.seed)
         self.frozen_noiser_params, self.noiser_params = self.NOISER.init_noiser(
