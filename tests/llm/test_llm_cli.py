@@ -87,3 +87,21 @@ def test_torchrun_two_ranks_equal_one_process(tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=REPOSITORY)
     assert done.returncode == 0, done.stderr[-3000:]
     _same_params(torch.load(tmp_path / "checkpoint.pt", weights_only=False), alone)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not (torch.distributed.is_nccl_available() and torch.cuda.device_count() >= 2),
+                    reason="needs NCCL and a second CUDA device")
+def test_torchrun_nccl_two_gpus_equal_one_gpu(tmp_path):
+    """The same run on two GPUs under NCCL as in one process on cuda:0; with two members per
+    call every matmul has the same shape on both sides, so the params agree bit for bit."""
+    argv = [a for a in ARGS if a not in ("--device", "cpu")]
+    alone = run(build_parser().parse_args(argv + ["--epochs", "2", "--members-per-call", "2", "--device", "cuda:0"]))
+    env = dict(os.environ, PYTHONPATH=str(REPOSITORY), OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+               str(_free_port()), "-m", "eggroll_torch.llm"] + argv + [
+        "--epochs", "2", "--members-per-call", "2", "--out", str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=REPOSITORY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False, map_location="cuda:0")
+    _same_params(saved, alone)
