@@ -5,8 +5,8 @@ the same device (run by switching the kernel off) under the ``recurrence`` toler
 included: float32, bfloat16 and float16, one member and populations, several head sizes, resets
 shared or per member, ``length`` below, at and beyond ``T``, zero, and as a tensor. A population
 forward of ScanRWKV with EGGROLL noise, which dispatches to the kernel, agrees with its loop run
-in logits and state. Without a GPU, Triton's interpreter runs the float32 and float16 cases on
-the CPU (in a subprocess: the interpreter is chosen when the kernel is first compiled); it cannot
+in logits and state. States that are slices of a larger buffer or expanded are read in place.
+Without a GPU, Triton's interpreter runs the float32 and float16 cases on the CPU (in a subprocess: the interpreter is chosen when the kernel is first compiled); it cannot
 do bfloat16 arithmetic, which only the CUDA tests check.
 """
 from __future__ import annotations
@@ -65,13 +65,28 @@ def _length(length, device):
     return torch.tensor(length[1], device=device) if isinstance(length, tuple) else length
 
 
-def compare_case(case, dtype, device, loop):
+def _laid_out(s, layout):
+    """``s (..., H, S, S)`` as the model hands it over: ``"contiguous"``; ``"slice"``, every
+    member's block one of two in a larger buffer (a layer's rows of the whole state); or
+    ``"expanded"``, member 0's block for all (the first step's broadcast zero state)."""
+    if layout == "contiguous":
+        return s
+    if layout == "expanded":
+        return s[:1].expand_as(s)
+    buffer = torch.full((*s.shape[:-3], 2, *s.shape[-3:]), float("nan"), dtype=s.dtype, device=s.device)
+    buffer[..., 1, :, :, :] = s
+    return buffer[..., 1, :, :, :]
+
+
+def compare_case(case, dtype, device, loop, layout="contiguous"):
     """``(readouts, kept state)`` comparisons of the kernel against ``loop(r, w, k, v, a, b, s,
-    length, new_starts)`` (the token loop, log-log decays) for one case of :data:`CASES`."""
+    length, new_starts)`` (the token loop, log-log decays) for one case of :data:`CASES`, the
+    state laid out as :func:`_laid_out` says."""
     from eggroll_torch.models.llm.wkv_triton import supports, wkv7
 
     lead, n_tokens, n_head, size, length, resets = case
     r, w, k, v, a, b, s, flags = wkv_inputs(lead, n_tokens, n_head, size, resets, dtype, device)
+    s = _laid_out(s, layout)
     kept_loop, out_loop = loop(r, w, k, v, a, b, s, _length(length, device), flags)
     decay = torch.exp(-torch.exp(w))
     assert supports(r, decay, k, v, a, b, s, flags)
@@ -114,6 +129,16 @@ def test_kernel_skips_what_it_does_not_take():
     assert not supports(r, w, k, v, a, b, s, torch.zeros(3, 5, dtype=torch.bool))
     assert not supports(r[..., :6], w[..., :6], k[..., :6], v[..., :6], a[..., :6], b[..., :6], s[..., :6, :6], flags)
     assert not supports(r.requires_grad_(), w, k, v, a, b, s, flags)
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("layout", ["slice", "expanded"])
+def test_kernel_reads_strided_states(layout, dtype, token_loop):
+    """A state that is a slice of a larger buffer or one member's expanded is read in place,
+    with the results of the loop on the same tensor."""
+    _assert_ok(compare_case(CASES[1], dtype, "cuda", token_loop, layout), f"{layout} {dtype}")
 
 
 def population_forward(variant, dtype, device):
@@ -168,11 +193,12 @@ def interpreted_checks() -> dict:
     """:data:`INTERPRETED` in float32 and float16 on the CPU (run under ``TRITON_INTERPRET=1``):
     ``{case: {"ok": bool, "detail": str}}``."""
     results = {}
-    for dtype in (torch.float32, torch.float16):
-        for case in INTERPRETED:
-            comparisons = compare_case(case, dtype, "cpu", rwkv7.BaseRWKV.inner_loop)
-            results[f"{case} {dtype}"] = {"ok": all(c.ok for c in comparisons),
-                                          "detail": "; ".join(c.message("wkv") for c in comparisons)}
+    runs = [(case, dtype, "contiguous") for dtype in (torch.float32, torch.float16) for case in INTERPRETED]
+    runs += [(INTERPRETED[1], torch.float32, layout) for layout in ("slice", "expanded")]
+    for case, dtype, layout in runs:
+        comparisons = compare_case(case, dtype, "cpu", rwkv7.BaseRWKV.inner_loop, layout)
+        results[f"{case} {dtype} {layout}"] = {"ok": all(c.ok for c in comparisons),
+                                               "detail": "; ".join(c.message("wkv") for c in comparisons)}
     return results
 
 

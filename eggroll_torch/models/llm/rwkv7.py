@@ -122,6 +122,15 @@ def _lerp(common_params, name, x, delta):
     return x + delta * _param(common_params, name, x)
 
 
+def _join_rows(first, rest, dtype, out=None):
+    """``cat([first, rest], dim=-2)`` in ``dtype``, written into ``out`` when given."""
+    if out is None:
+        return torch.cat([first.to(dtype), rest.to(dtype)], dim=-2)
+    out[..., :1, :].copy_(first)
+    out[..., 1:, :].copy_(rest)
+    return out
+
+
 def _at_length(x, length):
     """``x[..., length - 1, :]``: the input of the last real token (``length == 0`` wraps to the
     last token, as the reference's index does)."""
@@ -159,7 +168,8 @@ class TimeMixing(Model):
     delta rule, read out by the receptance."""
 
     @classmethod
-    def _forward(cls, common_params, x, state, v_first, length, new_starts, H, S, layer_id, inner_loop):
+    def _forward(cls, common_params, x, state, v_first, length, new_starts, H, S, layer_id, inner_loop, *,
+                 out=None):
         """One layer over ``x (..., T, C)``.
 
         ``state (..., 1 + S, C)``: row 0 the previous call's last input, rows ``1:`` the WKV
@@ -167,7 +177,9 @@ class TimeMixing(Model):
         returns its own); later layers mix their values towards it. ``layer_id``: int.
         ``inner_loop(r, w, k, v, a, b, s, length, new_starts) -> (s, out)`` runs the recurrence on
         ``(..., T, H, S)`` inputs (``w`` still the log-log decay) and ``s (..., H, S, S)``.
-        Returns the output ``(..., T, C)``, the new state ``(..., 1 + S, C)`` and ``v_first``.
+        Returns the output ``(..., T, C)``, the new state ``(..., 1 + S, C)`` and ``v_first``;
+        ``out``, shaped like ``state``, receives the new state (the one returned) in place of a
+        new tensor.
         """
         lead, (n_tokens, n_embd) = x.shape[:-2], x.shape[-2:]
         delta = _shift_delta(state[..., :1, :], x, new_starts)
@@ -197,12 +209,12 @@ class TimeMixing(Model):
         k = k * (1 + (a - 1) * _param(common_params, "k_a", x))
 
         heads = [val.reshape(*lead, n_tokens, H, S) for val in (r, w, k, v, -kk, kk * a)]
-        wkv, out = inner_loop(*heads, state[..., 1:, :].reshape(*lead, H, S, S), length, new_starts)
-        state = torch.cat([_at_length(x, length)[..., None, :].to(state.dtype),
-                           wkv.reshape(*lead, S, n_embd).to(state.dtype)], dim=-2)
+        wkv, readout = inner_loop(*heads, state[..., 1:, :].reshape(*lead, H, S, S), length, new_starts)
+        state = _join_rows(_at_length(x, length)[..., None, :], wkv.reshape(*lead, S, n_embd), state.dtype, out)
         r, k, v = heads[0], heads[2], heads[3]
 
-        x = call_submodule(GroupNorm, "ln_x", common_params, out.reshape(*lead, n_tokens, n_embd), H, _LN_X_EPS)
+        x = call_submodule(GroupNorm, "ln_x", common_params, readout.reshape(*lead, n_tokens, n_embd), H,
+                           _LN_X_EPS)
         # Bonus term: each head's current value weighted by r . (k * r_k).
         r_k = _param(common_params, "r_k", r)
         bonus = torch.sum(r * k * r_k, dim=-1, keepdim=True)
@@ -332,17 +344,19 @@ class BaseRWKV(LLM):
         return kept, torch.stack(outs, dim=-3)
 
     @classmethod
-    def _block(cls, block, x, v_first, state, layer_id, length, new_starts, n_head, head_size):
+    def _block(cls, block, x, v_first, state, layer_id, length, new_starts, n_head, head_size, out):
         """One residual layer (time mixing, then channel mixing) on its own params/keys ``block``
         and state ``(..., 2 + head_size, C)``; returns ``x``, ``v_first`` and the layer's new
-        state."""
+        state, written into ``out`` (shaped like ``state``)."""
         att_in = call_submodule(LayerNorm, "ln1", block, x)
         x_new, s, v_first = call_submodule(TimeMixing, "att", block, att_in, state[..., 1:, :], v_first, length,
-                                           new_starts, n_head, head_size, layer_id, cls.inner_loop)
+                                           new_starts, n_head, head_size, layer_id, cls.inner_loop,
+                                           out=out[..., 1:, :])
         x = x + x_new
         x_new, shift = call_submodule(ChannelMixing, "ffn", block, call_submodule(LayerNorm, "ln2", block, x),
                                       state[..., :1, :], length, new_starts)
-        return x + x_new, v_first, torch.cat([shift[..., None, :].to(state.dtype), s], dim=-2)
+        out[..., 0, :].copy_(shift)
+        return x + x_new, v_first, out
 
     @classmethod
     def forward_seq(cls, common_params, x, state, length, new_starts):
@@ -354,16 +368,17 @@ class BaseRWKV(LLM):
         n_layer, n_head, head_size = common_params.params["blocks"]["att"]["r_k"].shape
         x = call_submodule(LayerNorm, "ln0", common_params, x)
         v_first = x
-        states = []
+        # Every layer writes its rows of the new state in place: joining them afterwards would
+        # copy the whole state (population x layers x (2 + S) x C) again, every token.
+        new_state = torch.empty(state.shape, dtype=state.dtype, device=state.device)
         for i in range(n_layer):
             block = common_params._replace(
                 params=tree.map(lambda leaf: leaf[i], common_params.params["blocks"]),
                 es_tree_key=tree.map(lambda leaf: leaf[i], common_params.es_tree_key["blocks"]),
             )
-            x, v_first, state_i = cls._block(block, x, v_first, state[..., i, :, :], i, length, new_starts, n_head,
-                                             head_size)
-            states.append(state_i)
-        return x, torch.stack(states, dim=-3)
+            x, v_first, _ = cls._block(block, x, v_first, state[..., i, :, :], i, length, new_starts, n_head,
+                                       head_size, new_state[..., i, :, :])
+        return x, new_state
 
 
 def _is_population(iterinfo):

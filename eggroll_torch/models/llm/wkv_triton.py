@@ -42,17 +42,18 @@ def _token_inputs(w_ptr, k_ptr, a_ptr, b_ptr, r_ptr, v_ptr, at, cols, rows):
 
 @triton.jit
 def _wkv7_kernel(r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_ptr, reset_ptr, length_ptr, out_ptr, kept_ptr,
-                 T, H, reset_stride_b, reset_stride_t, S: tl.constexpr, ROWS: tl.constexpr):
+                 T, H, s_stride_b, reset_stride_b, reset_stride_t, S: tl.constexpr, ROWS: tl.constexpr):
     bh = tl.program_id(0)
     batch = bh // H
     head = bh % H
     rows = tl.program_id(1) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, S)
-    state_at = bh.to(tl.int64) * S * S + rows[:, None] * S + cols[None, :]
-    state = tl.load(s_ptr + state_at)
+    in_head = head * S * S + rows[:, None] * S + cols[None, :]
+    kept_at = batch.to(tl.int64) * H * S * S + in_head
+    state = tl.load(s_ptr + batch.to(tl.int64) * s_stride_b + in_head)
     last = tl.minimum(tl.load(length_ptr), T) - 1
     if last < 0:
-        tl.store(kept_ptr + state_at, state)
+        tl.store(kept_ptr + kept_at, state)
     step = H * S
     start = (batch.to(tl.int64) * T * H + head) * S
     resets = reset_ptr + batch.to(tl.int64) * reset_stride_b
@@ -72,7 +73,7 @@ def _wkv7_kernel(r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_ptr, reset_ptr, len
         out = tl.sum(state.to(tl.float32) * r.to(tl.float32)[None, :], axis=1)
         tl.store(out_ptr + start + t * step + rows, out.to(out_ptr.dtype.element_ty))
         if t == last:
-            tl.store(kept_ptr + state_at, state)
+            tl.store(kept_ptr + kept_at, state)
 
         w, k, a, b, r, v, reset = w_next, k_next, a_next, b_next, r_next, v_next, reset_next
 
@@ -98,6 +99,16 @@ def supports(r, w, k, v, a, b, s, new_starts) -> bool:
         return False
 
 
+def _batched_heads(x, batch):
+    """``x (..., H, S, S)`` as ``(batch, H, S, S)`` with each member's heads contiguous (any batch
+    stride, 0 included): a view where one exists, else a contiguous copy."""
+    flat = x.reshape(batch, *x.shape[-3:])
+    size = x.shape[-1]
+    if flat.stride()[1:] != (size * size, size, 1):
+        flat = flat.contiguous()
+    return flat
+
+
 def wkv7(r, w, k, v, a, b, s, length, new_starts):
     """The WKV recurrence of :meth:`BaseRWKV.inner_loop` in one launch.
 
@@ -108,11 +119,15 @@ def wkv7(r, w, k, v, a, b, s, length, new_starts):
     ``new_starts[..., t]``. Returns the state after token ``min(length, T) - 1`` (a copy of ``s``
     when ``length <= 0``), ``(..., H, S, S)``, and the readouts ``(..., T, H, S)``, both in the
     inputs' dtype.
+
+    ``s`` is read in place when each member's ``(H, S, S)`` block is contiguous, whatever the
+    stride between members (a slice of a larger state, or an expanded one).
     """
     *lead, n_tokens, n_head, size = r.shape
     batch = math.prod(lead)
     flat = [x.reshape(batch, n_tokens, n_head, size).contiguous() for x in (r, w, k, v, a, b)]
-    state = s.reshape(batch, n_head, size, size).contiguous()
+    state = _batched_heads(s, batch)
+    kept = torch.empty((batch, n_head, size, size), dtype=s.dtype, device=s.device)
     resets = new_starts.expand(*lead, n_tokens).reshape(batch, n_tokens).view(torch.uint8)
     if torch.is_tensor(length):
         # Clamped on the device: a host read of a device length would wait for the whole queue.
@@ -120,10 +135,9 @@ def wkv7(r, w, k, v, a, b, s, length, new_starts):
     else:
         limit = torch.full((1,), max(-1, min(int(length), n_tokens)), dtype=torch.int32, device=r.device)
     out = torch.empty_like(flat[0])
-    kept = torch.empty_like(state)
     rows = min(_ROWS, size)
     _wkv7_kernel[(batch * n_head, size // rows)](
-        *flat, state, resets, limit, out, kept, n_tokens, n_head, resets.stride(0), resets.stride(1),
-        S=size, ROWS=rows, num_warps=2 if rows * size <= 1024 else 4,
+        *flat, state, resets, limit, out, kept, n_tokens, n_head, state.stride(0), resets.stride(0),
+        resets.stride(1), S=size, ROWS=rows, num_warps=2 if rows * size <= 1024 else 4,
     )
     return kept.reshape(s.shape), out.reshape(r.shape)
