@@ -6,8 +6,9 @@ included: float32, bfloat16 and float16, one member and populations, several hea
 shared or per member, ``length`` below, at and beyond ``T``, zero, and as a tensor. A population
 forward of ScanRWKV with EGGROLL noise, which dispatches to the kernel, agrees with its loop run
 in logits and state. States that are slices of a larger buffer or expanded are read in place.
-Without a GPU, Triton's interpreter runs the float32 and float16 cases on the CPU (in a subprocess: the interpreter is chosen when the kernel is first compiled); it cannot
-do bfloat16 arithmetic, which only the CUDA tests check.
+Without a GPU, Triton's interpreter runs the float32 and float16 cases on the CPU (in a
+subprocess: the interpreter is chosen when the kernel is first compiled); it cannot do bfloat16
+arithmetic, which only the CUDA tests check.
 """
 from __future__ import annotations
 
