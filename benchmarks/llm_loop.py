@@ -8,7 +8,11 @@ bfloat16, N=512 members, 64 prompt + 128 generated tokens) times, in one process
 - ``jax_loop``: ``jax_reference.llm``'s jitted, member-vmapped generation (upstream's layout).
 
 It prints tokens/s of each and the ratios ``torch_loop / jax_loop`` (goal >= 1.5) and
-``torch_loop / torch_plain`` (goal >= 0.85), as JSON lines, with the card and versions.
+``torch_loop / torch_plain`` (goal >= 0.85), as JSON lines, with the card and versions. With
+``--compile`` both torch sides are also timed with the model's forward compiled
+(``build_generate_batch(..., compile=True)``): ``torch_loop_compiled`` and
+``torch_plain_compiled``, with the same two ratios (``compiled_loop_over_jax``,
+``compiled_loop_over_plain``).
 
 Each side is run once untimed (CUDA-graph capture, kernel compiles, autotuning), then timed
 ``--reps`` (torch) or ``--jax-reps`` (JAX) times; the best time counts. The JAX side is compiled
@@ -40,6 +44,8 @@ def _parser():
     parser.add_argument("--out", default=None,
                         help="also write the results as JSON here (e.g. reports/bench_cuda_llm_loop.json, which "
                              "python -m benchmarks report renders)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time both torch sides with the model's forward compiled (torch.compile)")
     parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
                         help="run the torch token steps eagerly instead of replaying them as CUDA graphs")
     return parser
@@ -93,7 +99,7 @@ def main(argv=None) -> int:
                              sigma=1e-3, temperature=1.0)
     device = torch.device(args.device)
     info = {"device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor(),
-            "cuda_graph": args.cuda_graph,
+            "cuda_graph": args.cuda_graph, "compile": args.compile,
             "torch": torch.__version__, "dtype": args.dtype, "members": args.members, "prompt": args.prompt,
             "generate": args.generate, "shape": args.shape, "reps": args.reps, "jax_reps": args.jax_reps}
     results = {}
@@ -119,21 +125,27 @@ def main(argv=None) -> int:
         keys = simple_es_tree_key(params, es_key, init.scan_map)
         torch_prompts = torch.from_numpy(prompts).to(device)
         threads = torch.arange(args.members, device=device)
-        for name, noiser in (("torch_loop", "eggroll"), ("torch_plain", "noop")):
-            NOISER = all_noisers[noiser]
-            frozen, nparams = NOISER.init_noiser(params, config.sigma, config.lr_scale, group_size=8,
-                                                 freeze_nonlora=True, noise_reuse=1, rank=1)
-            generate = build_generate_batch(rwkv7.ScanRWKV, NOISER, frozen, None, keys, gen_key,
-                                            config.temperature, cuda_graph=args.cuda_graph)
-            timed(name, lambda g=generate, f=nparams: g(f, params, torch_prompts, threads, 0), sync, args.reps)
+        for compiled in (False, True) if args.compile else (False,):
+            for name, noiser in (("torch_loop", "eggroll"), ("torch_plain", "noop")):
+                NOISER = all_noisers[noiser]
+                frozen, nparams = NOISER.init_noiser(params, config.sigma, config.lr_scale, group_size=8,
+                                                     freeze_nonlora=True, noise_reuse=1, rank=1)
+                generate = build_generate_batch(rwkv7.ScanRWKV, NOISER, frozen, None, keys, gen_key,
+                                                config.temperature, cuda_graph=args.cuda_graph, compile=compiled)
+                timed(name + "_compiled" * compiled,
+                      lambda g=generate, f=nparams: g(f, params, torch_prompts, threads, 0), sync, args.reps)
 
     def write_results():
         """The summary so far, also written to ``--out`` after each side and after JAX's compile,
         so that a JAX side that fails or is killed leaves what was measured."""
-        ratios = {"torch_loop_over_plain":
-                  results["torch_loop"]["tokens_per_s"] / results["torch_plain"]["tokens_per_s"]}
-        if "jax_loop" in results:
-            ratios["torch_loop_over_jax"] = results["torch_loop"]["tokens_per_s"] / results["jax_loop"]["tokens_per_s"]
+        ratios = {}
+        for prefix, loop in (("torch", "torch_loop"), ("compiled", "torch_loop_compiled")):
+            if loop not in results:
+                continue
+            plain = loop.replace("loop", "plain")
+            ratios[f"{prefix}_loop_over_plain"] = results[loop]["tokens_per_s"] / results[plain]["tokens_per_s"]
+            if "jax_loop" in results:
+                ratios[f"{prefix}_loop_over_jax"] = results[loop]["tokens_per_s"] / results["jax_loop"]["tokens_per_s"]
         summary = {"info": info, "ratios": ratios,
                    "goals": {"torch_loop_over_jax": 1.5, "torch_loop_over_plain": 0.85}}
         if args.out:

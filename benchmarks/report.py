@@ -279,12 +279,13 @@ def _llm_loop_section(reports_dir: str) -> list[str]:
              "of the LLM evolution loop (every member's prompt and sampled tokens, RWKV-7 with random weights) by",
              "`eggroll_torch.llm` with EGGROLL noise, by the same loop with no noise, and by `jax_reference.llm`",
              "(upstream's jitted, member-vmapped `generate_thread`), in one process. Goals: torch / JAX >= 1.5,",
-             "torch / noise-free torch >= 0.85.", ""]
+             "torch / noise-free torch >= 0.85. Forward `compiled` (with `--compile`): the model's forward under",
+             "`torch.compile` (`build_generate_batch(..., compile=True)`, the CLI's `--compile`).", ""]
     found = _results_files(reports_dir, "bench_*_llm_loop.json")
     if not found:
         return lines + ["No results yet.", ""]
-    lines += ["| card | shape | dtype | N | prompt + generated | torch tok/s | noise-free tok/s | JAX tok/s | "
-              "torch / noise-free | torch / JAX | commit |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| card | shape | dtype | N | prompt + generated | forward | torch tok/s | noise-free tok/s | "
+              "JAX tok/s | torch / noise-free | torch / JAX | commit |", "|" + "---|" * 12]
     for path, results in found:
         loop, env = results["llm_loop"], results["environment"]
         info, m, r = loop["info"], loop["measurements"], loop["ratios"]
@@ -292,10 +293,14 @@ def _llm_loop_section(reports_dir: str) -> list[str]:
         def rate(name):
             return f"{m[name]['tokens_per_s']:.3g}" if name in m else "–"
 
-        lines.append(f"| {env.get('gpu') or env.get('cpu')} | {info['shape']} | {info['dtype']} | {info['members']} | "
-                     f"{info['prompt']} + {info['generate']} | {rate('torch_loop')} | {rate('torch_plain')} | "
-                     f"{rate('jax_loop')} | {_fmt(r.get('torch_loop_over_plain'))} | "
-                     f"{_fmt(r.get('torch_loop_over_jax'))} | {env.get('commit')} (`{os.path.relpath(path)}`) |")
+        for forward, suffix, prefix in (("eager", "", "torch"), ("compiled", "_compiled", "compiled")):
+            if f"torch_loop{suffix}" not in m:
+                continue
+            lines.append(
+                f"| {env.get('gpu') or env.get('cpu')} | {info['shape']} | {info['dtype']} | {info['members']} | "
+                f"{info['prompt']} + {info['generate']} | {forward} | {rate('torch_loop' + suffix)} | "
+                f"{rate('torch_plain' + suffix)} | {rate('jax_loop')} | {_fmt(r.get(prefix + '_loop_over_plain'))} | "
+                f"{_fmt(r.get(prefix + '_loop_over_jax'))} | {env.get('commit')} (`{os.path.relpath(path)}`) |")
     return lines + [""]
 
 

@@ -75,9 +75,12 @@ class Evolution:
         members_per_call (int | None): generate at most this many members per population
             forward (None: all of a call's members at once). Results do not depend on it except
             through the kernels a batch size selects; fix it to make runs batch-invariant.
+        compile (bool): generate (and validate) with the model's forward under ``torch.compile``
+            (see :func:`eggroll_torch.llm.build_generate_batch`); False runs it eagerly.
     """
 
-    def __init__(self, MODEL, init, task, config, validation_task=None, *, members_per_call=None):
+    def __init__(self, MODEL, init, task, config, validation_task=None, *, members_per_call=None,
+                 compile=False):
         if not isinstance(config, EvolutionConfig):
             raise TypeError(f"config must be an EvolutionConfig; got {type(config).__name__}")
         if members_per_call is not None and (not isinstance(members_per_call, int) or members_per_call < 1):
@@ -93,10 +96,10 @@ class Evolution:
             freeze_nonlora=config.freeze_nonlora, noise_reuse=config.noise_reuse, rank=config.rank)
         self.base_evo_keys = simple_es_tree_key(self.params, es_key, self.scan_map)
         self.generate_batch = build_generate_batch(MODEL, self.NOISER, self.frozen_noiser_params, self.frozen_params,
-                                                   self.base_evo_keys, gen_key, config.temperature)
+                                                   self.base_evo_keys, gen_key, config.temperature, compile=compile)
         self.validate = None if validation_task is None else build_validate(
             MODEL, self.frozen_params, self.params, self.base_evo_keys, valid_key, validation_task,
-            config.parallel_validations, config.validation_iterations, config.temperature)
+            config.parallel_validations, config.validation_iterations, config.temperature, compile=compile)
         self.thread_ids = torch.arange(config.parallel_generations, device=self.device)
 
     def epoch_prompts(self, epoch, members=None):

@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--validate-every", type=int, default=0, help="validate before every k-th epoch (0: never)")
     add("--parallel-validations", type=int, default=128)
     add("--validation-iterations", type=int, default=1)
+    add("--compile", action="store_true",
+        help="run the model's forward under torch.compile (fused kernels; compiles on the first epoch)")
     add("--members-per-call", type=int, default=None, help="members per population forward (default all)")
     add("--out", default=None, help="directory for checkpoint.pt, log.csv and log.jsonl")
     add("--save-every", type=int, default=1, help="write the checkpoint every k epochs (and at the end)")
@@ -271,7 +273,8 @@ def run(args) -> dict:
     tokenizer = _tokenizer(args.tokenizer)
     task = _task(args, tokenizer, all_tasks)
     validation = _task(args, tokenizer, validation_tasks) if config.validate_every else None
-    evolution = Evolution(MODEL, init, task, config, validation, members_per_call=args.members_per_call)
+    evolution = Evolution(MODEL, init, task, config, validation, members_per_call=args.members_per_call,
+                          compile=args.compile)
     settings = _settings(args, config)
     out = None if args.out is None else Path(args.out)
     noiser_params, params, start = evolution.noiser_params, evolution.params, 0

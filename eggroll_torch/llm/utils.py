@@ -104,8 +104,13 @@ def _check_batch(prompts, thread_idxs):
             f"got {getattr(thread_idxs, 'shape', type(thread_idxs))}")
 
 
+def _compiled_forward(MODEL):
+    """``MODEL.forward`` under ``torch.compile``, keeping the eager loop's low-precision roundings."""
+    return torch.compile(MODEL.forward, dynamic=False, options={"emulate_precision_casts": True})
+
+
 def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_keys, master_gen_key,
-                         temperature=1.0, *, cuda_graph=True):
+                         temperature=1.0, *, cuda_graph=True, compile=False):
     """``generate_batch(noiser_params, params, prompts, thread_idxs, epoch_num) -> tokens``.
 
     ``prompts (B, T)`` integer (0 where the member samples), ``thread_idxs (B,)``, ``epoch_num``
@@ -113,8 +118,19 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
     Each member's noise is drawn once per call (:mod:`.member_noise`), not once per token. On
     CUDA the token steps are replayed as a CUDA graph (:mod:`.token_loop`; the same tokens as the
     eager loop), unless ``cuda_graph=False``.
+
+    ``compile=True`` runs the model's forward through ``torch.compile`` (inductor, static shapes)
+    from each call's second token step on (the first draws the members' noise eagerly): each
+    layer's chains of elementwise ops become a few fused kernels instead of hundreds of small
+    ones. The arithmetic is the eager loop's, with bfloat16/float16 intermediates rounded where
+    eager rounds them (inductor's ``emulate_precision_casts``), but fused reductions sum in
+    another order, so logits can differ in the last bits and, rarely, a sampled token with
+    them. The first call compiles (tens of seconds); later calls with the same shapes reuse it.
     """
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be True or False; got {compile!r}")
     noiser = drawn_noiser(NOISER)
+    compiled = _compiled_forward(MODEL) if compile else None
 
     def generate_batch(noiser_params, params, prompts, thread_idxs, epoch_num):
         _check_batch(prompts, thread_idxs)
@@ -129,6 +145,9 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
         fed = torch.empty_like(prompts)
         position = torch.zeros((1,), dtype=torch.int64, device=device)
         divisor = []
+        # The first step runs eagerly: it draws the noise that member_noise caches, which a
+        # compiled graph would otherwise trace as a side effect and be recompiled after.
+        steps_run = []
 
         # Reads and writes only the tensors above (a CUDA graph replays it on them) and never
         # the host: the position is a device counter, the divisor is made at the first step.
@@ -138,8 +157,10 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
             fed.index_copy_(1, position, tokens[:, None])
             split = es_random.split(keys)
             keys.view(torch.int32).copy_(split[:, 0].view(torch.int32))
-            logits, state = MODEL.forward(noiser, frozen_noiser_params, noiser_params, config, params, noise,
-                                          iterinfo, tokens[:, None], state)
+            forward = compiled if compiled is not None and steps_run else MODEL.forward
+            steps_run.append(True)
+            logits, state = forward(noiser, frozen_noiser_params, noiser_params, config, params, noise, iterinfo,
+                                    tokens[:, None], state)
             if temperature == 0.0:
                 previous.copy_(torch.argmax(logits[:, -1], dim=-1))
             else:
@@ -158,14 +179,15 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
 
 
 def build_validate(MODEL, config, params_example, base_evo_keys, master_gen_key, validation_task,
-                   parallel_validations, validation_iterations, temperature=1.0, NOISER=Noiser, sigma=0.0):
+                   parallel_validations, validation_iterations, temperature=1.0, NOISER=Noiser, sigma=0.0, *,
+                   compile=False):
     """``validate(params, epoch) -> mean fitness`` (a 0-d float32 tensor) of the unperturbed model,
     as ``jax_reference.llm.utils.build_validate``: prompt indices ``i * parallel_validations +
     arange(parallel_validations)`` of iteration ``i`` double as thread ids, and the fitnesses are
-    summed in float32."""
+    summed in float32. ``compile``: as :func:`build_generate_batch`'s."""
     frozen_noiser_params, noiser_params = NOISER.init_noiser(params_example, sigma, 0.0)
     generate_batch = build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_keys,
-                                          master_gen_key, temperature)
+                                          master_gen_key, temperature, compile=compile)
 
     def validate(params, epoch):
         total = torch.zeros((), dtype=torch.float32)

@@ -93,7 +93,25 @@ def test_bench_report_renders_llm_loop_results(tmp_path):
     (tmp_path / "bench_cuda_llm_loop.json").write_text(json.dumps(results))
     write_report([], str(tmp_path))
     report = (tmp_path / "PERFORMANCE.md").read_text()
-    assert "| Some GPU | 0.1B | bfloat16 | 512 | 64 + 128 | 4.4e+04 | 5.2e+04 | – | 0.85 | – | abc1234" in report
+    assert "| Some GPU | 0.1B | bfloat16 | 512 | 64 + 128 | eager | 4.4e+04 | 5.2e+04 | – | 0.85 | – | abc1234" \
+        in report
+    assert "| compiled |" not in report
+
+
+def test_bench_report_renders_compiled_llm_loop_rows(tmp_path):
+    """With ``--compile`` results, a second row per card gives the compiled forward's rates and ratios."""
+    rates = {"torch_loop": 44000.0, "torch_plain": 52000.0, "torch_loop_compiled": 90000.0,
+             "torch_plain_compiled": 100000.0, "jax_loop": 60000.0}
+    loop = {"info": {"shape": "0.1B", "dtype": "bfloat16", "members": 512, "prompt": 64, "generate": 128},
+            "measurements": {name: {"tokens_per_s": rate} for name, rate in rates.items()},
+            "ratios": {"torch_loop_over_plain": 44 / 52, "torch_loop_over_jax": 44 / 60,
+                       "compiled_loop_over_plain": 0.9, "compiled_loop_over_jax": 1.5}}
+    results = {"llm_loop": loop, "environment": {"gpu": "Some GPU", "commit": "abc1234"}}
+    (tmp_path / "bench_cuda_llm_loop.json").write_text(json.dumps(results))
+    write_report([], str(tmp_path))
+    report = (tmp_path / "PERFORMANCE.md").read_text()
+    assert "| 64 + 128 | eager | 4.4e+04 | 5.2e+04 | 6e+04 | 0.85 | 0.73 | abc1234" in report
+    assert "| 64 + 128 | compiled | 9e+04 | 1e+05 | 6e+04 | 0.90 | 1.50 | abc1234" in report
 
 
 def test_llm_loop_writes_every_measure(tmp_path, monkeypatch):

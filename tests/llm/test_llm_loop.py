@@ -172,6 +172,39 @@ def test_graphed_generation_matches_eager_on_cuda(temperature, dtype):
     assert len({tuple(row) for row in runs[0].tolist()}) > 1
 
 
+def _compiled_and_eager(device, dtype, temperature):
+    """Tokens of one generation with the forward compiled and eagerly, and the graphs dynamo made."""
+    init = trwkv7.ScanRWKV.load_from_torch(_state_dict(), None, dtype)
+    params = tree.map(lambda x: x.to(device), init.params)
+    frozen, nparams = EggRoll.init_noiser(params, 0.05, 0.1, rank=2, freeze_nonlora=False, noise_reuse=1)
+    es_key, gen_key, _ = tl.master_keys(0, device)
+    keys = simple_es_tree_key(params, es_key, init.scan_map)
+    prompts = torch.zeros((16, 11), dtype=torch.int32)
+    prompts[:, :3] = torch.arange(1, 49).reshape(16, 3) % 19 + 1
+    threads = torch.arange(16)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    runs = [tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, frozen, None, keys, gen_key, temperature,
+                                    compile=compiled)(nparams, params, prompts, threads, 2).cpu().numpy()
+            for compiled in (True, False)]
+    return runs, torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA")])])
+def test_compiled_generation_matches_eager(device):
+    """float32, where fused kernels' other summation order stays far below a token's margin."""
+    (compiled, eager), graphs = _compiled_and_eager(device, torch.float32, 1.0)
+    assert graphs >= 1, "compile=True never reached torch.compile"
+    np.testing.assert_array_equal(compiled, eager)
+    assert len({tuple(row) for row in compiled.tolist()}) > 1
+
+
+def test_compile_must_be_a_bool():
+    with pytest.raises(TypeError, match="compile must be True or False"):
+        tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, {}, None, {}, tl.master_keys(0)[1], compile="yes")
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("parallel_generations", 7, "multiple of generations_per_prompt"),
     ("temperature", -1.0, "temperature must be >= 0"),
