@@ -12,14 +12,15 @@ Violations (any one fails the gate):
 * ``regression``: a ``pass`` check now fails or errors;
 * ``drifted``: a ``pass`` check still passes, but its max ULP error grew past the ``max_ulp``
   recorded for it (the ratchet: a check that was exact may not drift to its full tolerance
-  unnoticed). On the host class the baseline was recorded on (``hosts``, see
-  :func:`conformance.environment.host_fingerprint`) there is no slack: with the pinned versions
-  a run reproduces its ULPs exactly, derandomized hypothesis examples included. On another host
-  class kernels differ in their last bits, so the ratchet allows :func:`host_slack` more and
-  notes it; a backend recorded without a fingerprint (before the ratchet) is not ratcheted and
-  noted. A change meant to move the errors is recorded on purpose with
-  ``python -m conformance baseline``; an error that shrank is noted, and re-baselining tightens
-  the ratchet. A ``pass`` entry without ``max_ulp`` is held to 0;
+  unnoticed). The ratchet holds on the host class the baseline was recorded on (``hosts``, see
+  :func:`conformance.environment.host_fingerprint`), without slack: with the pinned versions a
+  run reproduces its ULPs exactly, derandomized hypothesis examples included. On another host
+  class XLA's and oneDNN's CPU kernels take other code paths (an AMD EPYC moved jax_reference's
+  RWKV-7 forward by 72 ULP against an Intel Xeon's recorded 0, still passing), so no fixed
+  slack tells a drift from the host: there, and for a backend recorded without a fingerprint,
+  the ratchet is off and the gate notes every check whose error grew. A change meant to move
+  the errors is recorded on purpose with ``python -m conformance baseline``; an error that
+  shrank is noted, and re-baselining tightens the ratchet. A ``pass`` entry without ``max_ulp`` is held to 0;
 * ``skipped``: a ``pass`` check is now skipped;
 * ``disappeared``: a baseline check is absent from the run of that backend;
 * ``fixed``: a known difference now passes (update the baseline: ``make conformance-baseline``);
@@ -87,15 +88,9 @@ def validate_baseline(doc: dict) -> None:
     jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
 
 
-def host_slack(recorded: float) -> float:
-    """ULPs a check may grow by on a host class other than the baseline's: half its recorded
-    error and at least 4 (one summation order against another moves a few ULP)."""
-    return max(4.0, 0.5 * recorded)
-
-
 def _judge_one(backend: str, expected: dict, got: dict[str, CheckResult], ratchet: str = "exact") -> tuple[list, list]:
-    """``ratchet``: ``"exact"`` (same host class), ``"host"`` (another: :func:`host_slack`) or
-    ``"off"`` (no fingerprint recorded)."""
+    """``ratchet``: ``"exact"`` (same host class), ``"host"`` (another host class: growth is
+    noted, not judged) or ``"off"`` (no fingerprint recorded)."""
     violations, notes = [], []
     for check_id, want in expected.items():
         r = got.get(check_id)
@@ -111,15 +106,16 @@ def _judge_one(backend: str, expected: dict, got: dict[str, CheckResult], ratche
                 violations.append(Violation(backend, check_id, "skipped", f"pass -> skip: {r.note}"))
             else:
                 recorded = float(want.get("max_ulp", 0.0))
-                limit = recorded + (host_slack(recorded) if ratchet == "host" else 0.0)
                 if ratchet == "off":
                     pass
-                elif r.max_ulp > limit:
+                elif r.max_ulp > recorded and ratchet == "host":
+                    notes.append(f"{backend} {check_id}: max ULP error {r.max_ulp:g} > {recorded:g} recorded on the "
+                                 f"baseline's host class (tolerance {r.allowed_ulp:g} ULP); not judged here")
+                elif r.max_ulp > recorded:
                     violations.append(Violation(
                         backend, check_id, "drifted",
-                        f"max ULP error {r.max_ulp:g} > {limit:g} allowed by the {recorded:g} recorded in the "
-                        f"baseline{' on another host class' if ratchet == 'host' else ''} (tolerance "
-                        f"{r.allowed_ulp:g} ULP); if intended, re-baseline with '{REBASELINE}'"))
+                        f"max ULP error {r.max_ulp:g} > {recorded:g} allowed by the {recorded:g} recorded in the "
+                        f"baseline (tolerance {r.allowed_ulp:g} ULP); if intended, re-baseline with '{REBASELINE}'"))
                 elif r.max_ulp < recorded:
                     notes.append(f"{backend} {check_id}: max ULP error {r.max_ulp:g} < {recorded:g} recorded; "
                                  f"'{REBASELINE}' tightens the ratchet")
@@ -176,8 +172,8 @@ def evaluate(results: list[CheckResult], baseline: dict, aliases: dict[str, str]
             report.notes.append(f"{backend}: baseline recorded without a host fingerprint, so not ratcheted; "
                                 "re-baseline on this host")
         elif expected and ratchet == "host":
-            report.notes.append(f"{backend}: baseline recorded on '{recorded_host}', this host is '{here}': the "
-                                "ratchet allows host_slack() more ULP per check")
+            report.notes.append(f"{backend}: baseline recorded on '{recorded_host}', this host is '{here}': "
+                                "pass/fail judged, the ULP ratchet is off (re-baseline here to ratchet)")
         v, n = _judge_one(backend, expected, got, ratchet)
         report.violations += v
         report.notes += n
