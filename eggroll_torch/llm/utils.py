@@ -13,6 +13,7 @@ per generation (:mod:`.member_noise`); on CUDA the token steps replay as a CUDA 
 from __future__ import annotations
 
 import collections
+import re
 
 import torch
 
@@ -104,6 +105,16 @@ def _check_batch(prompts, thread_idxs):
             f"got {getattr(thread_idxs, 'shape', type(thread_idxs))}")
 
 
+# The oldest torch whose dynamo traces the models' forward: torch 2.11's raised an internal error
+# (IndexError while wrapping the CommonParams of RWKV-7's time mixing); 2.12 was never tried.
+_COMPILE_MIN_TORCH = (2, 13)
+
+
+def _torch_release(version: str) -> tuple[int, int]:
+    major, minor = re.match(r"(\d+)\.(\d+)", version).groups()
+    return int(major), int(minor)
+
+
 def _compiled_forward(MODEL):
     """``MODEL.forward`` under ``torch.compile``, keeping the eager loop's low-precision roundings."""
     return torch.compile(MODEL.forward, dynamic=False, options={"emulate_precision_casts": True})
@@ -126,9 +137,14 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
     eager rounds them (inductor's ``emulate_precision_casts``), but fused reductions sum in
     another order, so logits can differ in the last bits and, rarely, a sampled token with
     them. The first call compiles (tens of seconds); later calls with the same shapes reuse it.
+    It needs torch >= 2.13 (the pinned version; older dynamo fails on the forward).
     """
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be True or False; got {compile!r}")
+    if compile and _torch_release(torch.__version__) < _COMPILE_MIN_TORCH:
+        raise ValueError(f"compile=True needs torch >= {'.'.join(map(str, _COMPILE_MIN_TORCH))} (torch 2.11's dynamo "
+                         f"fails on the models' forward); this is torch {torch.__version__}: upgrade torch or pass "
+                         "compile=False")
     noiser = drawn_noiser(NOISER)
     compiled = _compiled_forward(MODEL) if compile else None
 

@@ -24,7 +24,7 @@ from eggroll_torch import random as es_random
 from eggroll_torch import tree
 from eggroll_torch.environments.llm_bandits import all_tasks as torch_tasks
 from eggroll_torch.llm.member_noise import drawn_noiser, member_noise
-from eggroll_torch.llm.utils import gumbel_noise
+from eggroll_torch.llm.utils import _COMPILE_MIN_TORCH, _torch_release, gumbel_noise
 from eggroll_torch.random.gumbel import gumbel_of_mantissas
 from eggroll_torch.models.common import simple_es_tree_key
 from eggroll_torch.models.llm import rwkv7 as trwkv7
@@ -194,6 +194,8 @@ def _compiled_and_eager(device, dtype, temperature):
     not torch.cuda.is_available(), reason="needs CUDA")])])
 def test_compiled_generation_matches_eager(device):
     """float32, where fused kernels' other summation order stays far below a token's margin."""
+    if _torch_release(torch.__version__) < _COMPILE_MIN_TORCH:
+        pytest.skip(f"compile=True needs torch >= {_COMPILE_MIN_TORCH}; this is torch {torch.__version__}")
     (compiled, eager), graphs = _compiled_and_eager(device, torch.float32, 1.0)
     assert graphs >= 1, "compile=True never reached torch.compile"
     np.testing.assert_array_equal(compiled, eager)
@@ -203,6 +205,13 @@ def test_compiled_generation_matches_eager(device):
 def test_compile_must_be_a_bool():
     with pytest.raises(TypeError, match="compile must be True or False"):
         tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, {}, None, {}, tl.master_keys(0)[1], compile="yes")
+
+
+def test_compile_on_an_older_torch_says_which_it_needs(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.11.0+cu130")
+    with pytest.raises(ValueError, match=r"compile=True needs torch >= 2.13 .* this is torch 2.11.0\+cu130"):
+        tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, {}, None, {}, tl.master_keys(0)[1], compile=True)
+    tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, {}, None, {}, tl.master_keys(0)[1], compile=False)
 
 
 @pytest.mark.parametrize("field,value,match", [
