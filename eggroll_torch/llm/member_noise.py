@@ -54,34 +54,38 @@ class LeafNoise:
         return drawn[self.index]
 
 
-def _seam(name: str):
+def _seam(name: str, parent):
+    # The parent's function, called with the subclass: what super() resolves, looked up once when
+    # the class is made, so that torch.compile traces plain function calls.
+    own = getattr(parent, name).__func__
+
     def seam(cls, frozen_noiser_params, base_sigma, iterinfo, param, key):
-        own = getattr(super(cls._drawn_class, cls), name)
         if not isinstance(key, LeafNoise):
-            return own(frozen_noiser_params, base_sigma, iterinfo, param, key)
-        return key.draw(name, lambda p, k: own(frozen_noiser_params, base_sigma, iterinfo, p, k))
+            return own(cls, frozen_noiser_params, base_sigma, iterinfo, param, key)
+        return key.draw(name, lambda p, k: own(cls, frozen_noiser_params, base_sigma, iterinfo, p, k))
 
     seam.__name__ = seam.__qualname__ = name
     return classmethod(seam)
 
 
-def _low_rank(transposed: bool):
+def _low_rank(transposed: bool, parent):
+    name = "do_Tmm" if transposed else "do_mm"
+    own, lora_noise = getattr(parent, name).__func__, parent.lora_noise.__func__
+
     def product(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x):
-        parent = super(cls._drawn_class, cls)
         population = isinstance(iterinfo, (tuple, list)) and torch.is_tensor(iterinfo[1]) and iterinfo[1].ndim == 1
         if not isinstance(base_key, LeafNoise) or not population:
-            method = parent.do_Tmm if transposed else parent.do_mm
-            return method(frozen_noiser_params, noiser_params, param, base_key, iterinfo, x)
+            return own(cls, frozen_noiser_params, noiser_params, param, base_key, iterinfo, x)
         # _forward.low_rank_mm's arithmetic without its per-call checks and scalar work (a few
         # small kernels per matrix per token): the factors and their scale are drawn once.
-        A, B = base_key.draw("lora_noise", lambda p, k: parent.lora_noise(
-            frozen_noiser_params, lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"], p.dtype, p.device),
-            iterinfo, p, k))
+        A, B = base_key.draw("lora_noise", lambda p, k: lora_noise(
+            cls, frozen_noiser_params,
+            lora_sigma(noiser_params["sigma"], frozen_noiser_params["rank"], p.dtype, p.device), iterinfo, p, k))
         first, second = (A, B) if transposed else (B, A)
         base = matmul(x, param if transposed else param.T)
         return add_low_rank_product(base, x, first, second.transpose(-1, -2))
 
-    product.__name__ = product.__qualname__ = "do_Tmm" if transposed else "do_mm"
+    product.__name__ = product.__qualname__ = name
     return classmethod(product)
 
 
@@ -96,9 +100,9 @@ def drawn_noiser(NOISER):
     """
     if not issubclass(NOISER, ESNoiser):
         return NOISER
-    namespace = {name: _seam(name) for name in _SEAMS if hasattr(NOISER, name)}
+    namespace = {name: _seam(name, NOISER) for name in _SEAMS if hasattr(NOISER, name)}
     if NOISER.do_mm.__func__ is ESNoiser.do_mm.__func__ and NOISER.do_Tmm.__func__ is ESNoiser.do_Tmm.__func__:
-        namespace |= {"do_mm": _low_rank(False), "do_Tmm": _low_rank(True)}
+        namespace |= {"do_mm": _low_rank(False, NOISER), "do_Tmm": _low_rank(True, NOISER)}
     drawn = type(f"Drawn{NOISER.__name__}", (NOISER,), namespace)
     drawn._drawn_class = drawn
     return drawn

@@ -6,18 +6,24 @@ set before the first import of triton), which is how the tests check them withou
 """
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 
 import torch
 
 
-@functools.cache
+_TRITON_INSTALLED: list[bool] = []
+
+
 def triton_installed() -> bool:
     """True when the ``triton`` package can be imported (looked up once per process: the
     lookup costs tens of microseconds, and the kernels' dispatch asks on every call)."""
-    return importlib.util.find_spec("triton") is not None
+    # A module-level value rather than functools.cache: the models' forward asks this on every
+    # call, and torch 2.11's dynamo breaks the graph at a cached function and then fails
+    # (an internal IndexError) where RWKV-7's time mixing resumes.
+    if not _TRITON_INSTALLED:
+        _TRITON_INSTALLED.append(importlib.util.find_spec("triton") is not None)
+    return _TRITON_INSTALLED[0]
 
 
 def interpreting() -> bool:
