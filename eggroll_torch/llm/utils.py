@@ -165,20 +165,20 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
         divisor = []
         # The first step runs eagerly: it draws the noise that member_noise caches, which a
         # compiled graph would otherwise trace as a side effect and be recompiled after.
-        steps_run = []
+        forward = MODEL.forward
 
         # Reads and writes only the tensors above (a CUDA graph replays it on them) and never
         # the host: the position is a device counter, the divisor is made at the first step.
         def step(state):
+            nonlocal forward
             column = prompts.index_select(1, position)[:, 0]
             tokens = torch.where(column == 0, previous, column)
             fed.index_copy_(1, position, tokens[:, None])
             split = es_random.split(keys)
             keys.view(torch.int32).copy_(split[:, 0].view(torch.int32))
-            forward = compiled if compiled is not None and steps_run else MODEL.forward
-            steps_run.append(True)
             logits, state = forward(noiser, frozen_noiser_params, noiser_params, config, params, noise, iterinfo,
                                     tokens[:, None], state)
+            forward = compiled or MODEL.forward
             if temperature == 0.0:
                 previous.copy_(torch.argmax(logits[:, -1], dim=-1))
             else:
