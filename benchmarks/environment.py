@@ -29,13 +29,21 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _commit() -> str | None:
+def _commit(root: str | None = None) -> str | None:
+    """The short commit hash of the repository at ``root`` (default: this checkout), with
+    ``-dirty`` when tracked files differ from it (what was measured is then not that commit)."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=root)
+        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, timeout=10, cwd=root)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    commit = head.stdout.strip()
+    if not commit:
+        return None
+    return f"{commit}-dirty" if changes.returncode == 0 and changes.stdout.strip() else commit
 
 
 def describe(device: str, f32_matmul: str) -> dict:

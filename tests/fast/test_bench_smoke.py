@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
 
 import pytest
 import torch
 
 from benchmarks.__main__ import main
 from benchmarks.bench_random import _median_times
+from benchmarks.environment import _commit
 from benchmarks.report import write_report
 from eggroll_torch.fast import draw_pair_normals
 from eggroll_torch.random import key, split
@@ -138,3 +141,21 @@ def test_llm_loop_rejects_no_timed_calls(flag, capsys):
     with pytest.raises(SystemExit):
         llm_loop_main([flag, "0"])
     assert f"{flag} must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
+def test_results_name_a_dirty_checkout_as_such(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("one")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "one")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / "untracked.txt").write_text("not part of any commit")
+    assert _commit(str(tmp_path)) == head
+    (tmp_path / "a.txt").write_text("two")
+    assert _commit(str(tmp_path)) == f"{head}-dirty"

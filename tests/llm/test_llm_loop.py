@@ -208,8 +208,8 @@ def test_compile_must_be_a_bool():
 
 
 def test_compile_on_an_older_torch_says_which_it_needs(monkeypatch):
-    monkeypatch.setattr(torch, "__version__", "2.11.0+cu130")
-    with pytest.raises(ValueError, match=r"compile=True needs torch >= 2.13 .* this is torch 2.11.0\+cu130"):
+    monkeypatch.setattr(torch, "__version__", "2.10.0+cu128")
+    with pytest.raises(ValueError, match=r"compile=True needs torch >= 2.11 .* this is torch 2.10.0\+cu128"):
         tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, {}, None, {}, tl.master_keys(0)[1], compile=True)
     tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, {}, None, {}, tl.master_keys(0)[1], compile=False)
 

@@ -128,7 +128,9 @@ def wkv7(r, w, k, v, a, b, s, length, new_starts):
     flat = [x.reshape(batch, n_tokens, n_head, size).contiguous() for x in (r, w, k, v, a, b)]
     state = _batched_heads(s, batch)
     kept = torch.empty((batch, n_head, size, size), dtype=s.dtype, device=s.device)
-    resets = new_starts.expand(*lead, n_tokens).reshape(batch, n_tokens).view(torch.uint8)
+    # A converting copy (batch x tokens bytes), not a dtype view: torch 2.11's inductor rejects
+    # viewing a bool tensor as uint8.
+    resets = new_starts.expand(*lead, n_tokens).reshape(batch, n_tokens).to(torch.uint8)
     if torch.is_tensor(length):
         # Clamped on the device: a host read of a device length would wait for the whole queue.
         limit = length.to(r.device).reshape(1).clamp(-1, n_tokens).to(torch.int32)
