@@ -18,6 +18,7 @@ import torch
 from eggroll_torch import tree
 from eggroll_torch.fast.graphs import GraphedStep
 from eggroll_torch.noiser._fitness import standardize_unchecked
+from . import param_writes
 from .metrics import update_metrics
 
 
@@ -107,8 +108,7 @@ class GraphedGeneration:
         new_noiser_params, new_params = trainer._paired_update(draws, params, fitnesses)
         metrics = update_metrics(raw, params, new_params)
         with torch.no_grad():
-            for path, param in params.items():
-                param.copy_(torch.where(finite, new_params[path], param))
+            param_writes.write_if(finite, list(params.values()), [new_params[path] for path in params])
             for buffer, leaf in zip(self._state, tree.leaves(new_noiser_params)):
                 if isinstance(buffer, torch.Tensor):
                     buffer.copy_(torch.where(finite, leaf, buffer))

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import torch
 
 from eggroll_torch.fast.dispatch import below_autograd
+from eggroll_torch.optim._flat import whole_of
 
 
 def update_metrics(raw: torch.Tensor, old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> dict:
@@ -32,6 +33,12 @@ def _change_norm(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor
     before, after = list(old.values()), [new[path] for path in old]
     if not before:
         return torch.zeros(())
+    flat = whole_of(after)
+    if flat is not None and all(b.dtype == flat[0].dtype and b.device == flat[0].device for b in before):
+        # The new params of a flat solver step are views of one tensor: the old ones
+        # concatenated in the same order, the change is a few passes over two 1-D tensors.
+        whole, order = flat
+        return _flat_change_norm(torch._utils._flatten_dense_tensors([before[i] for i in order]), whole)
     if all(b.dtype in _WIDE and a.dtype is b.dtype and a.device == b.device for b, a in zip(before, after)):
         # Already in the accumulation dtype: the differences and squares in two calls.
         differences = torch._foreach_sub(after, before)
@@ -47,3 +54,10 @@ def _change_norm(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor
         total = part if total is None else (total if total.dtype == part.dtype else
                                             total.to(torch.promote_types(total.dtype, part.dtype))) + part
     return total.sqrt()
+
+
+def _flat_change_norm(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """:func:`_change_norm` of two 1-D tensors of one dtype (a flat step's tree is small: see
+    :data:`eggroll_torch.optim._flat.MAX_ELEMENTS`)."""
+    wide = torch.promote_types(before.dtype, torch.float32)
+    return (after.to(wide) - before.to(wide)).square().sum().sqrt()

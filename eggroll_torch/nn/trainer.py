@@ -37,7 +37,7 @@ from eggroll_torch.optim import resolve_solver
 from eggroll_torch.noiser import _update
 from eggroll_torch.noiser._fitness import standardize_unchecked
 from eggroll_torch.validation import check_count, check_fitnesses, check_positive_real, check_real
-from . import checks, engine, state
+from . import checks, engine, param_writes, state
 from .es_classes import matrix_biases, named_parameters_with_owner, resolve_es_classes
 from .functional_module import FunctionalModule, FunctionalPopulation
 from .graphed import GraphedGeneration
@@ -532,9 +532,9 @@ class EggrollTrainer:
         return params
 
     def _write_params(self, new_params: Mapping[str, torch.Tensor]) -> None:
+        owned = [(path, param) for path, _, _, param in named_parameters_with_owner(self.module)]
         with torch.no_grad():
-            for path, _, _, param in named_parameters_with_owner(self.module):
-                param.copy_(new_params[path])
+            param_writes.write([param for _, param in owned], [new_params[path] for path, _ in owned])
 
 
 def _read_params(module: nn.Module) -> dict[str, torch.Tensor]:
