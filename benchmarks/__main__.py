@@ -28,8 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="comma-separated subset of api,example,sweep,random,rwkv7 (default: all but "
                           "rwkv7, in that order of priority under the time budget)")
     report = commands.add_parser("report", help="write reports/PERFORMANCE.md and plots from results JSONs")
-    report.add_argument("results", nargs="*", help="results JSONs (default: reports/bench_cpu.json and "
-                                                   "reports/bench_cuda.json, those that exist)")
+    report.add_argument("results", nargs="*", help="results JSONs (default: reports/bench_cpu.json, "
+                                                   "reports/bench_cuda.json and runs on other hardware beside "
+                                                   "them, reports/bench_<device>_<name>.json, those that exist)")
     report.add_argument("--reports-dir", default="reports")
     return parser
 

@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -159,3 +160,21 @@ def test_results_name_a_dirty_checkout_as_such(tmp_path):
     assert _commit(str(tmp_path)) == head
     (tmp_path / "a.txt").write_text("two")
     assert _commit(str(tmp_path)) == f"{head}-dirty"
+
+
+def test_bench_report_gives_a_run_on_other_hardware_its_own_section(tmp_path):
+    """``bench_cuda_<name>.json`` beside ``bench_cuda.json`` is rendered as a second CUDA section;
+    a device file without trainer workloads (an rwkv7-only run) is not."""
+    reports = Path(__file__).resolve().parents[2] / "reports"
+    recorded = json.loads((reports / "bench_cuda.json").read_text())
+    other = json.loads(json.dumps(recorded))
+    other["environment"]["gpu"] = "Other GPU"
+    other["environment"]["commit"] = "abc1234"
+    (tmp_path / "bench_cuda.json").write_text(json.dumps(recorded))
+    (tmp_path / "bench_cuda_other.json").write_text(json.dumps(other))
+    (tmp_path / "bench_cuda_rwkv7.json").write_text((reports / "bench_cuda_rwkv7.json").read_text())
+    write_report(None, str(tmp_path))
+    report = (tmp_path / "PERFORMANCE.md").read_text()
+    assert f"## CUDA: {recorded['environment']['gpu']}" in report
+    assert "## CUDA: Other GPU" in report and "commit abc1234" in report
+    assert "Source: `" in report and report.count("## CUDA: ") == 2
