@@ -89,13 +89,14 @@ class PairDraws:
         return value
 
 
-def factor_rows(rank: int, device: torch.device) -> int:
-    """``K``: the rank plus two bias rows; on CUDA rounded up to a multiple of 8 so that the
-    correction's matmul stays aligned for the tensor cores (on the CPU padding rows would only
-    add a pass that zeroes them)."""
+def factor_rows(rank: int, device: torch.device, bias_rows: int = 2) -> int:
+    """``K``: the rank plus ``bias_rows`` rows for a folded bias (two where a matrix of the group
+    has one, else none); on CUDA rounded up to a multiple of 8 so that the correction's matmul
+    stays aligned for the tensor cores (on the CPU padding rows would only add a pass that zeroes
+    them)."""
     if torch.device(device).type != "cuda":
-        return rank + 2
-    return -(-(rank + 2) // 8) * 8
+        return rank + bias_rows
+    return -(-(rank + bias_rows) // 8) * 8
 
 
 class PairEngine:
@@ -105,10 +106,14 @@ class PairEngine:
         params: ``{path: tensor}`` (shapes and dtypes are read once; values at each call).
         classes: ``{path: es class}``. keys: ``{path: uint32 key (2,)}``.
         rank, noise_reuse, freeze_nonlora: the noiser's settings.
+        biased: the matrices whose bias the forward may fold into their factor rows; a group of
+            matrices none of which has one keeps no bias rows (less memory for the epoch's
+            draws). None (default): every group keeps them.
     """
 
     def __init__(self, params: Mapping[str, torch.Tensor], classes: Mapping[str, int],
-                 keys: Mapping[str, torch.Tensor], *, rank: int, noise_reuse: int, freeze_nonlora: bool):
+                 keys: Mapping[str, torch.Tensor], *, rank: int, noise_reuse: int, freeze_nonlora: bool,
+                 biased=None):
         self.rank, self.noise_reuse = rank, noise_reuse
         self.matrix_groups, self.vector_groups = {}, {}
         self._scales = {}
@@ -121,6 +126,8 @@ class PairEngine:
             else:
                 continue
             group.append(path)
+        self._bias_rows = {group: 2 if biased is None or any(path in biased for path in paths) else 0
+                           for group, paths in self.matrix_groups.items()}
         self.set_keys(keys)
 
     def set_keys(self, keys: Mapping[str, torch.Tensor]) -> None:
@@ -211,11 +218,12 @@ class PairEngine:
     def _draw_matrices(self, draws, keys, group, epoch, in_features, out_features, dtype, sigma) -> None:
         count, pairs = len(group), len(draws.pairs)
         b_part = torch.empty(count, self.rank, pairs, in_features, dtype=dtype, device=keys.device)
-        rows = torch.empty(count, factor_rows(self.rank, keys.device), pairs, out_features, dtype=dtype,
+        bias_rows = self._bias_rows[in_features, out_features, dtype]
+        rows = torch.empty(count, factor_rows(self.rank, keys.device, bias_rows), pairs, out_features, dtype=dtype,
                            device=keys.device)
-        if rows.shape[1] > self.rank + 2:
-            # The padding rows past the two bias rows stay zero (see forward_noise).
-            rows[:, self.rank + 2:] = 0
+        if rows.shape[1] > self.rank + bias_rows:
+            # The padding rows past the bias rows stay zero (see forward_noise).
+            rows[:, self.rank + bias_rows:] = 0
         scaled = (rows[:, :self.rank].permute(0, 2, 3, 1), in_features, self.lora_scale(sigma, dtype))
         self._fill(keys, epoch, draws.pairs, b_part.permute(0, 2, 3, 1), scaled)
         draws.matrices.update(zip(group, b_part.unbind(0)))
@@ -230,7 +238,8 @@ class PairEngine:
           ``rows`` ``(P, K, out)`` whose first ``r`` rows are ``A`` (as drawn, see
           :class:`PairDraws`), followed by the rows of the bias that ``biases[path]`` names (its
           two members' values when it is noisy, else its value) and zero rows up to ``K``
-          (:func:`factor_rows`);
+          (:func:`factor_rows`; a group drawn without bias rows has ``K = r`` on the CPU, and
+          its matrices' biases are left to the forward);
         - ``{path: (param, sigma * z (P, *shape))}`` for the noisy vectors, rounded likewise.
 
         The sign is exact, so it is applied later. Only the bias rows depend on ``params``: the
@@ -251,7 +260,10 @@ class PairEngine:
         matrices = {}
         for path, B, factor, bias_path, signed, bias_rows in plan:
             bias = None if bias_path is None else params[bias_path]
-            if signed is not None:
+            if bias_rows is None:
+                # No bias rows in this group's draws: the forward adds the bias after the product.
+                matrices[path] = MatrixNoise(params[path], B, factor, None, None, 0)
+            elif signed is not None:
                 torch.add(bias, signed, out=bias_rows)
                 matrices[path] = MatrixNoise(params[path], B, factor, bias, scaled[bias_path], 2)
             elif bias is not None:
@@ -266,14 +278,17 @@ class PairEngine:
     def _forward_plan(self, draws: PairDraws, scaled: dict, biases: Mapping[str, str | None]) -> list:
         """Per matrix, what :meth:`forward_noise` reads that depends on the draws alone: its path,
         ``B`` and the factor rows as the forward reads them, its bias path, both members' bias
-        noise (or None when the bias is not noisy) and the two bias rows to fill."""
+        noise (or None when the bias is not noisy) and the two bias rows to fill (None where the
+        draws have no room for them)."""
         plan = []
         for path, rows in draws.rows.items():
             bias_path = biases.get(path)
+            bias_rows = rows[self.rank:self.rank + 2] if rows.shape[0] >= self.rank + 2 else None
             # Both members' biases in one pass: bias - z is bias + (-z), bit for bit.
-            signed = torch.stack([scaled[bias_path], -scaled[bias_path]]) if bias_path in scaled else None
+            signed = torch.stack([scaled[bias_path], -scaled[bias_path]]) \
+                if bias_path in scaled and bias_rows is not None else None
             plan.append((path, draws.matrices[path].permute(1, 2, 0), rows.permute(1, 0, 2), bias_path, signed,
-                         rows[self.rank:self.rank + 2]))
+                         bias_rows))
         return plan
 
     def gradients(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitnesses: torch.Tensor,

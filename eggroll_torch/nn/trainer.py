@@ -185,7 +185,7 @@ class EggrollTrainer:
         self._engine = None
         if engine.supports(self.noiser, self.population_size) and not self._functional:
             self._engine = engine.PairEngine(params, classes, keys, rank=rank, noise_reuse=noise_reuse,
-                                             freeze_nonlora=freeze_nonlora)
+                                             freeze_nonlora=freeze_nonlora, biased=frozenset(self._linear_biases))
         self.epoch = 0
         self._generation = 0
 

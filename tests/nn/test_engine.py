@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from conformance.tolerances import assert_parity
 from eggroll_torch.nn import MM_PARAM, PARAM, EggrollTrainer, flatten_paths, nest
+from eggroll_torch.nn.engine import factor_rows
 from eggroll_torch.noiser import eggroll, lora_sigma
 
-from nn_support import CUDA, small_net
+from nn_support import CUDA, explicit_member, small_net
 
 N = 8
 
@@ -142,3 +144,25 @@ def test_engine_graphed_step_matches_eager_step_on_cuda(device):
     graphed.update(torch.zeros(N, device=device))
     with pytest.raises(RuntimeError, match="record a new one"):
         step()
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_draws_keep_bias_rows_only_for_groups_with_a_folded_bias(device):
+    torch.manual_seed(0)
+    # 0.weight is alone in its (4 -> 6) group, without a bias; 2.weight (biased) and 4.weight
+    # (bias-free) share the (6 -> 6) group, which keeps the bias rows.
+    net = nn.Sequential(nn.Linear(4, 6, bias=False), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(),
+                        nn.Linear(6, 6, bias=False)).to(device)
+    trainer = _trainer(net)
+    draws = trainer._engine.draw(0, range(N // 2), 0.2)
+    assert draws.rows["0.weight"].shape[0] == factor_rows(3, device, 0)
+    assert draws.rows["2.weight"].shape[0] == draws.rows["4.weight"].shape[0] == factor_rows(3, device)
+    x = torch.randn(N, 2, 4, device=device)
+    out = trainer.population()(x)
+    for i in range(N):
+        assert_parity(out[i], explicit_member(trainer, i)(x[i]), "reduction", what=f"member {i} output")
+
+
+def test_factor_rows_pad_to_eight_on_cuda_only():
+    assert (factor_rows(3, "cpu", 0), factor_rows(3, "cpu")) == (3, 5)
+    assert (factor_rows(16, "cuda", 0), factor_rows(16, "cuda"), factor_rows(4, "cuda", 0)) == (16, 24, 8)

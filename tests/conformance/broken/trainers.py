@@ -55,7 +55,8 @@ class TrainerMutant(EggrollTorchTrainerLevel):
             frozen = trainer.frozen_noiser_params
             trainer._engine = self.engine_class(trainer._current_params(), trainer.es_classes, trainer.keys,
                                                 rank=frozen["rank"], noise_reuse=frozen["noise_reuse"],
-                                                freeze_nonlora=frozen["freeze_nonlora"])
+                                                freeze_nonlora=frozen["freeze_nonlora"],
+                                                biased=frozenset(trainer._linear_biases))
         return trainer
 
 
@@ -76,8 +77,9 @@ class NoInvSqrtRank(TrainerMutant):
 
 
 class _RankOneEngine(PairEngine):
-    def __init__(self, params, classes, keys, *, rank, noise_reuse, freeze_nonlora):
-        super().__init__(params, classes, keys, rank=1, noise_reuse=noise_reuse, freeze_nonlora=freeze_nonlora)
+    def __init__(self, params, classes, keys, *, rank, noise_reuse, freeze_nonlora, biased=None):
+        super().__init__(params, classes, keys, rank=1, noise_reuse=noise_reuse, freeze_nonlora=freeze_nonlora,
+                         biased=biased)
 
 
 class EngineAtRankOne(TrainerMutant):
@@ -104,9 +106,9 @@ class GroupSharesFirstKey(TrainerMutant):
 
 
 class _ReuseZeroAsOneEngine(PairEngine):
-    def __init__(self, params, classes, keys, *, rank, noise_reuse, freeze_nonlora):
+    def __init__(self, params, classes, keys, *, rank, noise_reuse, freeze_nonlora, biased=None):
         super().__init__(params, classes, keys, rank=rank, noise_reuse=noise_reuse or 1,
-                         freeze_nonlora=freeze_nonlora)
+                         freeze_nonlora=freeze_nonlora, biased=biased)
 
 
 class FreshNoiseReuseZero(TrainerMutant):
