@@ -126,8 +126,8 @@ class PairEngine:
             else:
                 continue
             group.append(path)
-        self._bias_rows = {group: 2 if biased is None or any(path in biased for path in paths) else 0
-                           for group, paths in self.matrix_groups.items()}
+        self._bias_row_counts = {group: 2 if biased is None or any(path in biased for path in paths) else 0
+                                 for group, paths in self.matrix_groups.items()}
         self.set_keys(keys)
 
     def set_keys(self, keys: Mapping[str, torch.Tensor]) -> None:
@@ -218,12 +218,12 @@ class PairEngine:
     def _draw_matrices(self, draws, keys, group, epoch, in_features, out_features, dtype, sigma) -> None:
         count, pairs = len(group), len(draws.pairs)
         b_part = torch.empty(count, self.rank, pairs, in_features, dtype=dtype, device=keys.device)
-        bias_rows = self._bias_rows[in_features, out_features, dtype]
-        rows = torch.empty(count, factor_rows(self.rank, keys.device, bias_rows), pairs, out_features, dtype=dtype,
+        bias_count = self._bias_row_counts[in_features, out_features, dtype]
+        rows = torch.empty(count, factor_rows(self.rank, keys.device, bias_count), pairs, out_features, dtype=dtype,
                            device=keys.device)
-        if rows.shape[1] > self.rank + bias_rows:
+        if rows.shape[1] > self.rank + bias_count:
             # The padding rows past the bias rows stay zero (see forward_noise).
-            rows[:, self.rank + bias_rows:] = 0
+            rows[:, self.rank + bias_count:] = 0
         scaled = (rows[:, :self.rank].permute(0, 2, 3, 1), in_features, self.lora_scale(sigma, dtype))
         self._fill(keys, epoch, draws.pairs, b_part.permute(0, 2, 3, 1), scaled)
         draws.matrices.update(zip(group, b_part.unbind(0)))

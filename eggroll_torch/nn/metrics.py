@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import torch
 
 from eggroll_torch.fast.dispatch import below_autograd
-from eggroll_torch.optim._flat import whole_of
+from eggroll_torch.optim._flat import concatenated_pair
 
 
 def update_metrics(raw: torch.Tensor, old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> dict:
@@ -33,12 +33,12 @@ def _change_norm(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor
     before, after = list(old.values()), [new[path] for path in old]
     if not before:
         return torch.zeros(())
-    flat = whole_of(after)
-    if flat is not None and all(b.dtype == flat[0].dtype and b.device == flat[0].device for b in before):
-        # The new params of a flat solver step are views of one tensor: the old ones
+    pair = concatenated_pair(before, after)
+    if pair is not None:
+        # The new params of a flat solver step are views of one tensor: with the old ones
         # concatenated in the same order, the change is a few passes over two 1-D tensors.
-        whole, order = flat
-        return _flat_change_norm(torch._utils._flatten_dense_tensors([before[i] for i in order]), whole)
+        _, flat_before, flat_after = pair
+        return _flat_change_norm(flat_before, flat_after)
     if all(b.dtype in _WIDE and a.dtype is b.dtype and a.device == b.device for b, a in zip(before, after)):
         # Already in the accumulation dtype: the differences and squares in two calls.
         differences = torch._foreach_sub(after, before)

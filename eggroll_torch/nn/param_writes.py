@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from eggroll_torch.optim._flat import whole_of
+from eggroll_torch.optim._flat import concatenated_pair
 
 
 def write(targets: list[torch.Tensor], new: list[torch.Tensor]) -> None:
@@ -21,11 +21,9 @@ def write(targets: list[torch.Tensor], new: list[torch.Tensor]) -> None:
 def write_if(finite: torch.Tensor, targets: list[torch.Tensor], new: list[torch.Tensor]) -> None:
     """``targets[i]`` becomes ``new[i]`` where the 0-d bool ``finite`` is true and stays as it is
     otherwise, without a host synchronisation (a CUDA graph records it)."""
-    flat = whole_of(new)
-    if flat is not None and all(t.dtype == flat[0].dtype and t.device == flat[0].device for t in targets):
-        whole, order = flat
-        ordered = [targets[i] for i in order]
-        selected = torch.where(finite, whole, torch._utils._flatten_dense_tensors(ordered))
-        write(ordered, torch._utils._unflatten_dense_tensors(selected, ordered))
+    pair = concatenated_pair(targets, new)
+    if pair is not None:
+        ordered, old, whole = pair
+        write(ordered, torch._utils._unflatten_dense_tensors(torch.where(finite, whole, old), ordered))
         return
     write(targets, [torch.where(finite, n, t) for t, n in zip(targets, new)])

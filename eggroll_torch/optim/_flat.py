@@ -149,6 +149,20 @@ def whole_of(leaves: list) -> tuple[torch.Tensor, list[int]] | None:
     return None
 
 
+def concatenated_pair(before: list, after: list) -> tuple[list, torch.Tensor, torch.Tensor] | None:
+    """When ``after`` are a flat step's new leaves (see :func:`whole_of`) and ``before`` the
+    matching old ones, of the same dtype and device: ``(before in the layout's order, those
+    concatenated, after's whole)``; else None."""
+    found = whole_of(after)
+    if found is None:
+        return None
+    whole, order = found
+    if not all(b.dtype == whole.dtype and b.device == whole.device for b in before):
+        return None
+    ordered = [before[i] for i in order]
+    return ordered, torch._utils._flatten_dense_tensors(ordered), whole
+
+
 # Tensors each layout keeps for :meth:`FlatLayout._whole`: the moments and params of the last
 # steps.
 _RECENT = 4
