@@ -89,22 +89,31 @@ def _low_rank(transposed: bool, parent):
     return classmethod(product)
 
 
+# One subclass per noiser class: torch.compile guards on the noiser's identity, so a fresh class
+# per generate function would recompile the whole forward for every one.
+_DRAWN: dict = {}
+
+
 def drawn_noiser(NOISER):
     """A subclass of ``NOISER`` whose noise seam accepts :class:`LeafNoise` stand-ins for keys
-    (with real keys it is ``NOISER`` exactly). Noisers that are not an :class:`ESNoiser` draw
-    no noise and are returned as they are.
+    (with real keys it is ``NOISER`` exactly), made once per ``NOISER`` and returned again after
+    (a class it made is returned as it is). Noisers that are not an :class:`ESNoiser` draw no
+    noise and are returned as they are.
 
     Where ``NOISER`` keeps ESNoiser's low-rank ``do_mm``/``do_Tmm`` (the EGGROLL family), those
     run the same product on the stand-in's factors, skipping the checks and scalars a call with
     a key recomputes every time.
     """
-    if not issubclass(NOISER, ESNoiser):
+    if not issubclass(NOISER, ESNoiser) or getattr(NOISER, "_drawn_class", None) is NOISER:
         return NOISER
+    if NOISER in _DRAWN:
+        return _DRAWN[NOISER]
     namespace = {name: _seam(name, NOISER) for name in _SEAMS if hasattr(NOISER, name)}
     if NOISER.do_mm.__func__ is ESNoiser.do_mm.__func__ and NOISER.do_Tmm.__func__ is ESNoiser.do_Tmm.__func__:
         namespace |= {"do_mm": _low_rank(False, NOISER), "do_Tmm": _low_rank(True, NOISER)}
     drawn = type(f"Drawn{NOISER.__name__}", (NOISER,), namespace)
     drawn._drawn_class = drawn
+    _DRAWN[NOISER] = drawn
     return drawn
 
 

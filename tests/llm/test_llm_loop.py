@@ -186,7 +186,7 @@ def _compiled_and_eager(device, dtype, temperature):
     torch._dynamo.utils.counters.clear()
     runs = [tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, frozen, None, keys, gen_key, temperature,
                                     compile=compiled)(nparams, params, prompts, threads, 2).cpu().numpy()
-            for compiled in (True, False)]
+            for compiled in (True, False, True)]
     return runs, torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
 
@@ -196,9 +196,12 @@ def test_compiled_generation_matches_eager(device):
     """float32, where fused kernels' other summation order stays far below a token's margin."""
     if _torch_release(torch.__version__) < _COMPILE_MIN_TORCH:
         pytest.skip(f"compile=True needs torch >= {_COMPILE_MIN_TORCH}; this is torch {torch.__version__}")
-    (compiled, eager), graphs = _compiled_and_eager(device, torch.float32, 1.0)
-    assert graphs >= 1, "compile=True never reached torch.compile"
+    (compiled, eager, rebuilt), graphs = _compiled_and_eager(device, torch.float32, 1.0)
+    # One graph: compile=True reached torch.compile, and a second generate function of the same
+    # model and noiser reused what the first compiled.
+    assert graphs == 1, f"dynamo made {graphs} graphs for two compiled generate functions of one model and noiser"
     np.testing.assert_array_equal(compiled, eager)
+    np.testing.assert_array_equal(rebuilt, eager)
     assert len({tuple(row) for row in compiled.tolist()}) > 1
 
 
