@@ -7,8 +7,8 @@ second half of the ``t``-th split of ``fold_in(fold_in(master_gen_key, e), i)``,
 ``iterinfo = (e, i)``. Here the members are not vmapped: one population forward per step feeds
 all ``B`` members ``(B, 1)`` tokens and carries a ``(B, ...)`` state, so each step is one batched
 matmul per weight plus each member's rank-``r`` noise terms. Each member's noise is drawn once
-per generation (:mod:`.member_noise`); on CUDA the token steps replay as a CUDA graph
-(:mod:`.token_loop`; ``cuda_graph=False`` runs them eagerly).
+per generation (:mod:`.member_noise`); on CUDA the token steps are recorded as CUDA graphs once
+and replayed by later calls (:mod:`.token_loop`; ``cuda_graph=False`` runs them eagerly).
 """
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import re
 import torch
 
 from eggroll_torch import random as es_random
+from eggroll_torch import tree
 from eggroll_torch.environments.llm_bandits import safe_decode
+from eggroll_torch.nn.param_writes import write
 from eggroll_torch.noiser.base_noiser import Noiser
 from eggroll_torch.random import config as es_config
 from eggroll_torch.random.float_bits import FORMATS
@@ -27,7 +29,7 @@ from eggroll_torch.random.sampling import draw_lookup
 from eggroll_torch.random.triton_support import triton_usable
 
 from .member_noise import drawn_noiser, member_noise
-from .token_loop import run_token_loop
+from .token_loop import STEPS_PER_GRAPH, RecordedLoop, run_steps
 
 __all__ = ["build_generate_batch", "build_validate", "fold_in_helper", "gumbel_noise", "safe_decode", "sample_token"]
 
@@ -121,15 +123,124 @@ def _compiled_forward(MODEL):
     return torch.compile(MODEL.forward, dynamic=False, options={"emulate_precision_casts": True})
 
 
+class _Generation:
+    """The tensors one generation's token steps read and write, and the step itself.
+
+    ``prompts (N, T)`` int32, ``epochs``/``threads (N,)`` (the ``iterinfo``), ``keys (N, 2)``
+    (split at every step), ``previous (N,)`` (the last sample), ``fed (N, T)`` (what each step
+    fed: the result), ``position (1,)`` (a device counter) and the drawn noise. Every step reads
+    and writes only these (a CUDA graph replays it on them) and never the host.
+    """
+
+    def __init__(self, model, noiser_params, params, prompts, threads, epochs, keys):
+        self.model = model
+        self.noiser_params, self.params = noiser_params, params
+        self.prompts, self.threads, self.epochs, self.keys = prompts, threads, epochs, keys
+        self.previous = torch.zeros(threads.shape, dtype=torch.int32, device=prompts.device)
+        self.fed = torch.empty_like(prompts)
+        self.position = torch.zeros((1,), dtype=torch.int64, device=prompts.device)
+        self.noise = None
+        self.divisor = None
+
+    def inputs(self) -> list:
+        """The tensors a call fills: those of the params and ``noiser_params`` the forward reads
+        (:func:`_forward_reads`), then the prompts, thread ids, epochs and keys."""
+        return _call_leaves(self.noiser_params, self.params) + [self.prompts, self.threads, self.epochs, self.keys]
+
+    def step(self, state: torch.Tensor, first: bool) -> torch.Tensor:
+        """One token for every member. The first step of a generation restarts its counters and
+        draws each member's noise (:mod:`.member_noise`) with the eager forward: a compiled graph
+        would trace the drawing as a side effect and be recompiled after."""
+        m = self.model
+        if first:
+            self.position.zero_()
+            self.previous.zero_()
+            self.noise = member_noise(m.noiser, self.params, m.base_evo_keys)
+        column = self.prompts.index_select(1, self.position)[:, 0]
+        tokens = torch.where(column == 0, self.previous, column)
+        self.fed.index_copy_(1, self.position, tokens[:, None])
+        split = es_random.split(self.keys)
+        self.keys.view(torch.int32).copy_(split[:, 0].view(torch.int32))
+        forward = m.MODEL.forward if first else (m.compiled or m.MODEL.forward)
+        logits, state = forward(m.noiser, m.frozen_noiser_params, self.noiser_params, m.config, self.params,
+                                self.noise, (self.epochs, self.threads), tokens[:, None], state)
+        if m.temperature == 0.0:
+            self.previous.copy_(torch.argmax(logits[:, -1], dim=-1))
+        else:
+            if self.divisor is None:
+                self.divisor = _divisor(m.temperature, logits)
+            self.previous.copy_(_categorical(split[:, 1], logits[:, -1], self.divisor))
+        self.position.add_(1)
+        return state
+
+
+def _forward_reads(noiser_params, params) -> tuple:
+    """``(noiser_params, params)`` as far as the forward reads them: ``opt_state`` left out."""
+    if isinstance(noiser_params, dict):
+        noiser_params = {k: v for k, v in noiser_params.items() if k != "opt_state"}
+    return noiser_params, params
+
+
+def _call_leaves(noiser_params, params) -> list:
+    """The tensors of :func:`_forward_reads`, in tree order."""
+    return [x for x in tree.leaves(_forward_reads(noiser_params, params)) if torch.is_tensor(x)]
+
+
+def _signature(noiser_params, params, prompts) -> tuple:
+    """What a recorded generation depends on beyond the values of :meth:`_Generation.inputs`:
+    their shapes, dtypes and devices, the trees' structures and the values of the leaves that are
+    not tensors (``sigma``), which the recorded kernels hold as constants."""
+    flat, structure = tree.flatten(_forward_reads(noiser_params, params))
+    described = tuple((tuple(x.shape), x.dtype, x.device) if torch.is_tensor(x) else ("value", repr(x)) for x in flat)
+    return structure, described, tuple(prompts.shape)
+
+
+class _Recorded:
+    """A generation recorded as CUDA graphs on static copies of its inputs, and the signature
+    they were recorded for."""
+
+    def __init__(self, model, noiser_params, params, prompts, threads, epochs, keys, state):
+        self.signature = _signature(noiser_params, params, prompts)
+        noiser_params, params = tree.map(lambda x: x.clone() if torch.is_tensor(x) else x,
+                                         _forward_reads(noiser_params, params))
+        self.generation = _Generation(model, noiser_params, params, prompts.clone(), threads.clone(), epochs.clone(),
+                                      keys.clone())
+        self.loop = RecordedLoop(self.generation.step, state.clone(memory_format=torch.contiguous_format))
+        self.loop.warm_up()
+
+    def __call__(self, noiser_params, params, prompts, threads, epochs, keys, state, n_steps):
+        gen = self.generation
+        write(gen.inputs(), _call_leaves(noiser_params, params) + [prompts, threads, epochs, keys])
+        self.loop.buffer.copy_(state)
+        self.loop.run(n_steps)
+        return gen.fed.clone()
+
+
+class _Model:
+    """What every generation of one generate function shares."""
+
+    def __init__(self, MODEL, noiser, compiled, frozen_noiser_params, config, base_evo_keys, temperature):
+        self.MODEL, self.noiser, self.compiled = MODEL, noiser, compiled
+        self.frozen_noiser_params, self.config = frozen_noiser_params, config
+        self.base_evo_keys, self.temperature = base_evo_keys, temperature
+
+
 def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_keys, master_gen_key,
                          temperature=1.0, *, cuda_graph=True, compile=False):
     """``generate_batch(noiser_params, params, prompts, thread_idxs, epoch_num) -> tokens``.
 
     ``prompts (B, T)`` integer (0 where the member samples), ``thread_idxs (B,)``, ``epoch_num``
     an int; ``tokens (B, T)`` int32 on the params' device. ``temperature`` 0 is greedy decoding.
-    Each member's noise is drawn once per call (:mod:`.member_noise`), not once per token. On
-    CUDA the token steps are replayed as a CUDA graph (:mod:`.token_loop`; the same tokens as the
-    eager loop), unless ``cuda_graph=False``.
+    Each member's noise is drawn once per call (:mod:`.member_noise`), not once per token.
+
+    On CUDA (unless ``cuda_graph=False``, or with fewer than ``2 * STEPS_PER_GRAPH`` tokens) the
+    token steps are recorded as CUDA graphs (:mod:`.token_loop`) on the first call and replayed
+    by every later call of the same signature (the shapes, dtypes and devices of the params,
+    ``noiser_params`` and prompts, the tree structures and ``noiser_params``' non-tensor values
+    such as ``sigma``): each call copies its params, ``noiser_params`` tensors, prompts, thread
+    ids, epochs and keys into the recorded ones, so the tokens are the eager loop's. A new
+    signature records again (the old recording is dropped). The recording keeps its own copy of
+    the params. ``noiser_params["opt_state"]`` is not copied: the forward never reads it.
 
     ``compile=True`` runs the model's forward through ``torch.compile`` (inductor, static shapes)
     from each call's second token step on (the first draws the members' noise eagerly): each
@@ -138,17 +249,16 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
     eager rounds them (inductor's ``emulate_precision_casts``), but fused reductions sum in
     another order, so logits can differ in the last bits and, rarely, a sampled token with
     them. The first call compiles (tens of seconds); later calls with the same shapes reuse it.
-    It needs torch >= 2.11 (the oldest it was tested with). Measured on an H100 (RWKV-7 0.1B shape,
-    bf16, 512 members, torch 2.11) it was slower than the eager loop's CUDA graph (48.2k against
-    58.2k tokens/s); on the CPU it is faster (2.8x on a small model).
+    It needs torch >= 2.11 (the oldest it was tested with).
     """
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be True or False; got {compile!r}")
     if compile and _torch_release(torch.__version__) < _COMPILE_MIN_TORCH:
         raise ValueError(f"compile=True needs torch >= {'.'.join(map(str, _COMPILE_MIN_TORCH))} (the oldest it was "
                          f"tested with); this is torch {torch.__version__}: upgrade torch or pass compile=False")
-    noiser = drawn_noiser(NOISER)
-    compiled = _compiled_forward(MODEL) if compile else None
+    model = _Model(MODEL, drawn_noiser(NOISER), _compiled_forward(MODEL) if compile else None, frozen_noiser_params,
+                   config, base_evo_keys, temperature)
+    recorded = []
 
     def generate_batch(noiser_params, params, prompts, thread_idxs, epoch_num):
         _check_batch(prompts, thread_idxs)
@@ -156,42 +266,19 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
         prompts = prompts.to(device=device, dtype=torch.int32)
         thread_idxs = thread_idxs.to(device)
         n_members, n_steps = prompts.shape
-        iterinfo = (torch.full((n_members,), int(epoch_num), dtype=torch.int32, device=device), thread_idxs)
+        epochs = torch.full((n_members,), int(epoch_num), dtype=torch.int32, device=device)
         keys = fold_in_helper(master_gen_key, int(epoch_num), thread_idxs)
-        noise = member_noise(noiser, params, base_evo_keys)
-        previous = torch.zeros((n_members,), dtype=torch.int32, device=device)
-        fed = torch.empty_like(prompts)
-        position = torch.zeros((1,), dtype=torch.int64, device=device)
-        divisor = []
-        # The first step runs eagerly: it draws the noise that member_noise caches, which a
-        # compiled graph would otherwise trace as a side effect and be recompiled after.
-        forward = MODEL.forward
-
-        # Reads and writes only the tensors above (a CUDA graph replays it on them) and never
-        # the host: the position is a device counter, the divisor is made at the first step.
-        def step(state):
-            nonlocal forward
-            column = prompts.index_select(1, position)[:, 0]
-            tokens = torch.where(column == 0, previous, column)
-            fed.index_copy_(1, position, tokens[:, None])
-            split = es_random.split(keys)
-            keys.view(torch.int32).copy_(split[:, 0].view(torch.int32))
-            logits, state = forward(noiser, frozen_noiser_params, noiser_params, config, params, noise, iterinfo,
-                                    tokens[:, None], state)
-            forward = compiled or MODEL.forward
-            if temperature == 0.0:
-                previous.copy_(torch.argmax(logits[:, -1], dim=-1))
-            else:
-                if not divisor:
-                    divisor.append(_divisor(temperature, logits))
-                previous.copy_(_categorical(split[:, 1], logits[:, -1], divisor[0]))
-            position.add_(1)
-            return state
-
         one = MODEL.default_state(params, config)
+        state = one.expand(n_members, *one.shape)
         with torch.no_grad():
-            run_token_loop(step, one.expand(n_members, *one.shape), n_steps, cuda_graph=cuda_graph)
-        return fed
+            if not (cuda_graph and device.type == "cuda" and n_steps >= 2 * STEPS_PER_GRAPH):
+                generation = _Generation(model, noiser_params, params, prompts, thread_idxs, epochs, keys)
+                run_steps(generation.step, state, n_steps)
+                return generation.fed
+            if not recorded or recorded[0].signature != _signature(noiser_params, params, prompts):
+                recorded[:] = []
+                recorded.append(_Recorded(model, noiser_params, params, prompts, thread_idxs, epochs, keys, state))
+            return recorded[0](noiser_params, params, prompts, thread_idxs, epochs, keys, state, n_steps)
 
     return generate_batch
 

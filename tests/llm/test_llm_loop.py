@@ -155,21 +155,59 @@ def test_gumbel_noise_on_cuda_is_gumbels_own(dtype):
     torch.testing.assert_close(gumbel_noise(keys.cuda(), 5000, dtype).cpu(), expected, rtol=0, atol=0)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("temperature,dtype", [(1.0, torch.bfloat16), (0.7, torch.float32), (0.0, torch.bfloat16)])
-def test_graphed_generation_matches_eager_on_cuda(temperature, dtype):
+def test_graphed_generation_matches_eager_on_cuda(temperature, dtype, monkeypatch):
+    """Every call of a graphed generate function gives the eager loop's tokens: the first (which
+    records), later ones with other params, prompts, thread ids and epoch (which replay the
+    recording), and one with another sigma (which records again)."""
+    recordings = []
+    record = tl.utils._Recorded.__init__
+    monkeypatch.setattr(tl.utils._Recorded, "__init__", lambda self, *a: recordings.append(1) or record(self, *a))
     init = trwkv7.ScanRWKV.load_from_torch(_state_dict(), None, dtype)
     params = tree.map(lambda x: x.cuda(), init.params)
     frozen, nparams = EggRoll.init_noiser(params, 0.05, 0.1, rank=2, freeze_nonlora=False, noise_reuse=1)
     es_key, gen_key, _ = tl.master_keys(0, "cuda")
     keys = simple_es_tree_key(params, es_key, init.scan_map)
-    prompts = torch.zeros((16, 11), dtype=torch.int32)
-    prompts[:, :3] = torch.arange(1, 49).reshape(16, 3) % 19 + 1
-    threads = torch.arange(16)
-    runs = [tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, frozen, None, keys, gen_key, temperature,
-                                    cuda_graph=graph)(nparams, params, prompts, threads, 2) for graph in (True, False)]
-    np.testing.assert_array_equal(runs[0].cpu().numpy(), runs[1].cpu().numpy())
-    assert len({tuple(row) for row in runs[0].tolist()}) > 1
+    build = [tl.build_generate_batch(trwkv7.ScanRWKV, EggRoll, frozen, None, keys, gen_key, temperature,
+                                     cuda_graph=graph) for graph in (True, False)]
+    gen = torch.Generator().manual_seed(1)
+    calls = []
+    for epoch, steps, scale, sigma in ((2, 11, 1.0, 0.05), (3, 11, 1.1, 0.05), (7, 11, 0.9, 0.05), (4, 11, 1.0, 0.02)):
+        prompts = torch.zeros((16, steps), dtype=torch.int32)
+        prompts[:, :3] = torch.randint(1, 20, (16, 3), generator=gen)
+        threads = torch.randperm(40, generator=gen)[:16]
+        moved = tree.map(lambda x: (x.float() * scale).to(x.dtype), params)
+        calls.append(({**nparams, "sigma": sigma}, moved, prompts, threads, epoch))
+    for i, args in enumerate(calls):
+        graphed, eager = (generate(*args).cpu().numpy() for generate in build)
+        np.testing.assert_array_equal(graphed, eager, err_msg=f"call {i}")
+        assert len({tuple(row) for row in graphed.tolist()}) > 1
+    assert len(recordings) == 2, "the first call records, the next two replay, another sigma records again"
+
+
+def test_recording_signature_sees_what_the_graph_holds_as_constants():
+    """Graphs are recorded again for other shapes, dtypes, tree structures or non-tensor values
+    the forward reads, and replayed for new values of the same tensors or another opt_state."""
+    from eggroll_torch.llm.utils import _call_leaves, _signature
+
+    params = {"w": torch.zeros(3, 2), "b": torch.zeros(2)}
+    noiser = {"sigma": 0.1, "opt_state": (torch.zeros(3),)}
+    prompts = torch.zeros(4, 5, dtype=torch.int32)
+    base = _signature(noiser, params, prompts)
+    assert _signature({"sigma": 0.1, "opt_state": (torch.ones(7),)}, {"w": torch.ones(3, 2), "b": torch.ones(2)},
+                      prompts + 1) == base
+    for other in ((noiser | {"sigma": 0.2}, params, prompts), (noiser, params, torch.zeros(4, 6, dtype=torch.int32)),
+                  (noiser, {"w": torch.zeros(3, 2), "c": torch.zeros(2)}, prompts),
+                  (noiser, {"w": torch.zeros(3, 2, dtype=torch.float64), "b": torch.zeros(2)}, prompts)):
+        assert _signature(*other) != base
+    assert [x.shape for x in _call_leaves(noiser, params)] == [(2,), (3, 2)]
+
+
+def test_recorded_loop_needs_a_contiguous_cuda_buffer():
+    with pytest.raises(ValueError, match="buffer must be a contiguous CUDA tensor"):
+        tl.token_loop.RecordedLoop(lambda state, first: state, torch.zeros(2, 3))
 
 
 def _compiled_and_eager(device, dtype, temperature):

@@ -5,7 +5,8 @@ the same device (run by switching the kernel off) under the ``recurrence`` toler
 included: float32, bfloat16 and float16, one member and populations, several head sizes, resets
 shared or per member, ``length`` below, at and beyond ``T``, zero, and as a tensor. A population
 forward of ScanRWKV with EGGROLL noise, which dispatches to the kernel, agrees with its loop run
-in logits and state. States that are slices of a larger buffer or expanded are read in place.
+in logits and state. States that are slices of a larger buffer or expanded are read in place,
+and the kept state is written into a caller's strided buffer (``out``) and nowhere else.
 Without a GPU, Triton's interpreter runs the float32 and float16 cases on the CPU (in a
 subprocess: the interpreter is chosen when the kernel is first compiled); it cannot do bfloat16
 arithmetic, which only the CUDA tests check.
@@ -79,10 +80,11 @@ def _laid_out(s, layout):
     return buffer[..., 1, :, :, :]
 
 
-def compare_case(case, dtype, device, loop, layout="contiguous"):
+def compare_case(case, dtype, device, loop, layout="contiguous", into=False):
     """``(readouts, kept state)`` comparisons of the kernel against ``loop(r, w, k, v, a, b, s,
     length, new_starts)`` (the token loop, log-log decays) for one case of :data:`CASES`, the
-    state laid out as :func:`_laid_out` says."""
+    state laid out as :func:`_laid_out` says. ``into``: the kernel writes the state into ``out``,
+    every member's block one of two in a NaN-filled buffer, and must leave the other untouched."""
     from eggroll_torch.models.llm.wkv_triton import supports, wkv7
 
     lead, n_tokens, n_head, size, length, resets = case
@@ -91,7 +93,14 @@ def compare_case(case, dtype, device, loop, layout="contiguous"):
     kept_loop, out_loop = loop(r, w, k, v, a, b, s, _length(length, device), flags)
     decay = torch.exp(-torch.exp(w))
     assert supports(r, decay, k, v, a, b, s, flags)
-    kept, out = wkv7(r, decay, k, v, a, b, s, _length(length, device), flags)
+    if not into:
+        kept, out = wkv7(r, decay, k, v, a, b, s, _length(length, device), flags)
+        return compare(out, out_loop, "recurrence"), compare(kept, kept_loop, "recurrence")
+    buffer = torch.full((*s.shape[:-3], 2, *s.shape[-3:]), float("nan"), dtype=s.dtype, device=s.device)
+    target = buffer[..., 1, :, :, :]
+    kept, out = wkv7(r, decay, k, v, a, b, s, _length(length, device), flags, out=target)
+    assert kept is target, "wkv7(out=...) returns out itself"
+    assert torch.isnan(buffer[..., 0, :, :, :]).all(), "wkv7(out=...) wrote outside out"
     return compare(out, out_loop, "recurrence"), compare(kept, kept_loop, "recurrence")
 
 
@@ -142,6 +151,29 @@ def test_kernel_reads_strided_states(layout, dtype, token_loop):
     _assert_ok(compare_case(CASES[1], dtype, "cuda", token_loop, layout), f"{layout} {dtype}")
 
 
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[5]], ids=["member", "two_axes", "length0"])
+def test_kernel_writes_state_into_out(case, dtype, token_loop):
+    """``out``, a strided slice of a larger buffer, receives the loop's kept state, and nothing
+    else of the buffer is written."""
+    _assert_ok(compare_case(case, dtype, "cuda", token_loop, into=True), f"{case} {dtype} into out")
+
+
+def test_kernel_rejects_an_out_it_cannot_write():
+    """An ``out`` of another shape or dtype, or whose member blocks are not contiguous, is refused
+    before the launch, naming the argument."""
+    if not triton_installed():
+        pytest.skip("triton is not installed (it is optional)")
+    from eggroll_torch.models.llm.wkv_triton import wkv7
+
+    r, w, k, v, a, b, s, flags = wkv_inputs((2,), 5, 2, 8, "member", torch.float32, "cpu")
+    for out in (s[:1].clone(), s.double(), s.transpose(-1, -2)):
+        with pytest.raises(ValueError, match="out must"):
+            wkv7(r, w, k, v, a, b, s, 5, flags, out=out)
+
+
 def population_forward(variant, dtype, device):
     """ScanRWKV-family logits and state for 4 EGGROLL members over two calls (the second carrying
     the first's state, with ``length`` 20 and resets) of a 2-layer, 2-head, S=64 checkpoint."""
@@ -180,9 +212,10 @@ def test_population_forward_dispatches_to_kernel(variant, dtype, monkeypatch):
 
     launches = []
     original = wkv_triton.wkv7
-    monkeypatch.setattr(wkv_triton, "wkv7", lambda *args: launches.append(1) or original(*args))
+    monkeypatch.setattr(wkv_triton, "wkv7", lambda *args, out=None: launches.append(out is not None) or original(
+        *args, out=out))
     fast = population_forward(variant, dtype, "cuda")
-    assert len(launches) == 4, "every layer of both calls runs the kernel"
+    assert launches == [True] * 4, "every layer of both calls runs the kernel, writing its state in place"
     monkeypatch.setattr(rwkv7, "triton_usable", lambda device: False)
     slow = population_forward(variant, dtype, "cuda")
     for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
@@ -196,8 +229,10 @@ def interpreted_checks() -> dict:
     results = {}
     runs = [(case, dtype, "contiguous") for dtype in (torch.float32, torch.float16) for case in INTERPRETED]
     runs += [(INTERPRETED[1], torch.float32, layout) for layout in ("slice", "expanded")]
+    runs += [(case, torch.float32, "into out") for case in INTERPRETED[1:3]]
     for case, dtype, layout in runs:
-        comparisons = compare_case(case, dtype, "cpu", rwkv7.BaseRWKV.inner_loop, layout)
+        comparisons = compare_case(case, dtype, "cpu", rwkv7.BaseRWKV.inner_loop,
+                                   "contiguous" if layout == "into out" else layout, into=layout == "into out")
         results[f"{case} {dtype} {layout}"] = {"ok": all(c.ok for c in comparisons),
                                                "detail": "; ".join(c.message("wkv") for c in comparisons)}
     return results

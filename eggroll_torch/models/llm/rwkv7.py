@@ -122,15 +122,6 @@ def _lerp(common_params, name, x, delta):
     return x + delta * _param(common_params, name, x)
 
 
-def _join_rows(first, rest, dtype, out=None):
-    """``cat([first, rest], dim=-2)`` in ``dtype``, written into ``out`` when given."""
-    if out is None:
-        return torch.cat([first.to(dtype), rest.to(dtype)], dim=-2)
-    out[..., :1, :].copy_(first)
-    out[..., 1:, :].copy_(rest)
-    return out
-
-
 def _at_length(x, length):
     """``x[..., length - 1, :]``: the input of the last real token (``length == 0`` wraps to the
     last token, as the reference's index does)."""
@@ -178,8 +169,9 @@ class TimeMixing(Model):
         ``inner_loop(r, w, k, v, a, b, s, length, new_starts) -> (s, out)`` runs the recurrence on
         ``(..., T, H, S)`` inputs (``w`` still the log-log decay) and ``s (..., H, S, S)``.
         Returns the output ``(..., T, C)``, the new state ``(..., 1 + S, C)`` and ``v_first``;
-        ``out``, shaped like ``state``, receives the new state (the one returned) in place of a
-        new tensor.
+        ``out``, shaped like ``state`` with each member's rows contiguous, receives the new state
+        (the one returned) in place of a new tensor, the WKV matrices straight from
+        ``inner_loop``.
         """
         lead, (n_tokens, n_embd) = x.shape[:-2], x.shape[-2:]
         delta = _shift_delta(state[..., :1, :], x, new_starts)
@@ -209,8 +201,22 @@ class TimeMixing(Model):
         k = k * (1 + (a - 1) * _param(common_params, "k_a", x))
 
         heads = [val.reshape(*lead, n_tokens, H, S) for val in (r, w, k, v, -kk, kk * a)]
-        wkv, readout = inner_loop(*heads, state[..., 1:, :].reshape(*lead, H, S, S), length, new_starts)
-        state = _join_rows(_at_length(x, length)[..., None, :], wkv.reshape(*lead, S, n_embd), state.dtype, out)
+        shift = _at_length(x, length)[..., None, :]
+        previous = state[..., 1:, :].reshape(*lead, H, S, S)
+        if out is None:
+            wkv, readout = inner_loop(*heads, previous, length, new_starts)
+            state = torch.cat([shift.to(state.dtype), wkv.reshape(*lead, S, n_embd).to(state.dtype)], dim=-2)
+        elif torch.compiler.is_compiling():
+            # Under torch.compile the state is copied in: the Triton kernel writing into a view of
+            # the graph's buffer made the compiled forward fault (illegal address, torch 2.11, H100).
+            wkv, readout = inner_loop(*heads, previous, length, new_starts)
+            out[..., 1:, :].copy_(wkv.reshape(*lead, S, n_embd))
+            out[..., :1, :].copy_(shift)
+            state = out
+        else:
+            _, readout = inner_loop(*heads, previous, length, new_starts, out=out[..., 1:, :].view(*lead, H, S, S))
+            out[..., :1, :].copy_(shift)
+            state = out
         r, k, v = heads[0], heads[2], heads[3]
 
         x = call_submodule(GroupNorm, "ln_x", common_params, readout.reshape(*lead, n_tokens, n_embd), H,
@@ -229,6 +235,11 @@ def _wkv_step(s, w_t, k_t, v_t, a_t, b_t, r_t):
     removed = s @ a_t[..., :, None]
     s = (s * w_t[..., None, :] + v_t[..., :, None] @ k_t[..., None, :] + removed @ b_t[..., None, :]).to(s.dtype)
     return s, (s @ r_t[..., :, None]).squeeze(-1).to(r_t.dtype)
+
+
+def _into(out, state):
+    """``state`` written into ``out`` (in ``out``'s dtype) when given, else ``state``."""
+    return state if out is None else out.copy_(state)
 
 
 def _reset_mask(new_starts, t):
@@ -315,22 +326,27 @@ class BaseRWKV(LLM):
         return x @ common_params.params["head"]["weight"].T
 
     @classmethod
-    def inner_loop(cls, r, w, k, v, a, b, s, length, new_starts):
+    def inner_loop(cls, r, w, k, v, a, b, s, length, new_starts, *, out=None):
         """The WKV recurrence token by token.
 
         ``r, w, k, v, a, b (..., T, H, S)`` with ``w`` the log-log decay, ``s (..., H, S, S)``.
         Before token ``t`` the state is zeroed where ``new_starts[..., t]``. Returns the state
         after token ``length - 1`` (``s`` itself when ``length <= 0``), in ``s``'s dtype, and the
-        readouts ``(..., T, H, S)``. On CUDA with Triton installed the whole sequence runs as one
-        kernel (:mod:`.wkv_triton`: the same roundings, its sums in another order) when its
-        inputs qualify (:func:`.wkv_triton.supports`); the CPU always runs this loop.
+        readouts ``(..., T, H, S)``. ``out`` (shaped like ``s``) receives that state, converted
+        to its dtype, and is returned in its place. On CUDA with Triton installed the whole
+        sequence runs as one kernel (:mod:`.wkv_triton`: the same roundings, its sums in another
+        order), writing straight into an ``out`` of ``s``'s dtype, when its inputs qualify
+        (:func:`.wkv_triton.supports`); the CPU always runs this loop.
         """
         w = torch.exp(-torch.exp(w))
         if r.is_cuda and triton_usable(r.device):
             from .wkv_triton import supports, wkv7
 
             if supports(r, w, k, v, a, b, s, new_starts):
-                return wkv7(r, w, k, v, a, b, s, length, new_starts)
+                if out is None or out.dtype == s.dtype:
+                    return wkv7(r, w, k, v, a, b, s, length, new_starts, out=out)
+                kept, readout = wkv7(r, w, k, v, a, b, s, length, new_starts)
+                return _into(out, kept), readout
         outs = []
         kept = s
         zeros = torch.zeros_like(s)
@@ -341,7 +357,7 @@ class BaseRWKV(LLM):
             outs.append(out_t)
             if t < length:
                 kept = s
-        return kept, torch.stack(outs, dim=-3)
+        return _into(out, kept), torch.stack(outs, dim=-3)
 
     @classmethod
     def _block(cls, block, x, v_first, state, layer_id, length, new_starts, n_head, head_size, out):
@@ -391,10 +407,14 @@ class ScanRWKV(BaseRWKV):
     it as a ``lax.scan``; the arithmetic is the same sequence)."""
 
     @classmethod
-    def inner_loop(cls, r, w, k, v, a, b, s, length, new_starts):
-        """As :meth:`BaseRWKV.inner_loop`; both results are cast to ``r``'s dtype."""
-        kept, out = super().inner_loop(r, w, k, v, a, b, s, length, new_starts)
-        return kept.to(r.dtype), out.to(r.dtype)
+    def inner_loop(cls, r, w, k, v, a, b, s, length, new_starts, *, out=None):
+        """As :meth:`BaseRWKV.inner_loop`; both results are cast to ``r``'s dtype (the state
+        before it goes into ``out``)."""
+        if out is not None and s.dtype == r.dtype:
+            kept, readout = super().inner_loop(r, w, k, v, a, b, s, length, new_starts, out=out)
+            return kept, readout.to(r.dtype)
+        kept, readout = super().inner_loop(r, w, k, v, a, b, s, length, new_starts)
+        return _into(out, kept.to(r.dtype)), readout.to(r.dtype)
 
 
 class AssociativeScanRWKV(BaseRWKV):
@@ -402,7 +422,7 @@ class AssociativeScanRWKV(BaseRWKV):
     + a_t b_t^T) + v_t k_t^T`` (the reference's ``lax.associative_scan``), applied in order."""
 
     @classmethod
-    def inner_loop(cls, r, w, k, v, a, b, s, length, new_starts):
+    def inner_loop(cls, r, w, k, v, a, b, s, length, new_starts, *, out=None):
         """As :meth:`BaseRWKV.inner_loop` (results in ``r``'s dtype) except at resets: a flag
         ``new_starts[t]`` zeroes the map of token ``t - 1`` (or the initial state when ``t == 0``),
         so for ``t > 0`` the readout of token ``t - 1`` is zero, and so is the returned state when
@@ -425,7 +445,7 @@ class AssociativeScanRWKV(BaseRWKV):
                 keep, transitions[..., t, :, :, :], 0)
             prefix_states.append(state)
             outs.append((state @ r[..., t, :, :, None]).squeeze(-1))
-        return prefix_states[length].to(r.dtype), torch.stack(outs, dim=-3).to(r.dtype)
+        return _into(out, prefix_states[length].to(r.dtype)), torch.stack(outs, dim=-3).to(r.dtype)
 
 
 class FastRWKV(BaseRWKV):

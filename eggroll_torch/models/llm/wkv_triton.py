@@ -42,14 +42,15 @@ def _token_inputs(w_ptr, k_ptr, a_ptr, b_ptr, r_ptr, v_ptr, at, cols, rows):
 
 @triton.jit
 def _wkv7_kernel(r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_ptr, reset_ptr, length_ptr, out_ptr, kept_ptr,
-                 T, H, s_stride_b, reset_stride_b, reset_stride_t, S: tl.constexpr, ROWS: tl.constexpr):
+                 T, H, s_stride_b, kept_stride_b, reset_stride_b, reset_stride_t, S: tl.constexpr,
+                 ROWS: tl.constexpr):
     bh = tl.program_id(0)
     batch = bh // H
     head = bh % H
     rows = tl.program_id(1) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, S)
     in_head = head * S * S + rows[:, None] * S + cols[None, :]
-    kept_at = batch.to(tl.int64) * H * S * S + in_head
+    kept_at = batch.to(tl.int64) * kept_stride_b + in_head
     state = tl.load(s_ptr + batch.to(tl.int64) * s_stride_b + in_head)
     last = tl.minimum(tl.load(length_ptr), T) - 1
     if last < 0:
@@ -109,7 +110,24 @@ def _batched_heads(x, batch):
     return flat
 
 
-def wkv7(r, w, k, v, a, b, s, length, new_starts):
+def _out_heads(out, s):
+    """``out`` as ``(batch, H, S, S)``, a view it receives the state through: checked to have ``s``'s
+    shape, dtype and device and each member's ``(H, S, S)`` block contiguous."""
+    if out.shape != s.shape or out.dtype != s.dtype or out.device != s.device:
+        raise ValueError(f"out must match s: shape {tuple(s.shape)}, {s.dtype} on {s.device}; got shape "
+                         f"{tuple(out.shape)}, {out.dtype} on {out.device}")
+    size = s.shape[-1]
+    try:
+        flat = out.view(math.prod(out.shape[:-3]), *out.shape[-3:])
+    except RuntimeError:
+        flat = None
+    if flat is None or flat.stride()[1:] != (size * size, size, 1):
+        raise ValueError(f"out must hold each member's (H, S, S) block contiguously, as one view over the "
+                         f"leading axes; got strides {out.stride()}")
+    return flat
+
+
+def wkv7(r, w, k, v, a, b, s, length, new_starts, *, out=None):
     """The WKV recurrence of :meth:`BaseRWKV.inner_loop` in one launch.
 
     ``r, w, k, v, a, b (..., T, H, S)`` with ``w`` the decay itself (``exp(-exp(w))`` of the
@@ -121,13 +139,20 @@ def wkv7(r, w, k, v, a, b, s, length, new_starts):
     inputs' dtype.
 
     ``s`` is read in place when each member's ``(H, S, S)`` block is contiguous, whatever the
-    stride between members (a slice of a larger state, or an expanded one).
+    stride between members (a slice of a larger state, or an expanded one). ``out``, shaped and
+    typed like ``s`` with the same layout (each member's block contiguous, any stride between
+    members), receives the returned state in place of a new tensor: a population's recurrent
+    state is the largest thing a token step writes, and copying it into the caller's buffer
+    afterwards would write it twice.
     """
     *lead, n_tokens, n_head, size = r.shape
     batch = math.prod(lead)
     flat = [x.reshape(batch, n_tokens, n_head, size).contiguous() for x in (r, w, k, v, a, b)]
     state = _batched_heads(s, batch)
-    kept = torch.empty((batch, n_head, size, size), dtype=s.dtype, device=s.device)
+    if out is None:
+        kept = torch.empty((batch, n_head, size, size), dtype=s.dtype, device=s.device)
+    else:
+        kept = _out_heads(out, s)
     # A converting copy (batch x tokens bytes), not a dtype view: torch 2.11's inductor rejects
     # viewing a bool tensor as uint8.
     resets = new_starts.expand(*lead, n_tokens).reshape(batch, n_tokens).to(torch.uint8)
@@ -136,10 +161,10 @@ def wkv7(r, w, k, v, a, b, s, length, new_starts):
         limit = length.to(r.device).reshape(1).clamp(-1, n_tokens).to(torch.int32)
     else:
         limit = torch.full((1,), max(-1, min(int(length), n_tokens)), dtype=torch.int32, device=r.device)
-    out = torch.empty_like(flat[0])
+    readout = torch.empty_like(flat[0])
     rows = min(_ROWS, size)
     _wkv7_kernel[(batch * n_head, size // rows)](
-        *flat, state, resets, limit, out, kept, n_tokens, n_head, state.stride(0), resets.stride(0),
-        resets.stride(1), S=size, ROWS=rows, num_warps=2 if rows * size <= 1024 else 4,
+        *flat, state, resets, limit, readout, kept, n_tokens, n_head, state.stride(0), kept.stride(0),
+        resets.stride(0), resets.stride(1), S=size, ROWS=rows, num_warps=2 if rows * size <= 1024 else 4,
     )
-    return kept.reshape(s.shape), out.reshape(r.shape)
+    return (kept.reshape(s.shape) if out is None else out), readout.reshape(r.shape)
