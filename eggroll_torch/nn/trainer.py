@@ -406,7 +406,7 @@ class EggrollTrainer:
             )
             new_params = flatten_paths(new_tree)
         metrics = {"epoch": self.epoch, **update_metrics(raw, params, new_params)}
-        self._write_params(new_params)
+        self._write_params(new_params, params)
         self._noiser_params = new_noiser_params
         self.epoch += 1
         self._generation += 1
@@ -531,10 +531,14 @@ class EggrollTrainer:
             )
         return params
 
-    def _write_params(self, new_params: Mapping[str, torch.Tensor]) -> None:
-        owned = [(path, param) for path, _, _, param in named_parameters_with_owner(self.module)]
+    def _write_params(self, new_params: Mapping[str, torch.Tensor], current: dict | None = None) -> None:
+        """Copies ``new_params`` into the module's parameters, or into ``current`` (what
+        :meth:`_current_params` just returned: the same storage, without walking the module
+        again)."""
+        if current is None:
+            current = {path: param for path, _, _, param in named_parameters_with_owner(self.module)}
         with torch.no_grad():
-            param_writes.write([param for _, param in owned], [new_params[path] for path, _ in owned])
+            param_writes.write(list(current.values()), [new_params[path] for path in current])
 
 
 def _read_params(module: nn.Module) -> dict[str, torch.Tensor]:
