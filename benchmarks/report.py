@@ -383,7 +383,8 @@ def write_report(paths, reports_dir: str = "reports", extra=()) -> list[str]:
     """Write ``PERFORMANCE.md`` (and plots) into ``reports_dir``; returns the written paths."""
     if paths is None:
         paths = _default_paths(reports_dir)
-    loaded = _load([*paths, *extra])
+    # A run's own results file (``extra``) is often one of the defaults: one section each.
+    loaded = _load(list(dict.fromkeys(os.path.realpath(p) for p in [*paths, *extra])))
     os.makedirs(reports_dir, exist_ok=True)
     written = []
     lines = [_INTRO]

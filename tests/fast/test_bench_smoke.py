@@ -178,3 +178,5 @@ def test_bench_report_gives_a_run_on_other_hardware_its_own_section(tmp_path):
     assert f"## CUDA: {recorded['environment']['gpu']}" in report
     assert "## CUDA: Other GPU" in report and "commit abc1234" in report
     assert "Source: `" in report and report.count("## CUDA: ") == 2
+    write_report(None, str(tmp_path), extra=[str(tmp_path / "bench_cuda.json")])
+    assert (tmp_path / "PERFORMANCE.md").read_text().count("## CUDA: ") == 2, "a run's own file named twice"
