@@ -57,17 +57,25 @@ def low_rank_mm(lora_fn, frozen_noiser_params, noiser_params, param, base_key, i
     return base + matmul(matmul(x, first), second.transpose(-1, -2))
 
 
+def _own_kernels(out: torch.Tensor) -> bool:
+    """Whether the member products go through :mod:`.lowrank_triton`: on CUDA with Triton, unless
+    torch.compile is tracing, where the plain ops let inductor fuse the rank-``r`` products into the
+    elementwise kernels around them (a Triton kernel of ours is opaque to it)."""
+    return out.is_cuda and triton_usable(out.device) and not torch.compiler.is_compiling()
+
+
 def add_low_rank_product(out: torch.Tensor, x: torch.Tensor, first: torch.Tensor, right: torch.Tensor
                          ) -> torch.Tensor:
     """``out + (x @ first) @ right`` per member, both products rounded as the reference rounds
     them: ``out (N, ..., m)`` (a fresh result the caller gives up), ``x (N, ..., k)``, ``first
     (N, k, r)``, ``right (N, r, m)``.
 
-    On CUDA with Triton, few rows (a token step's one per member) go through one kernel that
-    also forms ``x @ first`` (:func:`.lowrank_triton.add_projected_product_`); otherwise
-    ``x @ first`` is a batched matmul and :func:`add_member_product` adds the rest.
+    On CUDA with Triton (outside torch.compile), few rows (a token step's one per member) go
+    through one kernel that also forms ``x @ first``
+    (:func:`.lowrank_triton.add_projected_product_`); otherwise ``x @ first`` is a batched matmul
+    and :func:`add_member_product` adds the rest.
     """
-    if out.is_cuda and triton_usable(out.device):
+    if _own_kernels(out):
         from . import lowrank_triton
 
         if lowrank_triton.supports_projected(out, x, first, right):
@@ -80,10 +88,10 @@ def add_member_product(out: torch.Tensor, left: torch.Tensor, right: torch.Tenso
     the sum): ``out (N, ..., m)`` (a fresh result the caller gives up), ``left (N, ..., r)``,
     ``right (N, r, m)``.
 
-    On CUDA with Triton the product is added into ``out`` in place in one pass
-    (:mod:`.lowrank_triton`); elsewhere it is formed and added.
+    On CUDA with Triton (outside torch.compile) the product is added into ``out`` in place in one
+    pass (:mod:`.lowrank_triton`); elsewhere it is formed and added.
     """
-    if out.is_cuda and triton_usable(out.device):
+    if _own_kernels(out):
         from . import lowrank_triton
 
         if lowrank_triton.supports(out, left, right):

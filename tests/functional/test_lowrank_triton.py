@@ -182,3 +182,24 @@ def test_lowrank_triton_projects_few_rows_only(monkeypatch):
         first = torch.randn(128, 80, 1, device="cuda", dtype=torch.bfloat16)
         _forward.add_low_rank_product(out, x, first, right)
     assert calls == ["add_projected_product_", "add_member_product_"]
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+def test_compiled_forward_leaves_the_products_to_inductor(monkeypatch):
+    """Traced by torch.compile, the member products are the plain ops (which inductor fuses into
+    the kernels around them): neither kernel is called and the result is the plain path's."""
+    from eggroll_torch.noiser import lowrank_triton
+
+    calls = []
+    for name in ("add_member_product_", "add_projected_product_"):
+        original = getattr(lowrank_triton, name)
+        monkeypatch.setattr(lowrank_triton, name, lambda *a, _n=name, _f=original: calls.append(_n) or _f(*a))
+    out, _, right = _operands((128, 1, 96), 1, torch.bfloat16, "cuda")
+    x = torch.randn(128, 1, 80, device="cuda", dtype=torch.bfloat16)
+    first = torch.randn(128, 80, 1, device="cuda", dtype=torch.bfloat16)
+    compiled = torch.compile(_forward.add_low_rank_product, backend="eager", fullgraph=True)
+    traced = compiled(out.clone(), x, first, right)
+    assert calls == []
+    monkeypatch.setattr(_forward, "triton_usable", lambda device: False)
+    torch.testing.assert_close(traced, _forward.add_low_rank_product(out.clone(), x, first, right), rtol=0, atol=0)
