@@ -77,10 +77,15 @@ class Evolution:
             through the kernels a batch size selects; fix it to make runs batch-invariant.
         compile (bool): generate (and validate) with the model's forward under ``torch.compile``
             (see :func:`eggroll_torch.llm.build_generate_batch`); False runs it eagerly.
+        cuda_graph (bool): on CUDA, record the token steps as CUDA graphs and replay them (see
+            :func:`eggroll_torch.llm.build_generate_batch`; the recording keeps a copy of the
+            params); False runs every step's Python, without that copy.
     """
 
     def __init__(self, MODEL, init, task, config, validation_task=None, *, members_per_call=None,
-                 compile=False):
+                 compile=False, cuda_graph=True):
+        if not isinstance(cuda_graph, bool):
+            raise TypeError(f"cuda_graph must be True or False; got {cuda_graph!r}")
         if not isinstance(config, EvolutionConfig):
             raise TypeError(f"config must be an EvolutionConfig; got {type(config).__name__}")
         if members_per_call is not None and (not isinstance(members_per_call, int) or members_per_call < 1):
@@ -96,10 +101,12 @@ class Evolution:
             freeze_nonlora=config.freeze_nonlora, noise_reuse=config.noise_reuse, rank=config.rank)
         self.base_evo_keys = simple_es_tree_key(self.params, es_key, self.scan_map)
         self.generate_batch = build_generate_batch(MODEL, self.NOISER, self.frozen_noiser_params, self.frozen_params,
-                                                   self.base_evo_keys, gen_key, config.temperature, compile=compile)
+                                                   self.base_evo_keys, gen_key, config.temperature, compile=compile,
+                                                   cuda_graph=cuda_graph)
         self.validate = None if validation_task is None else build_validate(
             MODEL, self.frozen_params, self.params, self.base_evo_keys, valid_key, validation_task,
-            config.parallel_validations, config.validation_iterations, config.temperature, compile=compile)
+            config.parallel_validations, config.validation_iterations, config.temperature, compile=compile,
+            cuda_graph=cuda_graph)
         self.thread_ids = torch.arange(config.parallel_generations, device=self.device)
 
     def epoch_prompts(self, epoch, members=None):

@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the model's forward under torch.compile (fused kernels; compiles on the first epoch; "
              "faster on the CPU, slower than the eager CUDA graph on an H100)")
     add("--members-per-call", type=int, default=None, help="members per population forward (default all)")
+    add("--no-cuda-graph", dest="cuda_graph", action="store_false",
+        help="on CUDA, run every token step's Python instead of replaying the steps recorded as CUDA graphs "
+             "(slower; saves the copy of the params the recording keeps)")
     add("--out", default=None, help="directory for checkpoint.pt, log.csv and log.jsonl")
     add("--save-every", type=int, default=1, help="write the checkpoint every k epochs (and at the end)")
     add("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -275,7 +278,7 @@ def run(args) -> dict:
     task = _task(args, tokenizer, all_tasks)
     validation = _task(args, tokenizer, validation_tasks) if config.validate_every else None
     evolution = Evolution(MODEL, init, task, config, validation, members_per_call=args.members_per_call,
-                          compile=args.compile)
+                          compile=args.compile, cuda_graph=args.cuda_graph)
     settings = _settings(args, config)
     out = None if args.out is None else Path(args.out)
     noiser_params, params, start = evolution.noiser_params, evolution.params, 0

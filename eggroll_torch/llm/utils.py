@@ -186,23 +186,20 @@ def _call_leaves(noiser_params, params) -> list:
     return [x for x in tree.leaves(_forward_reads(noiser_params, params)) if torch.is_tensor(x)]
 
 
-def _signature(noiser_params, params, prompts) -> tuple:
-    """What a recorded generation depends on beyond the values of :meth:`_Generation.inputs`:
-    their shapes, dtypes and devices, the trees' structures and the values of the leaves that are
-    not tensors (``sigma``), which the recorded kernels hold as constants."""
+def _signature(noiser_params, params) -> tuple:
+    """What a recording depends on beyond the values of the params and ``noiser_params`` tensors
+    it copies in: their shapes, dtypes and devices, the trees' structures and the values of the
+    leaves that are not tensors (``sigma``), which the recorded kernels hold as constants."""
     flat, structure = tree.flatten(_forward_reads(noiser_params, params))
     described = tuple((tuple(x.shape), x.dtype, x.device) if torch.is_tensor(x) else ("value", repr(x)) for x in flat)
-    return structure, described, tuple(prompts.shape)
+    return structure, described
 
 
 class _Recorded:
-    """A generation recorded as CUDA graphs on static copies of its inputs, and the signature
-    they were recorded for."""
+    """A generation of one prompt shape recorded as CUDA graphs, on ``noiser_params`` and
+    ``params`` (the static copies it reads) and copies of the other inputs."""
 
     def __init__(self, model, noiser_params, params, prompts, threads, epochs, keys, state):
-        self.signature = _signature(noiser_params, params, prompts)
-        noiser_params, params = tree.map(lambda x: x.clone() if torch.is_tensor(x) else x,
-                                         _forward_reads(noiser_params, params))
         self.generation = _Generation(model, noiser_params, params, prompts.clone(), threads.clone(), epochs.clone(),
                                       keys.clone())
         self.loop = RecordedLoop(self.generation.step, state.clone(memory_format=torch.contiguous_format))
@@ -214,6 +211,35 @@ class _Recorded:
         self.loop.buffer.copy_(state)
         self.loop.run(n_steps)
         return gen.fed.clone()
+
+
+class _Recordings:
+    """The recorded generations of one generate function: one static copy of what the forward
+    reads of the params and ``noiser_params`` (made again when :func:`_signature` changes, which
+    drops every recording), shared by one recording per prompt shape, the :attr:`KEPT` most
+    recently used kept (a population generated in chunks alternates two shapes)."""
+
+    KEPT = 2
+
+    def __init__(self, model):
+        self.model = model
+        self.signature, self.reads, self.by_shape = None, None, {}
+
+    def __call__(self, noiser_params, params, prompts, threads, epochs, keys, state, n_steps):
+        signature = _signature(noiser_params, params)
+        if signature != self.signature:
+            self.by_shape.clear()
+            self.signature = signature
+            self.reads = tree.map(lambda x: x.clone() if torch.is_tensor(x) else x,
+                                  _forward_reads(noiser_params, params))
+        shape = tuple(prompts.shape)
+        recording = self.by_shape.pop(shape, None)
+        if recording is None:
+            while len(self.by_shape) >= self.KEPT:
+                self.by_shape.pop(next(iter(self.by_shape)))
+            recording = _Recorded(self.model, *self.reads, prompts, threads, epochs, keys, state)
+        self.by_shape[shape] = recording
+        return recording(noiser_params, params, prompts, threads, epochs, keys, state, n_steps)
 
 
 class _Model:
@@ -235,12 +261,12 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
 
     On CUDA (unless ``cuda_graph=False``, or with fewer than ``2 * STEPS_PER_GRAPH`` tokens) the
     token steps are recorded as CUDA graphs (:mod:`.token_loop`) on the first call and replayed
-    by every later call of the same signature (the shapes, dtypes and devices of the params,
-    ``noiser_params`` and prompts, the tree structures and ``noiser_params``' non-tensor values
-    such as ``sigma``): each call copies its params, ``noiser_params`` tensors, prompts, thread
-    ids, epochs and keys into the recorded ones, so the tokens are the eager loop's. A new
-    signature records again (the old recording is dropped). The recording keeps its own copy of
-    the params. ``noiser_params["opt_state"]`` is not copied: the forward never reads it.
+    by later calls: each call copies its params, ``noiser_params`` tensors, prompts, thread ids,
+    epochs and keys into the recorded ones, so the tokens are the eager loop's. The recordings
+    keep one copy of the params (``noiser_params["opt_state"]`` aside: the forward never reads
+    it), made again, with every recording dropped, when the params' or ``noiser_params``' shapes,
+    dtypes, devices, tree structures or non-tensor values (``sigma``) change; and one recording
+    per prompt shape, the two most recently used (a population generated in chunks has two).
 
     ``compile=True`` runs the model's forward through ``torch.compile`` (inductor, static shapes)
     from each call's second token step on (the first draws the members' noise eagerly): each
@@ -258,7 +284,7 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
                          f"tested with); this is torch {torch.__version__}: upgrade torch or pass compile=False")
     model = _Model(MODEL, drawn_noiser(NOISER), _compiled_forward(MODEL) if compile else None, frozen_noiser_params,
                    config, base_evo_keys, temperature)
-    recorded = []
+    recordings = _Recordings(model)
 
     def generate_batch(noiser_params, params, prompts, thread_idxs, epoch_num):
         _check_batch(prompts, thread_idxs)
@@ -275,24 +301,21 @@ def build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_k
                 generation = _Generation(model, noiser_params, params, prompts, thread_idxs, epochs, keys)
                 run_steps(generation.step, state, n_steps)
                 return generation.fed
-            if not recorded or recorded[0].signature != _signature(noiser_params, params, prompts):
-                recorded[:] = []
-                recorded.append(_Recorded(model, noiser_params, params, prompts, thread_idxs, epochs, keys, state))
-            return recorded[0](noiser_params, params, prompts, thread_idxs, epochs, keys, state, n_steps)
+            return recordings(noiser_params, params, prompts, thread_idxs, epochs, keys, state, n_steps)
 
     return generate_batch
 
 
 def build_validate(MODEL, config, params_example, base_evo_keys, master_gen_key, validation_task,
                    parallel_validations, validation_iterations, temperature=1.0, NOISER=Noiser, sigma=0.0, *,
-                   compile=False):
+                   compile=False, cuda_graph=True):
     """``validate(params, epoch) -> mean fitness`` (a 0-d float32 tensor) of the unperturbed model,
     as ``jax_reference.llm.utils.build_validate``: prompt indices ``i * parallel_validations +
     arange(parallel_validations)`` of iteration ``i`` double as thread ids, and the fitnesses are
-    summed in float32. ``compile``: as :func:`build_generate_batch`'s."""
+    summed in float32. ``compile``, ``cuda_graph``: as :func:`build_generate_batch`'s."""
     frozen_noiser_params, noiser_params = NOISER.init_noiser(params_example, sigma, 0.0)
     generate_batch = build_generate_batch(MODEL, NOISER, frozen_noiser_params, config, base_evo_keys,
-                                          master_gen_key, temperature, compile=compile)
+                                          master_gen_key, temperature, cuda_graph=cuda_graph, compile=compile)
 
     def validate(params, epoch):
         total = torch.zeros((), dtype=torch.float32)

@@ -105,3 +105,24 @@ def test_torchrun_nccl_two_gpus_equal_one_gpu(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False, map_location="cuda:0")
     _same_params(saved, alone)
+
+
+def test_no_cuda_graph_reaches_the_generate_function(monkeypatch):
+    """``--no-cuda-graph`` builds the generate function with ``cuda_graph=False`` (the default
+    with True); on the CPU, which never records, the run is the same either way."""
+    from eggroll_torch.llm import evolution
+
+    seen = []
+    build = evolution.build_generate_batch
+    monkeypatch.setattr(evolution, "build_generate_batch",
+                        lambda *a, **k: seen.append(k["cuda_graph"]) or build(*a, **k))
+    default, eager = _run("--epochs", "1"), _run("--epochs", "1", "--no-cuda-graph")
+    assert seen == [True, False]
+    _same_params(default, eager)
+
+
+def test_evolution_cuda_graph_must_be_a_bool():
+    from eggroll_torch.llm import Evolution
+
+    with pytest.raises(TypeError, match="cuda_graph must be True or False"):
+        Evolution(None, None, None, None, cuda_graph="no")

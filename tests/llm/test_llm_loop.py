@@ -161,7 +161,8 @@ def test_gumbel_noise_on_cuda_is_gumbels_own(dtype):
 def test_graphed_generation_matches_eager_on_cuda(temperature, dtype, monkeypatch):
     """Every call of a graphed generate function gives the eager loop's tokens: the first (which
     records), later ones with other params, prompts, thread ids and epoch (which replay the
-    recording), and one with another sigma (which records again)."""
+    recording), one with longer prompts (recorded beside it), then the first length again
+    (replayed), and one with another sigma (which records again)."""
     recordings = []
     record = tl.utils._Recorded.__init__
     monkeypatch.setattr(tl.utils._Recorded, "__init__", lambda self, *a: recordings.append(1) or record(self, *a))
@@ -174,7 +175,8 @@ def test_graphed_generation_matches_eager_on_cuda(temperature, dtype, monkeypatc
                                      cuda_graph=graph) for graph in (True, False)]
     gen = torch.Generator().manual_seed(1)
     calls = []
-    for epoch, steps, scale, sigma in ((2, 11, 1.0, 0.05), (3, 11, 1.1, 0.05), (7, 11, 0.9, 0.05), (4, 11, 1.0, 0.02)):
+    for epoch, steps, scale, sigma in ((2, 11, 1.0, 0.05), (3, 11, 1.1, 0.05), (7, 14, 0.9, 0.05), (5, 11, 0.9, 0.05),
+                                       (4, 11, 1.0, 0.02)):
         prompts = torch.zeros((16, steps), dtype=torch.int32)
         prompts[:, :3] = torch.randint(1, 20, (16, 3), generator=gen)
         threads = torch.randperm(40, generator=gen)[:16]
@@ -184,25 +186,50 @@ def test_graphed_generation_matches_eager_on_cuda(temperature, dtype, monkeypatc
         graphed, eager = (generate(*args).cpu().numpy() for generate in build)
         np.testing.assert_array_equal(graphed, eager, err_msg=f"call {i}")
         assert len({tuple(row) for row in graphed.tolist()}) > 1
-    assert len(recordings) == 2, "the first call records, the next two replay, another sigma records again"
+    assert len(recordings) == 3, "the first call records, the second replays, another prompt length records, " \
+                                 "the first length replays again, another sigma records again"
 
 
 def test_recording_signature_sees_what_the_graph_holds_as_constants():
-    """Graphs are recorded again for other shapes, dtypes, tree structures or non-tensor values
-    the forward reads, and replayed for new values of the same tensors or another opt_state."""
+    """The params are copied again (and graphs recorded again) for other shapes, dtypes, tree
+    structures or non-tensor values the forward reads, not for new values of the same tensors or
+    another opt_state."""
     from eggroll_torch.llm.utils import _call_leaves, _signature
 
     params = {"w": torch.zeros(3, 2), "b": torch.zeros(2)}
     noiser = {"sigma": 0.1, "opt_state": (torch.zeros(3),)}
-    prompts = torch.zeros(4, 5, dtype=torch.int32)
-    base = _signature(noiser, params, prompts)
-    assert _signature({"sigma": 0.1, "opt_state": (torch.ones(7),)}, {"w": torch.ones(3, 2), "b": torch.ones(2)},
-                      prompts + 1) == base
-    for other in ((noiser | {"sigma": 0.2}, params, prompts), (noiser, params, torch.zeros(4, 6, dtype=torch.int32)),
-                  (noiser, {"w": torch.zeros(3, 2), "c": torch.zeros(2)}, prompts),
-                  (noiser, {"w": torch.zeros(3, 2, dtype=torch.float64), "b": torch.zeros(2)}, prompts)):
+    base = _signature(noiser, params)
+    other_values = {"w": torch.ones(3, 2), "b": torch.ones(2)}
+    assert _signature({"sigma": 0.1, "opt_state": (torch.ones(7),)}, other_values) == base
+    for other in ((noiser | {"sigma": 0.2}, params), (noiser, {"w": torch.zeros(3, 2), "c": torch.zeros(2)}),
+                  (noiser, {"w": torch.zeros(3, 2, dtype=torch.float64), "b": torch.zeros(2)})):
         assert _signature(*other) != base
     assert [x.shape for x in _call_leaves(noiser, params)] == [(2,), (3, 2)]
+
+
+def test_recordings_share_one_params_copy_and_keep_two_prompt_shapes(monkeypatch):
+    """One recording per prompt shape, the two most recently used kept, all reading one copy of
+    the params; another sigma copies them again and drops the recordings."""
+    from eggroll_torch.llm import utils
+
+    made = []
+
+    class Recorded:
+        def __init__(self, model, noiser_params, params, prompts, *rest):
+            made.append((prompts.shape[1], noiser_params["sigma"], params))
+
+        def __call__(self, *args):
+            return None
+
+    monkeypatch.setattr(utils, "_Recorded", Recorded)
+    recordings = utils._Recordings(model=None)
+    params = {"w": torch.zeros(3, 2)}
+    for steps, sigma in ((5, 0.1), (5, 0.1), (6, 0.1), (5, 0.1), (7, 0.1), (6, 0.1), (6, 0.2), (6, 0.2)):
+        recordings({"sigma": sigma}, params, torch.zeros(4, steps), None, None, None, None, steps)
+    assert [(steps, sigma) for steps, sigma, _ in made] == [(5, 0.1), (6, 0.1), (7, 0.1), (6, 0.1), (6, 0.2)]
+    copies = [copy for _, _, copy in made]
+    assert all(copy is copies[0] for copy in copies[:4]) and copies[4] is not copies[0]
+    assert copies[0] is not params and torch.equal(copies[0]["w"], params["w"])
 
 
 def test_recorded_loop_needs_a_contiguous_cuda_buffer():
