@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--validation-iterations", type=int, default=1)
     add("--compile", action="store_true",
         help="run the model's forward under torch.compile (fused kernels; compiles on the first epoch; "
-             "faster on the CPU, slower than the eager CUDA graph on an H100)")
+             "faster on the CPU; on the GPU see the README)")
     add("--members-per-call", type=int, default=None, help="members per population forward (default all)")
     add("--no-cuda-graph", dest="cuda_graph", action="store_false",
         help="on CUDA, run every token step's Python instead of replaying the steps recorded as CUDA graphs "

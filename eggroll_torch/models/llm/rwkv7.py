@@ -206,13 +206,6 @@ class TimeMixing(Model):
         if out is None:
             wkv, readout = inner_loop(*heads, previous, length, new_starts)
             state = torch.cat([shift.to(state.dtype), wkv.reshape(*lead, S, n_embd).to(state.dtype)], dim=-2)
-        elif torch.compiler.is_compiling():
-            # Under torch.compile the state is copied in: the Triton kernel writing into a view of
-            # the graph's buffer made the compiled forward fault (illegal address, torch 2.11, H100).
-            wkv, readout = inner_loop(*heads, previous, length, new_starts)
-            out[..., 1:, :].copy_(wkv.reshape(*lead, S, n_embd))
-            out[..., :1, :].copy_(shift)
-            state = out
         else:
             _, readout = inner_loop(*heads, previous, length, new_starts, out=out[..., 1:, :].view(*lead, H, S, S))
             out[..., :1, :].copy_(shift)
@@ -335,15 +328,18 @@ class BaseRWKV(LLM):
         readouts ``(..., T, H, S)``. ``out`` (shaped like ``s``) receives that state, converted
         to its dtype, and is returned in its place. On CUDA with Triton installed the whole
         sequence runs as one kernel (:mod:`.wkv_triton`: the same roundings, its sums in another
-        order), writing straight into an ``out`` of ``s``'s dtype, when its inputs qualify
-        (:func:`.wkv_triton.supports`); the CPU always runs this loop.
+        order), writing straight into an ``out`` of ``s``'s dtype (outside torch.compile), when its
+        inputs qualify (:func:`.wkv_triton.supports`); the CPU always runs this loop.
         """
         w = torch.exp(-torch.exp(w))
         if r.is_cuda and triton_usable(r.device):
             from .wkv_triton import supports, wkv7
 
             if supports(r, w, k, v, a, b, s, new_starts):
-                if out is None or out.dtype == s.dtype:
+                # Under torch.compile the state is copied into ``out``: the kernel writing into a
+                # view of the graph's buffer made the compiled forward fault (illegal address,
+                # torch 2.11, H100).
+                if out is None or (out.dtype == s.dtype and not torch.compiler.is_compiling()):
                     return wkv7(r, w, k, v, a, b, s, length, new_starts, out=out)
                 kept, readout = wkv7(r, w, k, v, a, b, s, length, new_starts)
                 return _into(out, kept), readout
