@@ -4,6 +4,10 @@
 VENV := .venv
 UPSTREAM_COMMIT := b77f7d6
 UPSTREAM_URL := https://github.com/ESHyperscale/HyperscaleES.git
+# Worker processes of `make test` (pytest-xdist; 1 runs pytest without it) and of
+# `make conformance` (conformance run --jobs). CI's machine has 2 cores.
+TEST_WORKERS ?= 2
+CONFORMANCE_JOBS ?= 2
 
 ifeq ($(origin PYTHON), undefined)
 PY := $(VENV)/bin/python
@@ -38,7 +42,7 @@ lint: $(BOOTSTRAP)
 	$(PY) -m ruff check .
 
 test: $(BOOTSTRAP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS))
 
 test-slow: $(BOOTSTRAP)
 	$(PY) -m pytest -q -m slow
@@ -48,7 +52,7 @@ test-upstream: $(BOOTSTRAP)
 	$(PY) -m pytest -q -m upstream tests/upstream
 
 conformance: $(BOOTSTRAP)
-	$(PY) -m conformance run
+	$(PY) -m conformance run --jobs $(CONFORMANCE_JOBS)
 
 conformance-deep: $(BOOTSTRAP)
 	$(PY) -m conformance run --profile deep

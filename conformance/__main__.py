@@ -3,4 +3,6 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+# Guarded: the workers of --jobs import this module again when they start.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,11 +7,12 @@ the committed baseline (the gate), then report: the terminal summary and, unless
 """
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import time
 from pathlib import Path
 
-from .. import adapters, environment, gate, llm_flips, runner
+from .. import adapters, environment, gate, llm_flips, parallel, runner
 from ..checks import select_checks
 from ..golden import VectorStore
 from ..reference import Reference, live_reference
@@ -35,11 +36,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-gate", action="store_true", help="exit 0 even when the gate fails")
     parser.add_argument("--judge-as", action="append", metavar="BACKEND=BASELINE",
                         help="judge BACKEND against another backend's baseline entry (repeatable)")
+    parser.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                        help="run the checks in N worker processes (default 1: all in this process; "
+                             "make conformance uses 2); the results are the same either way")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expects a whole number >= 1 (worker processes), got {text!r}")
+    return int(text)
 
 
 def main(args) -> int:
     outcome = execute(args.backend, args.profile, args.check, report_dir_for(args), args.vectors, args.baseline,
-                      parse_aliases(args.judge_as), args.quiet)
+                      parse_aliases(args.judge_as), args.quiet, args.jobs)
     if args.no_gate:
         return 0
     return 0 if outcome.gate.ok else 1
@@ -62,11 +72,13 @@ def report_dir_for(args) -> str | None:
 
 def execute(backends: list[str] | None = None, profile: str = "ci", check_patterns: list[str] | None = None,
             report_dir: str | Path | None = "reports", vectors_dir: str | Path | None = None,
-            baseline_path: str | Path | None = None, aliases: dict | None = None, quiet: bool = False) -> RunOutcome:
+            baseline_path: str | Path | None = None, aliases: dict | None = None, quiet: bool = False,
+            jobs: int = 1) -> RunOutcome:
     """Resolve, run, gate and report (reports written only with ``report_dir``); returns the outcome.
 
     ``backends`` defaults to every built-in backend that can run here; ``aliases`` maps a backend
-    to the baseline entry it is judged against. Raises ``BackendUnavailable`` when no backend can run.
+    to the baseline entry it is judged against; ``jobs > 1`` runs the checks in that many worker
+    processes (:mod:`conformance.parallel`). Raises ``BackendUnavailable`` when no backend can run.
     """
     start = time.perf_counter()
     resolved = adapters.resolve_all(backends)
@@ -78,7 +90,13 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
     reference = Reference(store if store.exists() else None, live)
     checks = select_checks(check_patterns)
 
-    results = runner.run(resolved.adapters, checks, reference, profile, None if quiet else terminal.Progress())
+    progress = None if quiet else terminal.Progress()
+    if jobs > 1:
+        results = parallel.run(backends, [a.name for a in resolved.adapters], checks,
+                               str(store.directory), profile, jobs,
+                               parallel.previous_durations(ROOT / "reports" / "conformance.json"), progress)
+    else:
+        results = runner.run(resolved.adapters, checks, reference, profile, progress)
     trainer = trainer_level(check_patterns, resolved.unavailable, quiet) if backends is None else []
 
     baseline = gate.load_baseline(baseline_path)

@@ -3,7 +3,7 @@
 Every import of a ``conformance`` module by another, at module level or inside a function, is read
 from the source with ``ast``. ``from package import name`` counts as an import of the submodule
 ``package.name`` when there is one, else of ``package``. Layers, lowest first: the shared
-vocabulary, ``adapters/``, ``checks/``, the engine (``reference``, ``runner``, ``gate``),
+vocabulary, ``adapters/``, ``checks/``, the engine (``reference``, ``runner``, ``parallel``, ``gate``),
 ``report/``, ``certify/``, ``commands/``, the entry points. A module imports only from its own
 layer or lower ones, the graph has no cycle, and a function-level import is allowed only where
 listed below with its reason (never to dodge a cycle).
@@ -25,7 +25,7 @@ LAYERS = (
                     "known_differences", "hypothesis_support", "environment", "bugs", "case_data", "llm_flips")),
     ("adapters", ("adapters",)),
     ("checks", ("checks", "trainer_checks")),
-    ("engine", ("reference", "runner", "gate", "needs")),
+    ("engine", ("reference", "runner", "parallel", "gate", "needs")),
     ("report", ("report",)),
     ("certify", ("certify",)),
     ("commands", ("commands",)),
