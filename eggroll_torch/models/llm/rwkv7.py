@@ -39,7 +39,8 @@ from ... import tree
 from ...numerics import divide_by_broadcast, mean, sqrt, var, weak_scalar
 from ...random.triton_support import triton_usable
 from ..base_model import Model
-from ..common import EXCLUDED, MM_PARAM, PARAM, TMM, Linear, Parameter, _align_members, call_submodule
+from ..common import EXCLUDED, MM_PARAM, PARAM, TMM, Linear, Parameter, _align_members, _fused_standardize
+from ..common import call_submodule
 from ..common import layer_norm as _standardize
 from .llm import LLM
 
@@ -72,9 +73,14 @@ def layer_norm(x, w, eps=1e-5):
 
 def _group_standardize(x, num_groups, eps):
     """``x (N, C, *rest)`` with axis 1 split into ``num_groups`` groups, each standardised over its
-    channels and ``rest`` (population variance, ``eps`` inside the square root)."""
+    channels and ``rest`` (population variance, ``eps`` inside the square root); on CUDA one
+    kernel when there is no ``rest`` (``common._fused_standardize``)."""
     n, c = x.shape[:2]
     grouped = x.reshape(n, num_groups, c // num_groups, *x.shape[2:])
+    if x.ndim == 2:
+        fused = _fused_standardize(grouped, eps)
+        if fused is not None:
+            return fused.reshape(x.shape)
     axes = (2, *range(3, grouped.ndim))
     spread = sqrt(var(grouped, axes, keepdim=True) + weak_scalar(eps, grouped))
     return divide_by_broadcast(grouped - mean(grouped, axes, keepdim=True), spread).reshape(n, c, *x.shape[2:])

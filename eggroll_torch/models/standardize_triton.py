@@ -1,0 +1,104 @@
+"""The reference's standardisation ``(x - mean) / sqrt(var + eps)`` over rows, in one Triton launch.
+
+:func:`eggroll_torch.models.common.layer_norm` (every LayerNorm of the models) and RWKV-7's
+GroupNorm standardise with the reference's roundings, op by op: about twenty kernels per norm on
+the GPU for a bfloat16 input (casts to float32, two sums, the rounding of each statistic, the
+reciprocal), three norms a layer in RWKV-7, each launched for every generated token. Here one
+program standardises ``ROWS`` rows of ``C`` channels with the same operations and roundings:
+
+- ``mean = sum(x) * r`` with ``r = 1 / C`` rounded to float32, in float32;
+- ``var = sum((x - mean)^2) * r``, in float32, rounded to the input dtype;
+- ``spread = sqrt(var + eps)``, the sum and the root each rounded to the input dtype;
+- ``(x - mean) * (1 / spread)``: the difference in the input dtype (``mean`` rounded to it), the
+  reciprocal in float32, the product rounded to the input dtype.
+
+Only the order of the two sums differs from torch's. For bfloat16 the roundings are done on the
+float32 bits (round to nearest, ties to even), and bfloat16 values travel as their 16-bit
+patterns, so the kernel is plain integer and float32 arithmetic, which Triton's CPU interpreter
+also runs.
+
+Importing this module needs ``triton``; callers check :func:`supports` after
+:func:`eggroll_torch.random.triton_support.triton_usable`.
+"""
+from __future__ import annotations
+
+import numpy
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["supports", "standardize"]
+
+_DTYPES = (torch.float32, torch.bfloat16)
+# Widest row one program holds in registers.
+_MAX_CHANNELS = 16384
+# Elements per program: several short rows (GroupNorm's heads) share one.
+_ELEMENTS = 4096
+
+
+@triton.jit
+def _round_bf16(v):
+    """``v`` (float32) rounded to the nearest bfloat16 (ties to even), still as float32; NaN stays."""
+    bits = v.to(tl.uint32, bitcast=True)
+    rounded = (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).to(tl.float32, bitcast=True)
+    return tl.where(v != v, v, rounded)
+
+
+@triton.jit
+def _standardize_kernel(x_ptr, out_ptr, n_rows, C, x_stride, out_stride, reciprocal, eps,
+                        IS_BF16: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    cols = tl.arange(0, BLOCK)
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < C)
+    at = rows[:, None].to(tl.int64) * x_stride + cols[None, :]
+    if IS_BF16:
+        half = tl.load(x_ptr + at, mask=mask, other=0).to(tl.uint16, bitcast=True)
+        x = (half.to(tl.uint32) << 16).to(tl.float32, bitcast=True)
+    else:
+        x = tl.load(x_ptr + at, mask=mask, other=0.0)
+    mean = tl.sum(x, axis=1) * reciprocal
+    centered = tl.where(mask, x - mean[:, None], 0.0)
+    var = tl.sum(centered * centered, axis=1) * reciprocal
+    if IS_BF16:
+        spread = _round_bf16(tl.sqrt_rn(_round_bf16(_round_bf16(var) + eps)))
+        difference = _round_bf16(x - _round_bf16(mean)[:, None])
+        out = _round_bf16(difference * tl.div_rn(1.0, spread)[:, None])
+        stored = (out.to(tl.uint32, bitcast=True) >> 16).to(tl.uint16).to(tl.int16, bitcast=True)
+    else:
+        spread = tl.sqrt_rn(var + eps)
+        stored = (x - mean[:, None]) * tl.div_rn(1.0, spread)[:, None]
+    tl.store(out_ptr + rows[:, None].to(tl.int64) * out_stride + cols[None, :], stored, mask=mask)
+
+
+def supports(x: torch.Tensor) -> bool:
+    """Whether :func:`standardize` takes ``x``: float32 or bfloat16, at most 16384 channels in
+    its last axis, at least one element, no autograd history wanted."""
+    return (x.dtype in _DTYPES and x.ndim >= 1 and 0 < x.shape[-1] <= _MAX_CHANNELS and x.numel() > 0
+            and not (x.requires_grad and torch.is_grad_enabled()))
+
+
+def standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``(x - mean) / sqrt(var + eps)`` over the last axis of ``x (..., C)`` (population
+    variance, ``eps`` rounded to ``x``'s dtype as the reference's weak scalar is), with the
+    roundings of :func:`eggroll_torch.models.common.layer_norm`; a new tensor shaped and typed
+    like ``x``. ``x`` must satisfy :func:`supports`."""
+    if not supports(x):
+        raise ValueError(f"standardize takes float32 or bfloat16 x with 1 to {_MAX_CHANNELS} channels and no "
+                         f"autograd; got {x.dtype} of shape {tuple(x.shape)} (use models.common.layer_norm)")
+    channels = x.shape[-1]
+    rows = x.reshape(-1, channels)
+    if rows.stride(-1) != 1:
+        rows = rows.contiguous()
+    out = torch.empty((rows.shape[0], channels), dtype=x.dtype, device=x.device)
+    block = triton.next_power_of_2(channels)
+    per_program = max(1, min(_ELEMENTS // block, triton.next_power_of_2(rows.shape[0])))
+    bf16 = x.dtype == torch.bfloat16
+    # Both constants exactly as the reference rounds them: 1 / C in float32, eps in x's dtype.
+    reciprocal = float(numpy.float32(1.0) / numpy.float32(channels))
+    eps_value = float(torch.tensor(eps, dtype=x.dtype))
+    as_bits = (lambda t: t.view(torch.int16)) if bf16 else (lambda t: t)
+    _standardize_kernel[(triton.cdiv(rows.shape[0], per_program),)](
+        as_bits(rows), as_bits(out), rows.shape[0], channels, rows.stride(0), out.stride(0), reciprocal, eps_value,
+        IS_BF16=bf16, ROWS=per_program, BLOCK=block, num_warps=4 if block * per_program <= 4096 else 8,
+    )
+    return out.reshape(x.shape)

@@ -1,0 +1,117 @@
+"""The Triton standardisation (eggroll_torch.models.standardize_triton) against ``layer_norm``'s ops.
+
+The kernel repeats :func:`eggroll_torch.models.common.layer_norm`'s roundings op for op; only the
+order of its two float32 sums differs, so it agrees with the plain ops under the ``reduction``
+tolerance (bfloat16: 2 ULP; in practice bit for bit, the float32 sums' last bits rarely survive
+the rounding to bfloat16). On CUDA the models reach it through ``layer_norm`` and RWKV-7's
+GroupNorm. Without a GPU, Triton's interpreter runs the kernel on the CPU in a subprocess; the
+kernel treats bfloat16 as 16-bit patterns and float32 arithmetic, so the interpreter checks
+bfloat16 too.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conformance.tolerances import compare
+from eggroll_torch.models import common
+from eggroll_torch.random.triton_support import triton_installed, triton_usable
+from triton_interpreted import run_interpreted
+
+NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
+                                  reason="the standardisation kernel needs CUDA and triton")
+
+# (shape, eps): one LayerNorm row of RWKV-7 0.1B, GroupNorm heads (many short rows), a row that is
+# not a power of two, one element, leading axes, the widest rows, RWKV-7's ln_x epsilon.
+SHAPES = [((3, 768), 1e-5), ((37, 64), 64e-5), ((5, 7), 1e-5), ((1, 1), 1e-5), ((2, 3, 100), 1e-5),
+          ((2, 16384), 1e-5)]
+
+
+def _inputs(shape, dtype, device, seed=0):
+    """Offset, scaled normals with one constant row (zero variance) when there are several rows."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * 3 + 1.5
+    if x.numel() > shape[-1]:
+        x.reshape(-1, shape[-1])[0] = 0.25
+    return x.to(device=device, dtype=dtype)
+
+
+def compare_shape(shape, eps, dtype, device):
+    """The kernel's result against ``layer_norm``'s plain ops on the same device."""
+    from eggroll_torch.models.standardize_triton import standardize
+
+    x = _inputs(shape, dtype, device)
+    expected = common._standardize_ops(x, eps)
+    got = standardize(x, eps)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    return compare(got, expected, "reduction")
+
+
+def interpreted_checks() -> dict:
+    """:data:`SHAPES` in float32 and bfloat16 on the CPU (run under ``TRITON_INTERPRET=1``)."""
+    results = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        for shape, eps in SHAPES:
+            c = compare_shape(shape, eps, dtype, "cpu")
+            results[f"{shape} {dtype}"] = {"ok": c.ok, "detail": c.message("standardize")}
+    return results
+
+
+@pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional); "
+                                                   "`pip install triton` to check the kernel on the CPU")
+def test_kernel_matches_layer_norm_ops_interpreted():
+    """:func:`interpreted_checks` in a fresh process under Triton's interpreter."""
+    run_interpreted(__file__, "interpreted_checks")
+
+
+@pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional)")
+def test_kernel_refuses_what_it_does_not_take():
+    """float16, rows wider than 16384, empty inputs and inputs that want autograd stay on the plain
+    ops, and a direct call with them says which inputs it takes."""
+    from eggroll_torch.models.standardize_triton import standardize, supports
+
+    assert supports(torch.zeros(2, 8))
+    assert supports(torch.zeros(8, dtype=torch.bfloat16))
+    assert not supports(torch.zeros(2, 8, dtype=torch.float16))
+    assert not supports(torch.zeros(1, 16385))
+    assert not supports(torch.zeros(0, 8))
+    assert not supports(torch.zeros(2, 8, requires_grad=True))
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        standardize(torch.zeros(2, 8, dtype=torch.float16), 1e-5)
+
+
+def test_layer_norm_keeps_the_plain_ops_off_cuda():
+    """On the CPU ``layer_norm`` is the plain ops (the kernel is for CUDA only)."""
+    x = _inputs((4, 32), torch.float32, "cpu")
+    assert common._fused_standardize(x, 1e-5) is None
+    assert torch.equal(common.layer_norm(x), common._standardize_ops(x, 1e-5))
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape,eps", SHAPES, ids=[str(s) for s, _ in SHAPES])
+def test_kernel_matches_layer_norm_ops(shape, eps, dtype):
+    result = compare_shape(shape, eps, dtype, "cuda")
+    assert result.ok, result.message(f"{shape} {dtype}")
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_rwkv7_population_forward_runs_the_kernel(dtype, monkeypatch):
+    """A noised RWKV-7 population forward standardises through the kernel (ln0, ln_out and three
+    norms a layer), and its logits and state agree with the same forward on the plain ops."""
+    from eggroll_torch.models import standardize_triton
+    from test_wkv_triton import population_forward
+
+    calls = []
+    original = standardize_triton.standardize
+    monkeypatch.setattr(standardize_triton, "standardize", lambda x, eps: calls.append(x.shape) or original(x, eps))
+    fast = population_forward("ScanRWKV", dtype, "cuda")
+    layers = 2
+    assert len(calls) == 2 * (2 + 3 * layers), f"expected every norm of both calls on the kernel, got {len(calls)}"
+    monkeypatch.setattr(common, "triton_usable", lambda device: False)
+    slow = population_forward("ScanRWKV", dtype, "cuda")
+    for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
+        result = compare(got, expected, "recurrence")
+        assert result.ok, result.message(f"{dtype} {name}")
