@@ -12,7 +12,8 @@ program standardises ``ROWS`` rows of ``C`` channels with the same operations an
 - ``(x - mean) * (1 / spread)``: the difference in the input dtype (``mean`` rounded to it), the
   reciprocal in float32, the product rounded to the input dtype.
 
-Only the order of the two sums differs from torch's. For bfloat16 the roundings are done on the
+Only the order of the two sums differs from torch's (the kernel is compiled without fused
+multiply-adds, which would skip the rounding of a product). For bfloat16 the roundings are done on the
 float32 bits (round to nearest, ties to even), and bfloat16 values travel as their 16-bit
 patterns, so the kernel is plain integer and float32 arithmetic, which Triton's CPU interpreter
 also runs.
@@ -34,6 +35,9 @@ _DTYPES = (torch.float32, torch.bfloat16)
 _MAX_CHANNELS = 16384
 # Elements per program: several short rows (GroupNorm's heads) share one.
 _ELEMENTS = 4096
+# Compiled without fused multiply-adds: torch rounds each product (the squares, sum * 1/C)
+# before the sum or difference that follows it, and so must the kernel.
+_OPTIONS = {"enable_fp_fusion": False}
 
 
 @triton.jit
@@ -100,5 +104,6 @@ def standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
     _standardize_kernel[(triton.cdiv(rows.shape[0], per_program),)](
         as_bits(rows), as_bits(out), rows.shape[0], channels, rows.stride(0), out.stride(0), reciprocal, eps_value,
         IS_BF16=bf16, ROWS=per_program, BLOCK=block, num_warps=4 if block * per_program <= 4096 else 8,
+        **_OPTIONS,
     )
     return out.reshape(x.shape)

@@ -79,6 +79,29 @@ def test_kernel_refuses_what_it_does_not_take():
         standardize(torch.zeros(2, 8, dtype=torch.float16), 1e-5)
 
 
+@pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional)")
+@pytest.mark.parametrize("bf16", [True, False], ids=["bfloat16", "float32"])
+def test_kernel_compiles_for_sm90_without_fused_multiply_adds(bf16):
+    """Compiled for an H100 with the options it is launched with (no GPU needed: Triton ships
+    ptxas), the kernel has no ``fma``: each product is rounded before the sum or difference that
+    follows it, as torch's ops round it."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from eggroll_torch.models.standardize_triton import _OPTIONS, _standardize_kernel
+
+    pointer = "*i16" if bf16 else "*fp32"
+    signature = {"x_ptr": pointer, "out_ptr": pointer, "n_rows": "i32", "C": "i32", "x_stride": "i32",
+                 "out_stride": "i32", "reciprocal": "fp32", "eps": "fp32", "IS_BF16": "constexpr",
+                 "ROWS": "constexpr", "BLOCK": "constexpr"}
+    source = ASTSource(_standardize_kernel, signature, constexprs={"IS_BF16": bf16, "ROWS": 4, "BLOCK": 1024})
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                              options={"num_warps": 4, **_OPTIONS})
+    assert "fma.rn" not in compiled.asm["ptx"]
+    assert compiled.asm["cubin"]
+
+
 def test_layer_norm_keeps_the_plain_ops_off_cuda():
     """On the CPU ``layer_norm`` is the plain ops (the kernel is for CUDA only)."""
     x = _inputs((4, 32), torch.float32, "cpu")
