@@ -23,10 +23,13 @@ Importing this module needs ``triton``; callers check :func:`supports` after
 """
 from __future__ import annotations
 
-import numpy
+import functools
+
 import torch
 import triton
 import triton.language as tl
+
+from ..numerics import _reciprocal
 
 __all__ = ["supports", "standardize"]
 
@@ -74,6 +77,13 @@ def _standardize_kernel(x_ptr, out_ptr, n_rows, C, x_stride, out_stride, recipro
     tl.store(out_ptr + rows[:, None].to(tl.int64) * out_stride + cols[None, :], stored, mask=mask)
 
 
+@functools.lru_cache(maxsize=64)
+def _rounded(value: float, dtype: torch.dtype) -> float:
+    """``value`` rounded to ``dtype``, as a Python float (cached: a model asks for the same few
+    epsilons at every norm of every token)."""
+    return float(torch.tensor(value, dtype=dtype))
+
+
 def supports(x: torch.Tensor) -> bool:
     """Whether :func:`standardize` takes ``x``: float32 or bfloat16, at most 16384 channels in
     its last axis, at least one element, no autograd history wanted."""
@@ -98,8 +108,8 @@ def standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
     per_program = max(1, min(_ELEMENTS // block, triton.next_power_of_2(rows.shape[0])))
     bf16 = x.dtype == torch.bfloat16
     # Both constants exactly as the reference rounds them: 1 / C in float32, eps in x's dtype.
-    reciprocal = float(numpy.float32(1.0) / numpy.float32(channels))
-    eps_value = float(torch.tensor(eps, dtype=x.dtype))
+    reciprocal = _reciprocal(channels, torch.float32)
+    eps_value = _rounded(eps, x.dtype)
     as_bits = (lambda t: t.view(torch.int16)) if bf16 else (lambda t: t)
     _standardize_kernel[(triton.cdiv(rows.shape[0], per_program),)](
         as_bits(rows), as_bits(out), rows.shape[0], channels, rows.stride(0), out.stride(0), reciprocal, eps_value,
