@@ -133,12 +133,22 @@ def check_fitnesses(
             f"{name} is on {fitnesses.device} but the params are on device {device}; "
             f"move it with .to({str(device)!r})"
         )
-    if not bool(torch.isfinite(fitnesses).all()):
+    if not _all_finite(fitnesses):
         bad = fitnesses[~torch.isfinite(fitnesses)][0].item()
         raise ValueError(
             f"{name} must be finite; found {bad}. Replace NaN/inf scores (e.g. with torch.nan_to_num) before the update"
         )
     return fitnesses
+
+
+def _all_finite(values: torch.Tensor) -> bool:
+    """Whether every element is finite, read once from the device.
+
+    A NaN or an infinity among the terms makes the sum non-finite, so a finite sum settles it
+    with one reduction; only a non-finite sum (which finite terms also give when they overflow)
+    pays for the elementwise test.
+    """
+    return math.isfinite(values.sum().item()) or bool(torch.isfinite(values).all())
 
 
 def check_raw_scores(raw_scores, group_size: int, name: str = "raw_scores") -> torch.Tensor:

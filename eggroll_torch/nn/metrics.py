@@ -11,7 +11,7 @@ from eggroll_torch.optim._flat import concatenated_pair
 
 def update_metrics(raw: torch.Tensor, old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> dict:
     """Raw-score statistics and the update's norm, as 0-d tensors on the device."""
-    stats_dtype = torch.promote_types(raw.dtype, torch.float32)
+    stats_dtype = _accumulation_dtype(raw.dtype)
     # Reports, never differentiated unless the raw scores are: below autograd they cost less.
     with below_autograd(raw):
         low, high = torch.aminmax(raw)
@@ -25,6 +25,12 @@ def update_metrics(raw: torch.Tensor, old: Mapping[str, torch.Tensor], new: Mapp
 
 # The dtypes that are their own accumulation dtype (float32 at least).
 _WIDE = (torch.float32, torch.float64)
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """``torch.promote_types(dtype, torch.float32)`` for a floating ``dtype``, without the
+    dispatched call (two per step, on a step of a few hundred microseconds)."""
+    return dtype if dtype in _WIDE else torch.promote_types(dtype, torch.float32)
 
 
 def _change_norm(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -59,5 +65,7 @@ def _change_norm(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor
 def _flat_change_norm(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     """:func:`_change_norm` of two 1-D tensors of one dtype (a flat step's tree is small: see
     :data:`eggroll_torch.optim._flat.MAX_ELEMENTS`)."""
-    wide = torch.promote_types(before.dtype, torch.float32)
+    if before.dtype in _WIDE:
+        return (after - before).square().sum().sqrt()
+    wide = _accumulation_dtype(before.dtype)
     return (after.to(wide) - before.to(wide)).square().sum().sqrt()
