@@ -123,9 +123,19 @@ def _shift_delta(previous, x, new_starts):
     return shifted - x
 
 
-def _lerp(common_params, name, x, delta):
-    """``x + delta * mix`` with the noised mixing vector ``name``: the token-shift interpolation."""
-    return x + delta * _param(common_params, name, x)
+def _shift_lerps(common_params, names, x, previous, new_starts):
+    """The token-shift interpolations ``x + delta * mix`` with ``delta = _shift_delta(previous, x,
+    new_starts)``, one for each noised mixing vector of ``names``; on CUDA with Triton (outside
+    torch.compile, whose inductor fuses the plain ops itself) one kernel with the same roundings
+    (:mod:`.shift_triton`) instead of four launches and two per name."""
+    mixes = [_param(common_params, name, x) for name in names]
+    if x.is_cuda and triton_usable(x.device) and not torch.compiler.is_compiling():
+        from . import shift_triton
+
+        if shift_triton.supports(x, previous, new_starts, mixes):
+            return shift_triton.shift_lerps(x, previous, new_starts, mixes)
+    delta = _shift_delta(previous, x, new_starts)
+    return [x + delta * mix for mix in mixes]
 
 
 def _at_length(x, length):
@@ -142,7 +152,7 @@ class ChannelMixing(Model):
         """``x (..., T, C)``, ``state (..., 1, C)``: the previous call's last input. Returns the
         output ``(..., T, C)`` and ``x[..., length - 1, :]`` (``(..., C)``), the next call's
         token-shift input."""
-        xk = _lerp(common_params, "x_k", x, _shift_delta(state, x, new_starts))
+        xk, = _shift_lerps(common_params, ["x_k"], x, state, new_starts)
         hidden = torch.square(torch.relu(call_submodule(Linear, "key", common_params, xk)))
         return call_submodule(Linear, "value", common_params, hidden), _at_length(x, length)
 
@@ -180,8 +190,8 @@ class TimeMixing(Model):
         ``inner_loop``.
         """
         lead, (n_tokens, n_embd) = x.shape[:-2], x.shape[-2:]
-        delta = _shift_delta(state[..., :1, :], x, new_starts)
-        xr, xw, xk, xv, xa, xg = (_lerp(common_params, f"x_{c}", x, delta) for c in "rwkvag")
+        xr, xw, xk, xv, xa, xg = _shift_lerps(common_params, [f"x_{c}" for c in "rwkvag"], x, state[..., :1, :],
+                                              new_starts)
 
         r = call_submodule(Linear, "receptance", common_params, xr)
         # w is log(-log(decay)): the decay exp(-exp(w)) lies in (exp(-exp(-0.5)), 1).
