@@ -16,7 +16,7 @@ from .base_model import CommonInit, CommonParams, Model
 __all__ = [
     "ACTIVATIONS", "EMB_PARAM", "EXCLUDED", "MM_PARAM", "PARAM", "MLP", "MM", "TMM", "CommonInit",
     "CommonParams", "Embedding", "Linear", "Model", "Parameter", "as_dtype", "call_submodule",
-    "layer_norm", "merge_frozen", "merge_inits", "recursive_scan_split", "simple_es_tree_key",
+    "layer_norm", "merge_frozen", "merge_inits", "recursive_scan_split", "simple_es_tree_key", "submodule",
 ]
 
 # es classes: how a leaf is perturbed and updated.
@@ -120,13 +120,18 @@ def merge_frozen(common: CommonInit, **kwargs) -> CommonInit:
 
 def call_submodule(cls, name, common_params: CommonParams, *args, **kwargs):
     """Run ``cls`` on the ``name`` entry of the params, frozen params and keys."""
+    return cls._forward(submodule(common_params, name), *args, **kwargs)
+
+
+def submodule(common_params: CommonParams, name) -> CommonParams:
+    """The ``name`` entry of the params, frozen params and keys, as :func:`call_submodule` passes
+    them to the submodule."""
     frozen = common_params.frozen_params
-    sub = common_params._replace(
+    return common_params._replace(
         frozen_params=frozen[name] if frozen and name in frozen else None,
         params=common_params.params[name],
         es_tree_key=common_params.es_tree_key[name],
     )
-    return cls._forward(sub, *args, **kwargs)
 
 
 def _normal_init(key, shape, scale, dtype):

@@ -52,17 +52,31 @@ def _round_bf16(v):
 
 
 @triton.jit
-def _standardize_kernel(x_ptr, out_ptr, n_rows, C, x_stride, out_stride, reciprocal, eps,
-                        IS_BF16: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr):
-    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
-    cols = tl.arange(0, BLOCK)
-    mask = (rows[:, None] < n_rows) & (cols[None, :] < C)
-    at = rows[:, None].to(tl.int64) * x_stride + cols[None, :]
+def _load_float32(ptr, at, mask, IS_BF16: tl.constexpr):
+    """The values at ``ptr + at`` as float32, zero where ``mask`` is off (bfloat16 read as its
+    16-bit patterns)."""
     if IS_BF16:
-        half = tl.load(x_ptr + at, mask=mask, other=0).to(tl.uint16, bitcast=True)
-        x = (half.to(tl.uint32) << 16).to(tl.float32, bitcast=True)
+        half = tl.load(ptr + at, mask=mask, other=0).to(tl.uint16, bitcast=True)
+        value = (half.to(tl.uint32) << 16).to(tl.float32, bitcast=True)
     else:
-        x = tl.load(x_ptr + at, mask=mask, other=0.0)
+        value = tl.load(ptr + at, mask=mask, other=0.0)
+    return value
+
+
+@triton.jit
+def _store(ptr, at, value, mask, IS_BF16: tl.constexpr):
+    """Stores float32 ``value``, already rounded to bfloat16 when ``IS_BF16`` (as its 16-bit pattern)."""
+    if IS_BF16:
+        tl.store(ptr + at, (value.to(tl.uint32, bitcast=True) >> 16).to(tl.uint16).to(tl.int16, bitcast=True),
+                 mask=mask)
+    else:
+        tl.store(ptr + at, value, mask=mask)
+
+
+@triton.jit
+def _standardized(x, mask, reciprocal, eps, IS_BF16: tl.constexpr):
+    """Each row of the 2-D float32 block ``x`` (zero where ``mask`` is off) standardised over its
+    ``mask``-ed columns with the roundings of the module docstring, as float32 values."""
     mean = tl.sum(x, axis=1) * reciprocal
     centered = tl.where(mask, x - mean[:, None], 0.0)
     var = tl.sum(centered * centered, axis=1) * reciprocal
@@ -70,11 +84,21 @@ def _standardize_kernel(x_ptr, out_ptr, n_rows, C, x_stride, out_stride, recipro
         spread = _round_bf16(tl.sqrt_rn(_round_bf16(_round_bf16(var) + eps)))
         difference = _round_bf16(x - _round_bf16(mean)[:, None])
         out = _round_bf16(difference * tl.div_rn(1.0, spread)[:, None])
-        stored = (out.to(tl.uint32, bitcast=True) >> 16).to(tl.uint16).to(tl.int16, bitcast=True)
     else:
         spread = tl.sqrt_rn(var + eps)
-        stored = (x - mean[:, None]) * tl.div_rn(1.0, spread)[:, None]
-    tl.store(out_ptr + rows[:, None].to(tl.int64) * out_stride + cols[None, :], stored, mask=mask)
+        out = (x - mean[:, None]) * tl.div_rn(1.0, spread)[:, None]
+    return out
+
+
+@triton.jit
+def _standardize_kernel(x_ptr, out_ptr, n_rows, C, x_stride, out_stride, reciprocal, eps,
+                        IS_BF16: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    cols = tl.arange(0, BLOCK)
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < C)
+    x = _load_float32(x_ptr, rows[:, None].to(tl.int64) * x_stride + cols[None, :], mask, IS_BF16)
+    out = _standardized(x, mask, reciprocal, eps, IS_BF16)
+    _store(out_ptr, rows[:, None].to(tl.int64) * out_stride + cols[None, :], out, mask, IS_BF16)
 
 
 @functools.lru_cache(maxsize=64)

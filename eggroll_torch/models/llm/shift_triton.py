@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..standardize_triton import _OPTIONS, _round_bf16
+from ..standardize_triton import _OPTIONS, _load_float32, _round_bf16, _store
 
 __all__ = ["supports", "shift_lerps"]
 
@@ -41,25 +41,13 @@ _BLOCK = 1024
 
 
 @triton.jit
-def _load(ptr, at, mask, IS_BF16: tl.constexpr):
-    """float32 values (bfloat16 widened from its 16-bit patterns)."""
-    if IS_BF16:
-        half = tl.load(ptr + at, mask=mask, other=0).to(tl.uint16, bitcast=True)
-        value = (half.to(tl.uint32) << 16).to(tl.float32, bitcast=True)
-    else:
-        value = tl.load(ptr + at, mask=mask, other=0.0)
-    return value
-
-
-@triton.jit
 def _lerp_into(out_ptr, at, mask, mix_ptr, mix_at, x, delta, IS_BF16: tl.constexpr):
-    mix = _load(mix_ptr, mix_at, mask, IS_BF16)
+    mix = _load_float32(mix_ptr, mix_at, mask, IS_BF16)
     if IS_BF16:
         value = _round_bf16(x + _round_bf16(delta * mix))
-        tl.store(out_ptr + at, (value.to(tl.uint32, bitcast=True) >> 16).to(tl.uint16).to(tl.int16, bitcast=True),
-                 mask=mask)
     else:
-        tl.store(out_ptr + at, x + delta * mix, mask=mask)
+        value = x + delta * mix
+    _store(out_ptr, at, value, mask, IS_BF16)
 
 
 @triton.jit
@@ -73,11 +61,11 @@ def _shift_lerp_kernel(x_ptr, previous_ptr, starts_ptr, out_ptr, m0_ptr, m1_ptr,
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < C
     x_row = lead.to(tl.int64) * x_stride_l + t.to(tl.int64) * x_stride_t
-    x = _load(x_ptr, x_row + cols, mask, IS_BF16)
+    x = _load_float32(x_ptr, x_row + cols, mask, IS_BF16)
     if t > 0:
-        shifted = _load(x_ptr, x_row - x_stride_t + cols, mask, IS_BF16)
+        shifted = _load_float32(x_ptr, x_row - x_stride_t + cols, mask, IS_BF16)
     else:
-        shifted = _load(previous_ptr, lead.to(tl.int64) * previous_stride_l + cols, mask, IS_BF16)
+        shifted = _load_float32(previous_ptr, lead.to(tl.int64) * previous_stride_l + cols, mask, IS_BF16)
     reset = tl.load(starts_ptr + lead.to(tl.int64) * starts_stride_l + t.to(tl.int64) * starts_stride_t)
     shifted = tl.where(reset != 0, 0.0, shifted)
     delta = shifted - x
