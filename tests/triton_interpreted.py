@@ -26,3 +26,17 @@ def run_interpreted(test_file: str, function: str, timeout: int = 600) -> dict:
     failed = {case: result["detail"] for case, result in results.items() if not result["ok"]}
     assert results and not failed, failed
     return results
+
+
+def assert_compiles_for_sm90_without_fma(kernel, signature: dict, constexprs: dict, options: dict) -> None:
+    """``kernel`` compiled for an H100 (sm_90) with ``options`` (no GPU needed: Triton ships
+    ptxas) has no fused multiply-add in its PTX: each product is rounded before the sum or
+    difference that follows it, as torch's separate ops round it."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    source = ASTSource(kernel, {**signature, **{name: "constexpr" for name in constexprs}}, constexprs=constexprs)
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, **options})
+    assert "fma.rn" not in compiled.asm["ptx"]
+    assert compiled.asm["cubin"]

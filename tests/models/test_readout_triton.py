@@ -13,7 +13,7 @@ import torch
 from conformance.tolerances import compare
 from eggroll_torch.models.llm import rwkv7
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
-from triton_interpreted import run_interpreted
+from triton_interpreted import assert_compiles_for_sm90_without_fma, run_interpreted
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the readout kernel needs CUDA and triton")
@@ -113,22 +113,15 @@ def test_kernel_refuses_what_it_does_not_take():
 def test_kernel_compiles_for_sm90_without_fused_multiply_adds(bf16):
     """Compiled for an H100 with its launch options (Triton ships ptxas), the kernel has no
     ``fma``: each product is rounded before the sum that follows it, as torch rounds it."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
     from eggroll_torch.models.llm.readout_triton import _OPTIONS, _gated_readout_kernel
 
     pointer = "*i16" if bf16 else "*fp32"
     signature = {**{name: pointer for name in ("readout_ptr", "weight_ptr", "bias_ptr", "r_ptr", "k_ptr", "v_ptr",
                                                "r_k_ptr", "g_ptr", "out_ptr")},
                  **{name: "i32" for name in ("T", "H", "weight_stride_l", "bias_stride_l", "r_k_stride_l")},
-                 "reciprocal": "fp32", "eps": "fp32", "S": "constexpr", "BLOCK_H": "constexpr",
-                 "IS_BF16": "constexpr"}
-    source = ASTSource(_gated_readout_kernel, signature, constexprs={"S": 64, "BLOCK_H": 16, "IS_BF16": bf16})
-    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, **_OPTIONS})
-    assert "fma.rn" not in compiled.asm["ptx"]
-    assert compiled.asm["cubin"]
+                 "reciprocal": "fp32", "eps": "fp32"}
+    assert_compiles_for_sm90_without_fma(_gated_readout_kernel, signature, {"S": 64, "BLOCK_H": 16, "IS_BF16": bf16},
+                                         _OPTIONS)
 
 
 @pytest.mark.cuda
@@ -147,16 +140,11 @@ def test_rwkv7_population_forward_runs_the_kernel(dtype, monkeypatch):
     """A noised RWKV-7 population forward (per-member norm and bonus vectors) runs each layer's
     readout through the kernel, and its logits and state agree with the plain ops."""
     from eggroll_torch.models.llm import readout_triton
-    from test_wkv_triton import population_forward
+    from test_wkv_triton import forward_with_and_without
 
-    calls = []
-    original = readout_triton.gated_readout
-    monkeypatch.setattr(readout_triton, "gated_readout", lambda *args: calls.append(1) or original(*args))
-    fast = population_forward("ScanRWKV", dtype, "cuda")
+    calls, fast, slow = forward_with_and_without(readout_triton, "gated_readout", dtype, monkeypatch)
     layers = 2
-    assert len(calls) == layers * 2, calls
-    monkeypatch.setattr(readout_triton, "supports", lambda *args: False)
-    slow = population_forward("ScanRWKV", dtype, "cuda")
+    assert len(calls) == layers * 2, len(calls)
     for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
         result = compare(got, expected, "recurrence")
         assert result.ok, result.message(f"{dtype} {name}")

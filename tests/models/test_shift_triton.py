@@ -13,7 +13,7 @@ import torch
 from conformance.tolerances import compare
 from eggroll_torch.models.llm import rwkv7
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
-from triton_interpreted import run_interpreted
+from triton_interpreted import assert_compiles_for_sm90_without_fma, run_interpreted
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the token-shift kernel needs CUDA and triton")
@@ -114,10 +114,6 @@ def test_kernel_refuses_what_it_does_not_take():
 def test_kernel_compiles_for_sm90_without_fused_multiply_adds(bf16):
     """Compiled for an H100 with its launch options (Triton ships ptxas), the kernel has no
     ``fma``: each product is rounded before the sum that follows it, as torch rounds it."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
     from eggroll_torch.models.llm.shift_triton import _OPTIONS, _shift_lerp_kernel
 
     pointer = "*i16" if bf16 else "*fp32"
@@ -125,12 +121,9 @@ def test_kernel_compiles_for_sm90_without_fused_multiply_adds(bf16):
                  **{f"m{i}_ptr": pointer for i in range(6)},
                  **{name: "i32" for name in ("T", "C", "x_stride_l", "x_stride_t", "previous_stride_l",
                                              "starts_stride_l", "starts_stride_t", "out_stride_mix",
-                                             "mix_stride_l")},
-                 "N_MIX": "constexpr", "IS_BF16": "constexpr", "BLOCK": "constexpr"}
-    source = ASTSource(_shift_lerp_kernel, signature, constexprs={"N_MIX": 6, "IS_BF16": bf16, "BLOCK": 1024})
-    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, **_OPTIONS})
-    assert "fma.rn" not in compiled.asm["ptx"]
-    assert compiled.asm["cubin"]
+                                             "mix_stride_l")}}
+    assert_compiles_for_sm90_without_fma(_shift_lerp_kernel, signature, {"N_MIX": 6, "IS_BF16": bf16, "BLOCK": 1024},
+                                         _OPTIONS)
 
 
 def test_shift_lerps_keep_the_plain_ops_off_cuda(monkeypatch):
@@ -160,15 +153,10 @@ def test_rwkv7_population_forward_runs_the_kernel(dtype, monkeypatch):
     """A noised RWKV-7 population forward shifts and interpolates through the kernel (time and
     channel mixing of each layer), with the same logits and state as on the plain ops."""
     from eggroll_torch.models.llm import shift_triton
-    from test_wkv_triton import population_forward
+    from test_wkv_triton import forward_with_and_without
 
-    calls = []
-    original = shift_triton.shift_lerps
-    monkeypatch.setattr(shift_triton, "shift_lerps", lambda *args: calls.append(len(args[3])) or original(*args))
-    fast = population_forward("ScanRWKV", dtype, "cuda")
+    calls, fast, slow = forward_with_and_without(shift_triton, "shift_lerps", dtype, monkeypatch)
     layers = 2
-    assert sorted(calls) == sorted([6, 1] * layers * 2), calls
-    monkeypatch.setattr(shift_triton, "supports", lambda *args: False)
-    slow = population_forward("ScanRWKV", dtype, "cuda")
+    assert sorted(len(args[3]) for args in calls) == sorted([6, 1] * layers * 2), calls
     for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
         assert torch.equal(got, expected), compare(got, expected, "exact").message(f"{dtype} {name}")

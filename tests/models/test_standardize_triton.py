@@ -16,7 +16,7 @@ import torch
 from conformance.tolerances import compare
 from eggroll_torch.models import common
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
-from triton_interpreted import run_interpreted
+from triton_interpreted import assert_compiles_for_sm90_without_fma, run_interpreted
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the standardisation kernel needs CUDA and triton")
@@ -85,21 +85,13 @@ def test_kernel_compiles_for_sm90_without_fused_multiply_adds(bf16):
     """Compiled for an H100 with the options it is launched with (no GPU needed: Triton ships
     ptxas), the kernel has no ``fma``: each product is rounded before the sum or difference that
     follows it, as torch's ops round it."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
     from eggroll_torch.models.standardize_triton import _OPTIONS, _standardize_kernel
 
     pointer = "*i16" if bf16 else "*fp32"
     signature = {"x_ptr": pointer, "out_ptr": pointer, "n_rows": "i32", "C": "i32", "x_stride": "i32",
-                 "out_stride": "i32", "reciprocal": "fp32", "eps": "fp32", "IS_BF16": "constexpr",
-                 "ROWS": "constexpr", "BLOCK": "constexpr"}
-    source = ASTSource(_standardize_kernel, signature, constexprs={"IS_BF16": bf16, "ROWS": 4, "BLOCK": 1024})
-    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                              options={"num_warps": 4, **_OPTIONS})
-    assert "fma.rn" not in compiled.asm["ptx"]
-    assert compiled.asm["cubin"]
+                 "out_stride": "i32", "reciprocal": "fp32", "eps": "fp32"}
+    assert_compiles_for_sm90_without_fma(_standardize_kernel, signature, {"IS_BF16": bf16, "ROWS": 4, "BLOCK": 1024},
+                                         _OPTIONS)
 
 
 def test_layer_norm_keeps_the_plain_ops_off_cuda():

@@ -201,6 +201,18 @@ def population_forward(variant, dtype, device):
     return results
 
 
+def forward_with_and_without(kernel_module, function: str, dtype, monkeypatch):
+    """``(calls, fast, slow)``: :func:`population_forward` (ScanRWKV on CUDA) with every call of
+    ``kernel_module.function`` recorded (its positional arguments), then again with the module's
+    ``supports`` refusing everything, so the model takes its plain ops."""
+    calls = []
+    original = getattr(kernel_module, function)
+    monkeypatch.setattr(kernel_module, function, lambda *args: calls.append(args) or original(*args))
+    fast = population_forward("ScanRWKV", dtype, "cuda")
+    monkeypatch.setattr(kernel_module, "supports", lambda *args: False)
+    return calls, fast, population_forward("ScanRWKV", dtype, "cuda")
+
+
 @pytest.mark.cuda
 @NEEDS_KERNEL
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
