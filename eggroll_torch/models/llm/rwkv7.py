@@ -210,13 +210,8 @@ class TimeMixing(Model):
         a = torch.sigmoid(_param(common_params, "a0", x) + _low_rank(common_params, "a1", "a2", xa))
         g = _low_rank(common_params, "g1", "g2", xg, torch.sigmoid)
 
-        # Removal key: per-head unit vector of k * k_k (norm floored at 1e-12).
-        kk = (k * _param(common_params, "k_k", x)).reshape(*lead, n_tokens, H, S)
-        norm = torch.linalg.vector_norm(kk, dim=-1, keepdim=True)
-        kk = divide_by_broadcast(kk, torch.maximum(norm, weak_scalar(1e-12, norm))).reshape(*lead, n_tokens, n_embd)
-        k = k * (1 + (a - 1) * _param(common_params, "k_a", x))
-
-        heads = [val.reshape(*lead, n_tokens, H, S) for val in (r, w, k, v, -kk, kk * a)]
+        neg_kk, kk_a, k = _removal_keys(common_params, k, a, x, H)
+        heads = [val.reshape(*lead, n_tokens, H, S) for val in (r, w, k, v, neg_kk, kk_a)]
         shift = _at_length(x, length)[..., None, :]
         previous = state[..., 1:, :].reshape(*lead, H, S, S)
         if out is None:
@@ -228,6 +223,33 @@ class TimeMixing(Model):
             state = out
         gated = _gated_readout(common_params, readout.reshape(*lead, n_tokens, n_embd), heads[0], heads[2], heads[3], g)
         return call_submodule(Linear, "output", common_params, gated), state, v_first
+
+
+# Floor of the removal key's per-head norm.
+_KK_NORM_FLOOR = 1e-12
+
+
+def _removal_keys(common_params, k, a, like, n_head):
+    """``(-kk, kk * a, k * (1 + (a - 1) * k_a))`` for keys ``k`` and learning rates ``a (..., T, C)``:
+    ``kk``, the removal key, is each head's unit vector of ``k * k_k`` (its norm floored at
+    ``1e-12``); the last is the adjusted key (``k_k``, ``k_a`` noised, aligned with ``like``). On
+    CUDA with Triton (outside torch.compile) one kernel with the same roundings
+    (:mod:`.removal_triton`; its sum of squares in another order) instead of fifteen launches."""
+    k_k, k_a = (_param(common_params, name, like) for name in ("k_k", "k_a"))
+    if k.is_cuda and triton_usable(k.device) and not torch.compiler.is_compiling():
+        from . import removal_triton
+
+        if removal_triton.supports(k, a, k_k, k_a, n_head):
+            return removal_triton.removal_keys(k, a, k_k, k_a, n_head, _KK_NORM_FLOOR)
+    return _removal_keys_ops(k, a, k_k, k_a, n_head)
+
+
+def _removal_keys_ops(k, a, k_k, k_a, n_head):
+    """:func:`_removal_keys` as the reference's sequence of ops, from the noised vectors."""
+    kk = (k * k_k).reshape(*k.shape[:-1], n_head, -1)
+    norm = torch.linalg.vector_norm(kk, dim=-1, keepdim=True)
+    kk = divide_by_broadcast(kk, torch.maximum(norm, weak_scalar(_KK_NORM_FLOOR, norm))).reshape(k.shape)
+    return -kk, kk * a, k * (1 + (a - 1) * k_a)
 
 
 def _gated_readout(common_params, readout, r, k, v, g):
