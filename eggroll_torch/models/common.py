@@ -56,15 +56,19 @@ def _standardize_ops(x: torch.Tensor, eps) -> torch.Tensor:
     return divide_by_broadcast(x - mean(x, -1, keepdim=True), spread)
 
 
-def _fused_standardize(x: torch.Tensor, eps) -> torch.Tensor | None:
-    """:func:`.standardize_triton.standardize` of ``x`` when it takes it (CUDA, Triton, not under
-    torch.compile, whose inductor fuses the plain ops itself, and a number ``eps``), else ``None``."""
+def _fused_standardize(x: torch.Tensor, eps, weight: torch.Tensor | None = None,
+                       bias: torch.Tensor | None = None) -> torch.Tensor | None:
+    """:func:`.standardize_triton.standardize` of ``x`` (and ``* weight + bias`` when given) when
+    it takes them (CUDA, Triton, not under torch.compile, whose inductor fuses the plain ops
+    itself, and a number ``eps``), else ``None``."""
     if not (x.is_cuda and isinstance(eps, (int, float)) and triton_usable(x.device)
             and not torch.compiler.is_compiling()):
         return None
     from . import standardize_triton
 
-    return standardize_triton.standardize(x, eps) if standardize_triton.supports(x) else None
+    if not standardize_triton.supports(x, weight, bias):
+        return None
+    return standardize_triton.standardize(x, eps, weight, bias)
 
 
 def _silu(x: torch.Tensor) -> torch.Tensor:

@@ -91,13 +91,24 @@ def _standardized(x, mask, reciprocal, eps, IS_BF16: tl.constexpr):
 
 
 @triton.jit
-def _standardize_kernel(x_ptr, out_ptr, n_rows, C, x_stride, out_stride, reciprocal, eps,
-                        IS_BF16: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+def _standardize_kernel(x_ptr, out_ptr, weight_ptr, bias_ptr, n_rows, C, x_stride, out_stride, rows_per_lead,
+                        weight_stride_l, bias_stride_l, reciprocal, eps, IS_BF16: tl.constexpr,
+                        AFFINE: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr):
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     mask = (rows[:, None] < n_rows) & (cols[None, :] < C)
     x = _load_float32(x_ptr, rows[:, None].to(tl.int64) * x_stride + cols[None, :], mask, IS_BF16)
     out = _standardized(x, mask, reciprocal, eps, IS_BF16)
+    if AFFINE:
+        lead = (rows // rows_per_lead).to(tl.int64)[:, None]
+        weight = _load_float32(weight_ptr, lead * weight_stride_l + cols[None, :], mask, IS_BF16)
+        bias = _load_float32(bias_ptr, lead * bias_stride_l + cols[None, :], mask, IS_BF16)
+        out = out * weight
+        if IS_BF16:
+            out = _round_bf16(out)
+        out = out + bias
+        if IS_BF16:
+            out = _round_bf16(out)
     _store(out_ptr, rows[:, None].to(tl.int64) * out_stride + cols[None, :], out, mask, IS_BF16)
 
 
@@ -108,21 +119,46 @@ def _rounded(value: float, dtype: torch.dtype) -> float:
     return float(torch.tensor(value, dtype=dtype))
 
 
-def supports(x: torch.Tensor) -> bool:
+def supports(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> bool:
     """Whether :func:`standardize` takes ``x``: float32 or bfloat16, at most 16384 channels in
-    its last axis, at least one element, no autograd history wanted."""
-    return (x.dtype in _DTYPES and x.ndim >= 1 and 0 < x.shape[-1] <= _MAX_CHANNELS and x.numel() > 0
-            and not (x.requires_grad and torch.is_grad_enabled()))
+    its last axis, at least one element, no autograd history wanted; with ``weight`` and
+    ``bias``, both of ``x``'s dtype and device, each contiguous and either shared ``(C,)`` or one
+    row per leading index of ``x (*lead, T, C)`` (``(*lead, 1, C)``)."""
+    if not (x.dtype in _DTYPES and x.ndim >= 1 and 0 < x.shape[-1] <= _MAX_CHANNELS and x.numel() > 0
+            and not (x.requires_grad and torch.is_grad_enabled())):
+        return False
+    if weight is None and bias is None:
+        return True
+    if weight is None or bias is None:
+        return False
+    return all(p.dtype == x.dtype and p.device == x.device and not (p.requires_grad and torch.is_grad_enabled())
+               and _lead_stride(p, x) is not None for p in (weight, bias))
 
 
-def standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
+def _lead_stride(param: torch.Tensor, x: torch.Tensor) -> int | None:
+    """0 for a shared contiguous ``(C,)`` parameter, ``C`` for a contiguous ``(*lead, 1, C)`` one
+    (``x (*lead, T, C)``), else None."""
+    channels = x.shape[-1]
+    if not param.is_contiguous():
+        return None
+    if param.shape == (channels,):
+        return 0
+    if x.ndim >= 3 and param.shape == (*x.shape[:-2], 1, channels):
+        return channels
+    return None
+
+
+def standardize(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
     """``(x - mean) / sqrt(var + eps)`` over the last axis of ``x (..., C)`` (population
     variance, ``eps`` rounded to ``x``'s dtype as the reference's weak scalar is), with the
-    roundings of :func:`eggroll_torch.models.common.layer_norm`; a new tensor shaped and typed
-    like ``x``. ``x`` must satisfy :func:`supports`."""
-    if not supports(x):
+    roundings of :func:`eggroll_torch.models.common.layer_norm`, then, given ``weight`` and
+    ``bias``, ``* weight + bias`` (each rounded to the dtype); a new tensor shaped and typed like
+    ``x``. The inputs must satisfy :func:`supports`."""
+    if not supports(x, weight, bias):
         raise ValueError(f"standardize takes float32 or bfloat16 x with 1 to {_MAX_CHANNELS} channels and no "
-                         f"autograd; got {x.dtype} of shape {tuple(x.shape)} (use models.common.layer_norm)")
+                         f"autograd, and weight and bias of its dtype shaped (C,) or (*lead, 1, C); got "
+                         f"{x.dtype} of shape {tuple(x.shape)} (use models.common.layer_norm)")
     channels = x.shape[-1]
     rows = x.reshape(-1, channels)
     if rows.stride(-1) != 1:
@@ -135,9 +171,13 @@ def standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
     reciprocal = _reciprocal(channels, torch.float32)
     eps_value = _rounded(eps, x.dtype)
     as_bits = (lambda t: t.view(torch.int16)) if bf16 else (lambda t: t)
+    affine = weight is not None
+    rows_per_lead = x.shape[-2] if x.ndim >= 2 else 1
     _standardize_kernel[(triton.cdiv(rows.shape[0], per_program),)](
-        as_bits(rows), as_bits(out), rows.shape[0], channels, rows.stride(0), out.stride(0), reciprocal, eps_value,
-        IS_BF16=bf16, ROWS=per_program, BLOCK=block, num_warps=4 if block * per_program <= 4096 else 8,
-        **_OPTIONS,
+        as_bits(rows), as_bits(out), as_bits(weight if affine else rows), as_bits(bias if affine else rows),
+        rows.shape[0], channels, rows.stride(0), out.stride(0), rows_per_lead,
+        _lead_stride(weight, x) if affine else 0, _lead_stride(bias, x) if affine else 0, reciprocal, eps_value,
+        IS_BF16=bf16, AFFINE=affine, ROWS=per_program, BLOCK=block,
+        num_warps=4 if block * per_program <= 4096 else 8, **_OPTIONS,
     )
     return out.reshape(x.shape)

@@ -35,24 +35,47 @@ def _inputs(shape, dtype, device, seed=0):
     return x.to(device=device, dtype=dtype)
 
 
-def compare_shape(shape, eps, dtype, device):
-    """The kernel's result against ``layer_norm``'s plain ops on the same device."""
+def _affine(shape, dtype, device, per_member: bool):
+    """A scale and a shift, shared ``(C,)`` or one per leading index (``(*lead, 1, C)``)."""
+    gen = torch.Generator().manual_seed(1)
+    param_shape = (*shape[:-2], 1, shape[-1]) if per_member else (shape[-1],)
+    weight = torch.randn(*param_shape, generator=gen) * 0.5 + 1
+    bias = torch.randn(*param_shape, generator=gen) * 0.2
+    return weight.to(device=device, dtype=dtype), bias.to(device=device, dtype=dtype)
+
+
+def compare_shape(shape, eps, dtype, device, affine=None, exact_bfloat16=False):
+    """The kernel's result against ``layer_norm``'s plain ops on the same device; with ``affine``
+    (``"shared"`` or ``"member"``) also scaled and shifted as RWKV-7's LayerNorm does. bfloat16
+    bit for bit with ``exact_bfloat16``, else within the ``reduction`` tolerance."""
     from eggroll_torch.models.standardize_triton import standardize
 
     x = _inputs(shape, dtype, device)
     expected = common._standardize_ops(x, eps)
-    got = standardize(x, eps)
+    if affine is None:
+        got = standardize(x, eps)
+    else:
+        weight, bias = _affine(shape, dtype, device, affine == "member")
+        expected = expected * weight + bias
+        got = standardize(x, eps, weight, bias)
     assert got.shape == x.shape and got.dtype == x.dtype
-    return compare(got, expected, "reduction")
+    return compare(got, expected, "exact" if exact_bfloat16 and dtype == torch.bfloat16 else "reduction")
+
+
+# Scaled and shifted: shared parameters, and per member over a (members, tokens, C) input.
+AFFINE = [((37, 64), 1e-5, "shared"), ((2, 3, 100), 1e-5, "shared"), ((4, 3, 768), 1e-5, "member"),
+          ((2, 1, 5), 1e-5, "member")]
 
 
 def interpreted_checks() -> dict:
-    """:data:`SHAPES` in float32 and bfloat16 on the CPU (run under ``TRITON_INTERPRET=1``)."""
+    """:data:`SHAPES` and :data:`AFFINE` in float32 and bfloat16 on the CPU (run under
+    ``TRITON_INTERPRET=1``); bfloat16 bit for bit: the float32 sums' last bits do not survive the
+    rounding on these inputs, and the tolerance would let a dropped rounding through."""
     results = {}
     for dtype in (torch.float32, torch.bfloat16):
-        for shape, eps in SHAPES:
-            c = compare_shape(shape, eps, dtype, "cpu")
-            results[f"{shape} {dtype}"] = {"ok": c.ok, "detail": c.message("standardize")}
+        for shape, eps, affine in [(shape, eps, None) for shape, eps in SHAPES] + AFFINE:
+            c = compare_shape(shape, eps, dtype, "cpu", affine, exact_bfloat16=True)
+            results[f"{shape} {affine} {dtype}"] = {"ok": c.ok, "detail": c.message("standardize")}
     return results
 
 
@@ -88,10 +111,12 @@ def test_kernel_compiles_for_sm90_without_fused_multiply_adds(bf16):
     from eggroll_torch.models.standardize_triton import _OPTIONS, _standardize_kernel
 
     pointer = "*i16" if bf16 else "*fp32"
-    signature = {"x_ptr": pointer, "out_ptr": pointer, "n_rows": "i32", "C": "i32", "x_stride": "i32",
-                 "out_stride": "i32", "reciprocal": "fp32", "eps": "fp32"}
-    assert_compiles_for_sm90_without_fma(_standardize_kernel, signature, {"IS_BF16": bf16, "ROWS": 4, "BLOCK": 1024},
-                                         _OPTIONS)
+    signature = {"x_ptr": pointer, "out_ptr": pointer, "weight_ptr": pointer, "bias_ptr": pointer,
+                 **{name: "i32" for name in ("n_rows", "C", "x_stride", "out_stride", "rows_per_lead",
+                                             "weight_stride_l", "bias_stride_l")},
+                 "reciprocal": "fp32", "eps": "fp32"}
+    assert_compiles_for_sm90_without_fma(_standardize_kernel, signature,
+                                         {"IS_BF16": bf16, "AFFINE": True, "ROWS": 4, "BLOCK": 1024}, _OPTIONS)
 
 
 def test_layer_norm_keeps_the_plain_ops_off_cuda():
@@ -114,17 +139,21 @@ def test_kernel_matches_layer_norm_ops(shape, eps, dtype):
 @NEEDS_KERNEL
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_rwkv7_population_forward_runs_the_kernel(dtype, monkeypatch):
-    """A noised RWKV-7 population forward standardises through the kernel (ln0, ln_out and three
-    norms a layer), and its logits and state agree with the same forward on the plain ops."""
+    """A noised RWKV-7 population forward normalises through the kernel (ln0, ln_out and two
+    LayerNorms a layer, each with its per-member scale and shift), and its logits and state
+    agree with the same forward on the plain ops."""
     from eggroll_torch.models import standardize_triton
     from test_wkv_triton import population_forward
 
     calls = []
     original = standardize_triton.standardize
-    monkeypatch.setattr(standardize_triton, "standardize", lambda x, eps: calls.append(x.shape) or original(x, eps))
+    monkeypatch.setattr(standardize_triton, "standardize",
+                        lambda x, eps, *affine: calls.append(len(affine)) or original(x, eps, *affine))
     fast = population_forward("ScanRWKV", dtype, "cuda")
     layers = 2
-    assert len(calls) == 2 * (2 + 3 * layers), f"expected every norm of both calls on the kernel, got {len(calls)}"
+    # ln_x's GroupNorm goes through the readout kernel (readout_triton); every LayerNorm, scale and
+    # shift included, through this one.
+    assert calls == [2] * 2 * (2 + 2 * layers), f"expected every LayerNorm of both calls on the kernel, got {calls}"
     monkeypatch.setattr(common, "triton_usable", lambda device: False)
     slow = population_forward("ScanRWKV", dtype, "cuda")
     for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):

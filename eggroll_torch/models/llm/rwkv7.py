@@ -67,8 +67,10 @@ def _param(common_params, name, like):
 def layer_norm(x, w, eps=1e-5):
     """LayerNorm over the last axis of ``x`` with ``w = {"weight": ..., "bias": ...}``
     (population variance, ``eps`` inside the square root); ``w``'s tensors broadcast against
-    ``x``."""
-    return _standardize(x, eps) * w["weight"] + w["bias"]
+    ``x``. On CUDA one kernel with the scale and shift (``common._fused_standardize``) where it
+    takes them."""
+    fused = _fused_standardize(x, eps, w["weight"], w["bias"])
+    return _standardize(x, eps) * w["weight"] + w["bias"] if fused is None else fused
 
 
 def _group_standardize(x, num_groups, eps):
