@@ -56,13 +56,19 @@ def _standardize_ops(x: torch.Tensor, eps) -> torch.Tensor:
     return divide_by_broadcast(x - mean(x, -1, keepdim=True), spread)
 
 
+def _own_kernels(x: torch.Tensor) -> bool:
+    """Whether the models' Triton kernels take ``x``'s op: on CUDA with Triton, unless
+    torch.compile is tracing (inductor fuses the plain ops itself; a kernel of ours is opaque to
+    it)."""
+    return x.is_cuda and triton_usable(x.device) and not torch.compiler.is_compiling()
+
+
 def _fused_standardize(x: torch.Tensor, eps, weight: torch.Tensor | None = None,
                        bias: torch.Tensor | None = None) -> torch.Tensor | None:
     """:func:`.standardize_triton.standardize` of ``x`` (and ``* weight + bias`` when given) when
     it takes them (CUDA, Triton, not under torch.compile, whose inductor fuses the plain ops
     itself, and a number ``eps``), else ``None``."""
-    if not (x.is_cuda and isinstance(eps, (int, float)) and triton_usable(x.device)
-            and not torch.compiler.is_compiling()):
+    if not (isinstance(eps, (int, float)) and _own_kernels(x)):
         return None
     from . import standardize_triton
 

@@ -40,6 +40,7 @@ from ...numerics import divide_by_broadcast, mean, sqrt, var, weak_scalar
 from ...random.triton_support import triton_usable
 from ..base_model import Model
 from ..common import EXCLUDED, MM_PARAM, PARAM, TMM, Linear, Parameter, _align_members, _fused_standardize
+from .. import common
 from ..common import call_submodule, submodule
 from ..common import layer_norm as _standardize
 from .llm import LLM
@@ -131,7 +132,7 @@ def _shift_lerps(common_params, names, x, previous, new_starts):
     torch.compile, whose inductor fuses the plain ops itself) one kernel with the same roundings
     (:mod:`.shift_triton`) instead of four launches and two per name."""
     mixes = [_param(common_params, name, x) for name in names]
-    if x.is_cuda and triton_usable(x.device) and not torch.compiler.is_compiling():
+    if common._own_kernels(x):
         from . import shift_triton
 
         if shift_triton.supports(x, previous, new_starts, mixes):
@@ -238,7 +239,7 @@ def _removal_keys(common_params, k, a, like, n_head):
     CUDA with Triton (outside torch.compile) one kernel with the same roundings
     (:mod:`.removal_triton`; its sum of squares in another order) instead of fifteen launches."""
     k_k, k_a = (_param(common_params, name, like) for name in ("k_k", "k_a"))
-    if k.is_cuda and triton_usable(k.device) and not torch.compiler.is_compiling():
+    if common._own_kernels(k):
         from . import removal_triton
 
         if removal_triton.supports(k, a, k_k, k_a, n_head):
@@ -260,7 +261,7 @@ def _gated_readout(common_params, readout, r, k, v, g):
     over the head (``r, k, v (..., T, H, S)``), times the gate ``g (..., T, C)``. On CUDA with
     Triton (outside torch.compile) one kernel with the same roundings (:mod:`.readout_triton`;
     its sums in another order) instead of about a dozen launches."""
-    if readout.is_cuda and triton_usable(readout.device) and not torch.compiler.is_compiling():
+    if common._own_kernels(readout):
         from . import readout_triton
 
         ln_x = submodule(common_params, "ln_x")
