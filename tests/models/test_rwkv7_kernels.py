@@ -3,7 +3,7 @@ CPU interpreter, against the same forward on the plain ops.
 
 The kernel files check each kernel on its own inputs; this checks the wiring: that a real noised
 population forward (per-member vectors, a second call carrying the state, resets) hands every
-LayerNorm, token shift, removal key and readout to its kernel, with the tensors and layouts the
+LayerNorm, token shift, recurrence input and readout to its kernel, with the tensors and layouts the
 kernels were checked on, and that the logits and state come out as on the plain ops. On the GPU
 ``test_*_triton.py``'s CUDA tests do the same per kernel.
 """
@@ -19,9 +19,9 @@ from eggroll_torch.random.triton_support import triton_installed
 from triton_interpreted import run_interpreted
 
 # Calls per kernel in the two forward calls of test_wkv_triton.population_forward (2 layers):
-# ln0, ln_out and two LayerNorms a layer; the time and channel mixing's shifts; one removal key
-# and one readout a layer.
-EXPECTED_CALLS = {"standardize": 2 * (2 + 2 * 2), "shift_lerps": 2 * 2 * 2, "removal_keys": 2 * 2,
+# ln0, ln_out and two LayerNorms a layer; the time and channel mixing's shifts; the recurrence's
+# inputs and one readout a layer.
+EXPECTED_CALLS = {"standardize": 2 * (2 + 2 * 2), "shift_lerps": 2 * 2 * 2, "wkv_inputs": 2 * 2,
                   "gated_readout": 2 * 2}
 
 
@@ -29,10 +29,10 @@ def interpreted_forward_checks() -> dict:
     """For float32 and bfloat16: the kernel calls of the routed forward and its results against
     the plain forward (run under ``TRITON_INTERPRET=1``, where the kernels take CPU tensors)."""
     from eggroll_torch.models import common, standardize_triton
-    from eggroll_torch.models.llm import readout_triton, removal_triton, shift_triton
+    from eggroll_torch.models.llm import readout_triton, shift_triton, wkv_inputs_triton
     from test_wkv_triton import population_forward
 
-    modules = {"standardize": standardize_triton, "shift_lerps": shift_triton, "removal_keys": removal_triton,
+    modules = {"standardize": standardize_triton, "shift_lerps": shift_triton, "wkv_inputs": wkv_inputs_triton,
                "gated_readout": readout_triton}
     results = {}
     for dtype in (torch.float32, torch.bfloat16):
