@@ -40,3 +40,12 @@ def assert_compiles_for_sm90_without_fma(kernel, signature: dict, constexprs: di
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, **options})
     assert "fma.rn" not in compiled.asm["ptx"]
     assert compiled.asm["cubin"]
+
+
+def exact_bfloat16_checks(compare_case, cases) -> dict:
+    """``{case dtype: {"ok", "detail"}}`` of ``compare_case(case, dtype, "cpu", exact_bfloat16=True)``
+    for every case in float32 and bfloat16 (a kernel file's :func:`interpreted_checks`)."""
+    import torch
+
+    return {f"{case} {dtype}": dict(zip(("ok", "detail"), compare_case(case, dtype, "cpu", exact_bfloat16=True)))
+            for dtype in (torch.float32, torch.bfloat16) for case in cases}

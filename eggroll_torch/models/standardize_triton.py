@@ -52,6 +52,25 @@ def _round_bf16(v):
 
 
 @triton.jit
+def _round(value, IS_BF16: tl.constexpr):
+    """``value`` (float32) rounded to bfloat16 when ``IS_BF16``, else as it is (float32 ops round
+    themselves)."""
+    if IS_BF16:
+        value = _round_bf16(value)
+    return value
+
+
+@triton.jit
+def _head_block(T, H, S: tl.constexpr, BLOCK_H: tl.constexpr):
+    """This program's token row ``(*lead, T, H * S)`` as ``BLOCK_H x S`` (heads x channels):
+    ``(lead index as int64, channel offsets, mask of real heads, element offsets)``."""
+    row = tl.program_id(0)
+    heads = tl.arange(0, BLOCK_H)
+    channels = heads[:, None] * S + tl.arange(0, S)[None, :]
+    return (row // T).to(tl.int64), channels, heads[:, None] < H, row.to(tl.int64) * H * S + channels
+
+
+@triton.jit
 def _load_float32(ptr, at, mask, IS_BF16: tl.constexpr):
     """The values at ``ptr + at`` as float32, zero where ``mask`` is off (bfloat16 read as its
     16-bit patterns)."""
@@ -103,13 +122,13 @@ def _standardize_kernel(x_ptr, out_ptr, weight_ptr, bias_ptr, n_rows, C, x_strid
         lead = (rows // rows_per_lead).to(tl.int64)[:, None]
         weight = _load_float32(weight_ptr, lead * weight_stride_l + cols[None, :], mask, IS_BF16)
         bias = _load_float32(bias_ptr, lead * bias_stride_l + cols[None, :], mask, IS_BF16)
-        out = out * weight
-        if IS_BF16:
-            out = _round_bf16(out)
-        out = out + bias
-        if IS_BF16:
-            out = _round_bf16(out)
+        out = _round(_round(out * weight, IS_BF16) + bias, IS_BF16)
     _store(out_ptr, rows[:, None].to(tl.int64) * out_stride + cols[None, :], out, mask, IS_BF16)
+
+
+def _as_bits(t: torch.Tensor) -> torch.Tensor:
+    """What the kernels are handed: a bfloat16 tensor as its 16-bit patterns, others as they are."""
+    return t.view(torch.int16) if t.dtype == torch.bfloat16 else t
 
 
 @functools.lru_cache(maxsize=64)
@@ -170,11 +189,10 @@ def standardize(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
     # Both constants exactly as the reference rounds them: 1 / C in float32, eps in x's dtype.
     reciprocal = _reciprocal(channels, torch.float32)
     eps_value = _rounded(eps, x.dtype)
-    as_bits = (lambda t: t.view(torch.int16)) if bf16 else (lambda t: t)
     affine = weight is not None
     rows_per_lead = x.shape[-2] if x.ndim >= 2 else 1
     _standardize_kernel[(triton.cdiv(rows.shape[0], per_program),)](
-        as_bits(rows), as_bits(out), as_bits(weight if affine else rows), as_bits(bias if affine else rows),
+        _as_bits(rows), _as_bits(out), _as_bits(weight if affine else rows), _as_bits(bias if affine else rows),
         rows.shape[0], channels, rows.stride(0), out.stride(0), rows_per_lead,
         _lead_stride(weight, x) if affine else 0, _lead_stride(bias, x) if affine else 0, reciprocal, eps_value,
         IS_BF16=bf16, AFFINE=affine, ROWS=per_program, BLOCK=block,

@@ -13,7 +13,7 @@ import torch
 from conformance.tolerances import compare
 from eggroll_torch.models.llm import rwkv7
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
-from triton_interpreted import assert_compiles_for_sm90_without_fma, run_interpreted
+from triton_interpreted import assert_compiles_for_sm90_without_fma, exact_bfloat16_checks, run_interpreted
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the readout kernel needs CUDA and triton")
@@ -73,8 +73,7 @@ def interpreted_checks() -> dict:
 
     bfloat16 must come out bit for bit: the float32 sums' last bits do not survive the rounding on
     these inputs, and the two-ULP tolerance would let a dropped rounding of a product through."""
-    return {f"{case} {dtype}": dict(zip(("ok", "detail"), compare_case(case, dtype, "cpu", exact_bfloat16=True)))
-            for dtype in (torch.float32, torch.bfloat16) for case in CASES}
+    return exact_bfloat16_checks(compare_case, CASES)
 
 
 @pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional); "
@@ -140,11 +139,9 @@ def test_rwkv7_population_forward_runs_the_kernel(dtype, monkeypatch):
     """A noised RWKV-7 population forward (per-member norm and bonus vectors) runs each layer's
     readout through the kernel, and its logits and state agree with the plain ops."""
     from eggroll_torch.models.llm import readout_triton
-    from test_wkv_triton import forward_with_and_without
+    from test_wkv_triton import assert_forwards_agree, forward_with_and_without
 
     calls, fast, slow = forward_with_and_without(readout_triton, "gated_readout", dtype, monkeypatch)
     layers = 2
     assert len(calls) == layers * 2, len(calls)
-    for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
-        result = compare(got, expected, "recurrence")
-        assert result.ok, result.message(f"{dtype} {name}")
+    assert_forwards_agree(fast, slow, str(dtype))

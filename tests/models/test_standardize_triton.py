@@ -143,7 +143,7 @@ def test_rwkv7_population_forward_runs_the_kernel(dtype, monkeypatch):
     LayerNorms a layer, each with its per-member scale and shift), and its logits and state
     agree with the same forward on the plain ops."""
     from eggroll_torch.models import standardize_triton
-    from test_wkv_triton import population_forward
+    from test_wkv_triton import assert_forwards_agree, population_forward
 
     calls = []
     original = standardize_triton.standardize
@@ -156,6 +156,4 @@ def test_rwkv7_population_forward_runs_the_kernel(dtype, monkeypatch):
     assert calls == [2] * 2 * (2 + 2 * layers), f"expected every LayerNorm of both calls on the kernel, got {calls}"
     monkeypatch.setattr(common, "triton_usable", lambda device: False)
     slow = population_forward("ScanRWKV", dtype, "cuda")
-    for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
-        result = compare(got, expected, "recurrence")
-        assert result.ok, result.message(f"{dtype} {name}")
+    assert_forwards_agree(fast, slow, str(dtype))

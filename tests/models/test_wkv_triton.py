@@ -201,6 +201,14 @@ def population_forward(variant, dtype, device):
     return results
 
 
+def assert_forwards_agree(fast, slow, label: str) -> None:
+    """Two :func:`population_forward` results (logits and state of each call) agree under the
+    ``recurrence`` tolerance."""
+    for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
+        result = compare(got, expected, "recurrence")
+        assert result.ok, result.message(f"{label} {name}")
+
+
 def forward_with_and_without(kernel_module, function: str, dtype, monkeypatch):
     """``(calls, fast, slow)``: :func:`population_forward` (ScanRWKV on CUDA) with every call of
     ``kernel_module.function`` recorded (its positional arguments), then again with the module's
@@ -229,10 +237,7 @@ def test_population_forward_dispatches_to_kernel(variant, dtype, monkeypatch):
     fast = population_forward(variant, dtype, "cuda")
     assert launches == [True] * 4, "every layer of both calls runs the kernel, writing its state in place"
     monkeypatch.setattr(rwkv7, "triton_usable", lambda device: False)
-    slow = population_forward(variant, dtype, "cuda")
-    for name, got, expected in zip(("logits 1", "state 1", "logits 2", "state 2"), fast, slow):
-        result = compare(got, expected, "recurrence")
-        assert result.ok, result.message(f"{variant} {dtype} {name}")
+    assert_forwards_agree(fast, population_forward(variant, dtype, "cuda"), f"{variant} {dtype}")
 
 
 def interpreted_checks() -> dict:

@@ -30,7 +30,8 @@ import triton
 import triton.language as tl
 
 from ...numerics import _reciprocal
-from ..standardize_triton import _OPTIONS, _load_float32, _round_bf16, _rounded, _standardized, _store
+from ..standardize_triton import (_OPTIONS, _as_bits, _head_block, _load_float32, _round, _rounded, _standardized,
+                                  _store)
 
 __all__ = ["supports", "gated_readout"]
 
@@ -41,22 +42,10 @@ _MAX_CHANNELS = 8192
 
 
 @triton.jit
-def _round(value, IS_BF16: tl.constexpr):
-    if IS_BF16:
-        value = _round_bf16(value)
-    return value
-
-
-@triton.jit
 def _gated_readout_kernel(readout_ptr, weight_ptr, bias_ptr, r_ptr, k_ptr, v_ptr, r_k_ptr, g_ptr, out_ptr,
                           T, H, weight_stride_l, bias_stride_l, r_k_stride_l, reciprocal, eps,
                           S: tl.constexpr, BLOCK_H: tl.constexpr, IS_BF16: tl.constexpr):
-    row = tl.program_id(0)
-    lead = (row // T).to(tl.int64)
-    heads = tl.arange(0, BLOCK_H)
-    channels = heads[:, None] * S + tl.arange(0, S)[None, :]
-    mask = heads[:, None] < H
-    at = row.to(tl.int64) * H * S + channels
+    lead, channels, mask, at = _head_block(T, H, S, BLOCK_H)
     normed = _standardized(_load_float32(readout_ptr, at, mask, IS_BF16), mask, reciprocal, eps, IS_BF16)
     weight = _load_float32(weight_ptr, lead * weight_stride_l + channels, mask, IS_BF16)
     bias = _load_float32(bias_ptr, lead * bias_stride_l + channels, mask, IS_BF16)
@@ -121,11 +110,10 @@ def gated_readout(readout, weight, bias, r, k, v, r_k, g, eps: float) -> torch.T
     lead, tokens, channels = tuple(r.shape[:-3]), r.shape[-3], heads * size
     out = torch.empty_like(readout)
     bf16 = readout.dtype == torch.bfloat16
-    as_bits = (lambda t: t.view(torch.int16)) if bf16 else (lambda t: t)
     strides = [_lead_stride(p, lead, channels) for p in (weight, bias, r_k)]
     block_h = triton.next_power_of_2(heads)
     _gated_readout_kernel[(math.prod(lead) * tokens,)](
-        *(as_bits(t) for t in (readout, weight, bias, r, k, v, r_k, g, out)), tokens, heads, *strides,
+        *(_as_bits(t) for t in (readout, weight, bias, r, k, v, r_k, g, out)), tokens, heads, *strides,
         _reciprocal(size, torch.float32), _rounded(eps, readout.dtype), S=size, BLOCK_H=block_h, IS_BF16=bf16,
         num_warps=4 if block_h * size <= 2048 else 8, **_OPTIONS,
     )

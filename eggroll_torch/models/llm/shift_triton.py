@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..standardize_triton import _OPTIONS, _load_float32, _round_bf16, _store
+from ..standardize_triton import _OPTIONS, _as_bits, _load_float32, _round, _store
 
 __all__ = ["supports", "shift_lerps"]
 
@@ -43,11 +43,7 @@ _BLOCK = 1024
 @triton.jit
 def _lerp_into(out_ptr, at, mask, mix_ptr, mix_at, x, delta, IS_BF16: tl.constexpr):
     mix = _load_float32(mix_ptr, mix_at, mask, IS_BF16)
-    if IS_BF16:
-        value = _round_bf16(x + _round_bf16(delta * mix))
-    else:
-        value = x + delta * mix
-    _store(out_ptr, at, value, mask, IS_BF16)
+    _store(out_ptr, at, _round(x + _round(delta * mix, IS_BF16), IS_BF16), mask, IS_BF16)
 
 
 @triton.jit
@@ -68,9 +64,7 @@ def _shift_lerp_kernel(x_ptr, previous_ptr, starts_ptr, out_ptr, m0_ptr, m1_ptr,
         shifted = _load_float32(previous_ptr, lead.to(tl.int64) * previous_stride_l + cols, mask, IS_BF16)
     reset = tl.load(starts_ptr + lead.to(tl.int64) * starts_stride_l + t.to(tl.int64) * starts_stride_t)
     shifted = tl.where(reset != 0, 0.0, shifted)
-    delta = shifted - x
-    if IS_BF16:
-        delta = _round_bf16(delta)
+    delta = _round(shifted - x, IS_BF16)
     at = row.to(tl.int64) * C + cols
     mix_at = lead.to(tl.int64) * mix_stride_l + cols
     _lerp_into(out_ptr, at, mask, m0_ptr, mix_at, x, delta, IS_BF16)
@@ -139,11 +133,10 @@ def shift_lerps(x: torch.Tensor, previous: torch.Tensor, new_starts: torch.Tenso
     mix_stride = _mix_layout(mixes, lead, channels)
     out = torch.empty((len(mixes), members * tokens, channels), dtype=x.dtype, device=x.device)
     bf16 = x.dtype == torch.bfloat16
-    as_bits = (lambda t: t.view(torch.int16)) if bf16 else (lambda t: t)
-    pointers = [as_bits(m) for m in mixes] + [as_bits(mixes[0])] * (_MAX_MIXES - len(mixes))
+    pointers = [_as_bits(m) for m in mixes] + [_as_bits(mixes[0])] * (_MAX_MIXES - len(mixes))
     block = min(_BLOCK, triton.next_power_of_2(channels))
     _shift_lerp_kernel[(members * tokens, triton.cdiv(channels, block))](
-        as_bits(rows), as_bits(carried), starts, as_bits(out), *pointers, tokens, channels, rows.stride(0),
+        _as_bits(rows), _as_bits(carried), starts, _as_bits(out), *pointers, tokens, channels, rows.stride(0),
         rows.stride(1), carried.stride(0), starts_stride_l, starts.stride(1), out.stride(0), mix_stride,
         N_MIX=len(mixes), IS_BF16=bf16, BLOCK=block, num_warps=4, **_OPTIONS,
     )

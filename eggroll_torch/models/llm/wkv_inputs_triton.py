@@ -29,8 +29,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ..standardize_triton import _OPTIONS, _load_float32, _rounded, _store
-from .readout_triton import _MAX_CHANNELS, _MAX_HEAD, _lead_stride, _round
+from ..standardize_triton import _OPTIONS, _as_bits, _head_block, _load_float32, _round, _rounded, _store
+from .readout_triton import _MAX_CHANNELS, _MAX_HEAD, _lead_stride
 
 __all__ = ["supports", "wkv_inputs"]
 
@@ -41,12 +41,7 @@ _DTYPES = (torch.float32, torch.bfloat16)
 def _wkv_inputs_kernel(k_ptr, a_ptr, k_k_ptr, k_a_ptr, softplus_ptr, v_ptr, v_first_ptr, gate_ptr, out_ptr, T, H,
                        k_k_stride_l, k_a_stride_l, out_stride, floor, S: tl.constexpr, BLOCK_H: tl.constexpr,
                        IS_BF16: tl.constexpr, MIX_V: tl.constexpr):
-    row = tl.program_id(0)
-    lead = (row // T).to(tl.int64)
-    heads = tl.arange(0, BLOCK_H)
-    channels = heads[:, None] * S + tl.arange(0, S)[None, :]
-    mask = heads[:, None] < H
-    at = row.to(tl.int64) * H * S + channels
+    lead, channels, mask, at = _head_block(T, H, S, BLOCK_H)
     k = _load_float32(k_ptr, at, mask, IS_BF16)
     a = _load_float32(a_ptr, at, mask, IS_BF16)
     kk = _round(k * _load_float32(k_k_ptr, lead * k_k_stride_l + channels, mask, IS_BF16), IS_BF16)
@@ -110,10 +105,9 @@ def wkv_inputs(k, a, k_k, k_a, softplus, v, v_first, gate, heads: int, floor: fl
     mix = gate is not None
     out = torch.empty((5 if mix else 4, rows, channels), dtype=k.dtype, device=k.device)
     bf16 = k.dtype == torch.bfloat16
-    as_bits = (lambda t: t.view(torch.int16)) if bf16 else (lambda t: t)
     block_h = triton.next_power_of_2(heads)
     _wkv_inputs_kernel[(rows,)](
-        *(as_bits(t) for t in (k, a, k_k, k_a, softplus, v, v_first if mix else v, gate if mix else v, out)),
+        *(_as_bits(t) for t in (k, a, k_k, k_a, softplus, v, v_first if mix else v, gate if mix else v, out)),
         tokens, heads, _lead_stride(k_k, lead, channels), _lead_stride(k_a, lead, channels), out.stride(0),
         _rounded(floor, k.dtype), S=size, BLOCK_H=block_h, IS_BF16=bf16, MIX_V=mix,
         num_warps=4 if block_h * size <= 2048 else 8, **_OPTIONS,
