@@ -20,7 +20,7 @@ from typing import Callable
 from . import adapters
 from .checks import REGISTRY
 from .golden import VectorStore
-from .reference import Reference, live_reference
+from .reference import reference_for
 from .results import CheckResult
 from .runner import run_check
 
@@ -30,9 +30,8 @@ _WORKER: dict = {}
 
 def _start_worker(backends: list[str] | None, vectors_dir: str | None) -> None:
     resolved = adapters.resolve_all(backends)
-    store = VectorStore(vectors_dir)
     _WORKER["adapters"] = resolved.adapters
-    _WORKER["reference"] = Reference(store if store.exists() else None, live_reference(resolved.adapters))
+    _WORKER["reference"] = reference_for(VectorStore(vectors_dir), resolved.adapters)
 
 
 def _run_task(adapter_index: int, check_id: str, profile: str) -> CheckResult:

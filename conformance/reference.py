@@ -73,5 +73,12 @@ def live_reference(adapters: list):
         return None
 
 
+def reference_for(store: VectorStore, adapters: list) -> Reference:
+    """The reference of a run over ``adapters``: ``store``'s golden vectors (when its directory
+    exists), then :func:`live_reference` for cases without one. A run and its ``--jobs`` workers
+    build it alike, so a result does not depend on the process."""
+    return Reference(store if store.exists() else None, live_reference(adapters))
+
+
 def _from_entry(entry: Entry) -> Expected:
     return Expected(dict(entry.outputs), dict(entry.dtypes), dict(entry.aux), "vectors")

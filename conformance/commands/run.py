@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import adapters, environment, gate, llm_flips, parallel, runner
 from ..checks import select_checks
 from ..golden import VectorStore
-from ..reference import Reference, live_reference
+from ..reference import reference_for
 from ..trainer_checks import TRAINER_REGISTRY, Observer, run_trainer_check
 from ..report import claims, plot, port_claims, terminal, verdicts
 from ..report.outcome import RunOutcome, write_reports
@@ -86,8 +86,8 @@ def execute(backends: list[str] | None = None, profile: str = "ci", check_patter
         raise adapters.BackendUnavailable("no backend can run here: "
                                           + "; ".join(f"{k}: {v}" for k, v in resolved.unavailable.items()))
     store = VectorStore(vectors_dir)
-    live = live_reference(resolved.adapters)
-    reference = Reference(store if store.exists() else None, live)
+    reference = reference_for(store, resolved.adapters)
+    live = reference.live
     checks = select_checks(check_patterns)
 
     progress = None if quiet else terminal.Progress()
