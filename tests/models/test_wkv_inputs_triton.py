@@ -1,10 +1,12 @@
-"""What RWKV-7's recurrence reads (removal key, adjusted key, decay, mixed values) in one Triton
-kernel (eggroll_torch.models.llm.wkv_inputs_triton) against the model's plain ops
+"""What RWKV-7's recurrence reads (learning rate, removal key, adjusted key, decay, mixed values)
+in one Triton kernel (eggroll_torch.models.llm.wkv_inputs_triton) against the model's plain ops
 (``rwkv7._wkv_inputs_ops``).
 
-The kernel repeats the ops' roundings; only its float32 sum of squares runs in another order, so
-it agrees under the ``reduction`` tolerance. Without a GPU, Triton's interpreter runs it on the
-CPU in a subprocess (bfloat16 as 16-bit patterns).
+The kernel repeats the ops' roundings and torch's CUDA formulas for ``sigmoid`` and
+``logaddexp`` on libdevice; only its float32 sum of squares runs in another order, so it agrees
+under the ``reduction`` tolerance. Without a GPU, Triton's interpreter runs it on the CPU in a
+subprocess (bfloat16 as 16-bit patterns, numpy's ``exp``/``log1p`` for libdevice's); on CUDA the
+gates are also checked over every bfloat16 input.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ NAMES = ("-kk", "kk * a", "adjusted k", "w", "v")
 
 
 def _inputs(case, dtype, device, seed=0):
-    """``(k, a, k_k, k_a, softplus, v, v_first, gate, heads)`` as the model passes them."""
+    """``(k, a_low, a0, k_k, k_a, w_low, w0, v, v_first, v_low, v0, heads)`` as the model passes
+    them; the decay's pre-activation spans softplus's linear and exponential ends."""
     lead, tokens, heads, size, per_member, mix = case
     gen = torch.Generator().manual_seed(seed)
 
@@ -40,13 +43,13 @@ def _inputs(case, dtype, device, seed=0):
     k = normal(*rows, scale=2.0)
     if k.numel() > size:
         k.reshape(-1, size)[0] = 0  # a zero head: its norm is floored
-    a = normal(*rows).sigmoid()
     vector = (*lead, 1, channels) if per_member else (channels,)
+    a_low, a0 = normal(*rows), normal(*vector)
     k_k, k_a = normal(*vector, shift=0.8), normal(*vector, scale=0.5)
-    softplus = torch.nn.functional.softplus(normal(*rows, scale=2.0))
+    w_low, w0 = normal(*rows, scale=6.0), normal(*vector, scale=4.0)
     v, v_first = normal(*rows), normal(*rows)
-    gate = normal(*rows).sigmoid() if mix else None
-    return k, a, k_k, k_a, softplus, v, v_first if mix else None, gate, heads
+    v_low, v0 = (normal(*rows, scale=3.0), normal(*vector)) if mix else (None, None)
+    return k, a_low, a0, k_k, k_a, w_low, w0, v, v_first if mix else None, v_low, v0, heads
 
 
 def compare_case(case, dtype, device, exact_bfloat16=False) -> tuple[bool, str]:
@@ -88,26 +91,30 @@ def test_kernel_matches_the_plain_wkv_inputs_interpreted():
 @pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional)")
 def test_kernel_refuses_what_it_does_not_take():
     """Other dtypes, mixed dtypes, heads that do not split the channels into power-of-two widths,
-    non-contiguous inputs, misshaped vectors, a gate without ``v_first`` and inputs that want
+    non-contiguous inputs, misshaped vectors, a value mix without ``v_first`` or ``v0`` and inputs that want
     autograd stay on the plain ops; a direct call says what the kernel takes."""
     from eggroll_torch.models.llm.wkv_inputs_triton import supports, wkv_inputs
 
-    k, a, k_k, k_a, softplus, v, v_first, gate, heads = _inputs(CASES[1], torch.float32, "cpu")
-    tensors = [k, a, k_k, k_a, softplus, v, v_first, gate]
+    *tensors, heads = _inputs(CASES[1], torch.float32, "cpu")
+    k, a_low, a0, k_k, k_a, w_low, w0, v, v_first, v_low, v0 = tensors
 
     def changed(index, value, heads=heads):
         return supports(*[value if i == index else t for i, t in enumerate(tensors)], heads)
 
     assert supports(*tensors, heads)
     assert not supports(*[t.half() for t in tensors], heads)
-    assert not changed(1, a.double())
+    assert not changed(1, a_low.double())
+    assert not changed(10, v0.double())
     assert not supports(*tensors, 3)
-    wide = _inputs(CASES[4], torch.float32, "cpu")[:8]  # 160 channels
+    wide = _inputs(CASES[4], torch.float32, "cpu")[:11]  # 160 channels
     assert supports(*wide, 5) and not supports(*wide, 32)
     assert not changed(0, k.transpose(0, 1).contiguous().transpose(0, 1))
-    assert not changed(2, k_k[..., :-1])
-    assert not changed(6, None)
-    assert not changed(4, softplus[..., :-1])
+    assert not changed(3, k_k[..., :-1])
+    assert not changed(2, a0[..., :-1])
+    assert not changed(8, None)
+    assert not changed(10, None)
+    assert supports(*tensors[:8], None, None, None, heads)
+    assert not changed(5, w_low[..., :-1])
     assert not changed(0, k.requires_grad_())
     with pytest.raises(ValueError, match="float32 or bfloat16"):
         wkv_inputs(*[t.half() for t in tensors], heads, 1e-12)
@@ -116,15 +123,17 @@ def test_kernel_refuses_what_it_does_not_take():
 @pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional)")
 @pytest.mark.parametrize("bf16", [True, False], ids=["bfloat16", "float32"])
 def test_kernel_compiles_for_sm90_without_fused_multiply_adds(bf16):
-    from eggroll_torch.models.llm.wkv_inputs_triton import _OPTIONS, _wkv_inputs_kernel
+    from eggroll_torch.models.llm.wkv_inputs_triton import _KERNEL_OPTIONS, _wkv_inputs_kernel
 
     pointer = "*i16" if bf16 else "*fp32"
-    signature = {**{name: pointer for name in ("k_ptr", "a_ptr", "k_k_ptr", "k_a_ptr", "softplus_ptr", "v_ptr",
-                                               "v_first_ptr", "gate_ptr", "out_ptr")},
-                 **{name: "i32" for name in ("T", "H", "k_k_stride_l", "k_a_stride_l", "out_stride")},
+    signature = {**{name: pointer for name in ("k_ptr", "a_low_ptr", "a0_ptr", "k_k_ptr", "k_a_ptr", "w_low_ptr",
+                                               "w0_ptr", "v_ptr", "v_first_ptr", "v_low_ptr", "v0_ptr", "out_ptr")},
+                 **{name: "i32" for name in ("T", "H", "a0_stride_l", "k_k_stride_l", "k_a_stride_l", "w0_stride_l",
+                                             "v0_stride_l", "out_stride")},
                  "floor": "fp32"}
     assert_compiles_for_sm90_without_fma(_wkv_inputs_kernel, signature,
-                                         {"S": 64, "BLOCK_H": 16, "IS_BF16": bf16, "MIX_V": True}, _OPTIONS)
+                                         {"S": 64, "BLOCK_H": 16, "IS_BF16": bf16, "MIX_V": True}, _KERNEL_OPTIONS,
+                                         libdevice_calls={"exp": 3, "log1p": 1}, block=16 * 64)
 
 
 @pytest.mark.cuda
@@ -134,6 +143,40 @@ def test_kernel_compiles_for_sm90_without_fused_multiply_adds(bf16):
 def test_kernel_matches_the_plain_wkv_inputs(case, dtype):
     ok, detail = compare_case(case, dtype, "cuda")
     assert ok, detail
+
+
+def _every_preactivation(dtype, device):
+    """Inputs whose ``a_low``, ``w_low`` and ``v_low`` run over every bfloat16 bit pattern (NaN
+    and infinities included; for float32 a million values spread over its exponents) with zero
+    biases, so that the sigmoids and the softplus meet each input value itself."""
+    if dtype == torch.bfloat16:
+        values = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    else:
+        gen = torch.Generator().manual_seed(1)
+        values = torch.randn(2 ** 20, generator=gen) * torch.exp2(torch.randint(-30, 8, (2 ** 20,), generator=gen))
+    heads, size = 4, 64
+    rows = values.to(device).reshape(1, -1, heads * size)
+    zeros = torch.zeros(heads * size, dtype=dtype, device=device)
+    ones = torch.ones_like(rows)
+    return (ones, rows, zeros, zeros + 1, zeros, rows.flip(-1).contiguous(), zeros, ones, ones * 2,
+            rows.roll(1, -2), zeros, heads)
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_kernel_gates_match_torch_on_every_preactivation(dtype):
+    """libdevice's ``expf`` and ``log1pf`` in the kernel give torch's CUDA ``sigmoid`` and
+    ``logaddexp`` bits: the learning rate (``kk * a`` with unit ``kk`` reads it back), the
+    decay and the value mix agree exactly over every bfloat16 input."""
+    from eggroll_torch.models.llm.wkv_inputs_triton import wkv_inputs
+
+    inputs = _every_preactivation(dtype, "cuda")
+    got = wkv_inputs(*inputs, rwkv7._KK_NORM_FLOOR)
+    expected = rwkv7._wkv_inputs_ops(*inputs)
+    for name, g, e in zip(NAMES, got, expected):
+        result = compare(g, e.reshape(g.shape), "exact")
+        assert result.ok, result.message(name)
 
 
 @pytest.mark.cuda

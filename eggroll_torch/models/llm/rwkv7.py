@@ -197,23 +197,20 @@ class TimeMixing(Model):
                                               new_starts)
 
         r = call_submodule(Linear, "receptance", common_params, xr)
-        # The decay's softplus: the log-log decay is w = -softplus - 0.5 (see _wkv_inputs).
-        softplus = _softplus(-(_param(common_params, "w0", x) + _low_rank(common_params, "w1", "w2", xw, torch.tanh)))
         k = call_submodule(Linear, "key", common_params, xk)
         v = call_submodule(Linear, "value", common_params, xv)
-
-        # Value residual: layer 0 publishes its values; the others blend towards them.
-        v_gate = None
-        if layer_id == 0:
-            v_first = v
-        else:
-            v_gate = torch.sigmoid(_param(common_params, "v0", x) + _low_rank(common_params, "v1", "v2", xv))
-
-        a = torch.sigmoid(_param(common_params, "a0", x) + _low_rank(common_params, "a1", "a2", xa))
+        # The low-rank parts of the decay, the in-context learning rate and (past layer 0) the value
+        # gate; _wkv_inputs adds their biases and applies softplus / sigmoid.
+        decay_low = _low_rank(common_params, "w1", "w2", xw, torch.tanh)
+        rate_low = _low_rank(common_params, "a1", "a2", xa)
+        gate_low = None if layer_id == 0 else _low_rank(common_params, "v1", "v2", xv)
         g = _low_rank(common_params, "g1", "g2", xg, torch.sigmoid)
 
-        neg_kk, kk_a, k, w, v = _wkv_inputs(common_params, k, a, softplus, v, None if v_gate is None else v_first,
-                                            v_gate, x, H)
+        # Value residual: layer 0 publishes its values; the others blend towards them.
+        if layer_id == 0:
+            v_first = v
+        neg_kk, kk_a, k, w, v = _wkv_inputs(common_params, k, rate_low, decay_low, v,
+                                            None if gate_low is None else v_first, gate_low, x, H)
         heads = [val.reshape(*lead, n_tokens, H, S) for val in (r, w, k, v, neg_kk, kk_a)]
         shift = _at_length(x, length)[..., None, :]
         previous = state[..., 1:, :].reshape(*lead, H, S, S)
@@ -232,31 +229,42 @@ class TimeMixing(Model):
 _KK_NORM_FLOOR = 1e-12
 
 
-def _wkv_inputs(common_params, k, a, softplus, v, v_first, v_gate, like, n_head):
-    """``(-kk, kk * a, k * (1 + (a - 1) * k_a), w, v)``, what the recurrence reads besides ``r``, from
-    keys ``k``, learning rates ``a``, the decay's ``softplus`` and values ``v (..., T, C)``:
-    ``kk``, the removal key, is each head's unit vector of ``k * k_k`` (its norm floored at
-    ``1e-12``), then the adjusted key; ``w = -softplus - 0.5`` is the log-log decay, so the decay
-    ``exp(-exp(w))`` lies in ``(exp(-exp(-0.5)), 1)``; ``v`` is mixed towards ``v_first`` by
-    ``v_gate`` when both are given (every layer but the first). ``k_k``, ``k_a`` are noised and
-    aligned with ``like``. On CUDA with Triton (outside torch.compile) one kernel with the same
-    roundings (:mod:`.wkv_inputs_triton`; its sum of squares in another order) instead of about
-    twenty launches."""
-    k_k, k_a = (_param(common_params, name, like) for name in ("k_k", "k_a"))
+def _wkv_inputs(common_params, k, rate_low, decay_low, v, v_first, gate_low, like, n_head):
+    """``(-kk, kk * a, k * (1 + (a - 1) * k_a), w, v)``, what the recurrence reads besides ``r``,
+    from keys ``k``, values ``v`` and the low-rank parts ``rate_low``, ``decay_low`` and
+    ``gate_low`` ``(..., T, C)`` of the learning rate, the decay and the value gate:
+
+    - ``a = sigmoid(a0 + rate_low)``, the in-context learning rate;
+    - ``kk``, the removal key, each head's unit vector of ``k * k_k`` (its norm floored at
+      ``1e-12``), then the adjusted key;
+    - ``w = -softplus(-(w0 + decay_low)) - 0.5``, the log-log decay, so the decay
+      ``exp(-exp(w))`` lies in ``(exp(-exp(-0.5)), 1)`` (softplus as ``jax.nn.softplus``:
+      ``logaddexp(x, 0)``, no threshold);
+    - ``v`` mixed towards ``v_first`` by ``sigmoid(v0 + gate_low)`` when both are given (every
+      layer but the first).
+
+    ``k_k``, ``k_a``, ``a0``, ``w0``, ``v0`` are noised and aligned with ``like``. On CUDA with
+    Triton (outside torch.compile) one kernel with the same roundings and torch's CUDA formulas
+    for the transcendentals (:mod:`.wkv_inputs_triton`; its sum of squares in another order)
+    instead of about thirty launches."""
+    k_k, k_a, a0, w0 = (_param(common_params, name, like) for name in ("k_k", "k_a", "a0", "w0"))
+    v0 = None if gate_low is None else _param(common_params, "v0", like)
     if common._own_kernels(k):
         from . import wkv_inputs_triton
 
-        if wkv_inputs_triton.supports(k, a, k_k, k_a, softplus, v, v_first, v_gate, n_head):
-            return wkv_inputs_triton.wkv_inputs(k, a, k_k, k_a, softplus, v, v_first, v_gate, n_head, _KK_NORM_FLOOR)
-    return _wkv_inputs_ops(k, a, k_k, k_a, softplus, v, v_first, v_gate, n_head)
+        if wkv_inputs_triton.supports(k, rate_low, a0, k_k, k_a, decay_low, w0, v, v_first, gate_low, v0, n_head):
+            return wkv_inputs_triton.wkv_inputs(k, rate_low, a0, k_k, k_a, decay_low, w0, v, v_first, gate_low, v0,
+                                                n_head, _KK_NORM_FLOOR)
+    return _wkv_inputs_ops(k, rate_low, a0, k_k, k_a, decay_low, w0, v, v_first, gate_low, v0, n_head)
 
 
-def _wkv_inputs_ops(k, a, k_k, k_a, softplus, v, v_first, v_gate, n_head):
+def _wkv_inputs_ops(k, rate_low, a0, k_k, k_a, decay_low, w0, v, v_first, gate_low, v0, n_head):
     """:func:`_wkv_inputs` as the reference's sequence of ops, from the noised vectors."""
-    w = -softplus
+    a = torch.sigmoid(a0 + rate_low)
+    w = -_softplus(-(w0 + decay_low))
     w = w - weak_scalar(0.5, w)
-    if v_gate is not None:
-        v = v + (v_first - v) * v_gate
+    if gate_low is not None:
+        v = v + (v_first - v) * torch.sigmoid(v0 + gate_low)
     kk = (k * k_k).reshape(*k.shape[:-1], n_head, -1)
     norm = torch.linalg.vector_norm(kk, dim=-1, keepdim=True)
     kk = divide_by_broadcast(kk, torch.maximum(norm, weak_scalar(_KK_NORM_FLOOR, norm))).reshape(k.shape)
