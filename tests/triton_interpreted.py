@@ -60,6 +60,20 @@ def numpy_libdevice() -> None:
         setattr(libdevice, name, with_semantic(getattr(libdevice, name)))
 
 
+# libdevice's expf calls the hardware's ex2 in its flush-to-zero form whether or not subnormals are
+# kept (its argument is range-reduced first); every other .ftz instruction comes from linking
+# libdevice with flushing on, which torch's CUDA build does not do.
+_FTZ_OF_LIBDEVICE = {"ex2.approx.ftz.f32"}
+
+
+def assert_keeps_subnormals(ptx: str) -> None:
+    """The PTX of a kernel calling libdevice was linked without flushing subnormals."""
+    import re
+
+    flushing = set(re.findall(r"\b[a-z0-9]+(?:\.[a-z0-9]+)*\.ftz[.a-z0-9]*", ptx)) - _FTZ_OF_LIBDEVICE
+    assert not flushing, f"linked with libdevice's flush-to-zero paths: {sorted(flushing)}"
+
+
 def assert_compiles_for_sm90_without_fma(kernel, signature: dict, constexprs: dict, options: dict, *,
                                          libdevice_calls: dict | None = None, block: int = 0) -> None:
     """``kernel`` compiled for an H100 (sm_90) with ``options`` (no GPU needed: Triton ships
@@ -80,6 +94,8 @@ def assert_compiles_for_sm90_without_fma(kernel, signature: dict, constexprs: di
         source = ASTSource(kernel, {**signature, **{name: "constexpr" for name in constexprs}}, constexprs=constexprs)
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, **options})
         assert compiled.asm["cubin"]
+        if libdevice_calls:
+            assert_keeps_subnormals(compiled.asm["ptx"])
         return len(re.findall(r"\bfma\.rn", compiled.asm["ptx"]))
 
     expected = 0

@@ -13,14 +13,14 @@ arithmetic, which only the CUDA tests check.
 """
 from __future__ import annotations
 
-
+import numpy as np
 import pytest
 import torch
 
 from conformance.tolerances import compare
 from eggroll_torch.models.llm import rwkv7
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
-from triton_interpreted import run_interpreted
+from triton_interpreted import assert_keeps_subnormals, run_interpreted
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the WKV kernel needs CUDA and triton")
@@ -80,28 +80,59 @@ def _laid_out(s, layout):
     return buffer[..., 1, :, :, :]
 
 
-def compare_case(case, dtype, device, loop, layout="contiguous", into=False):
+def compare_case(case, dtype, device, loop, layout="contiguous", into=False, log_decay=False):
     """``(readouts, kept state)`` comparisons of the kernel against ``loop(r, w, k, v, a, b, s,
     length, new_starts)`` (the token loop, log-log decays) for one case of :data:`CASES`, the
     state laid out as :func:`_laid_out` says. ``into``: the kernel writes the state into ``out``,
-    every member's block one of two in a NaN-filled buffer, and must leave the other untouched."""
+    every member's block one of two in a NaN-filled buffer, and must leave the other untouched.
+    ``log_decay``: the kernel is handed the log-log decays and forms the decays itself."""
     from eggroll_torch.models.llm.wkv_triton import supports, wkv7
 
     lead, n_tokens, n_head, size, length, resets = case
     r, w, k, v, a, b, s, flags = wkv_inputs(lead, n_tokens, n_head, size, resets, dtype, device)
     s = _laid_out(s, layout)
     kept_loop, out_loop = loop(r, w, k, v, a, b, s, _length(length, device), flags)
-    decay = torch.exp(-torch.exp(w))
+    decay = w if log_decay else torch.exp(-torch.exp(w))
     assert supports(r, decay, k, v, a, b, s, flags)
     if not into:
-        kept, out = wkv7(r, decay, k, v, a, b, s, _length(length, device), flags)
+        kept, out = wkv7(r, decay, k, v, a, b, s, _length(length, device), flags, log_decay=log_decay)
         return compare(out, out_loop, "recurrence"), compare(kept, kept_loop, "recurrence")
     buffer = torch.full((*s.shape[:-3], 2, *s.shape[-3:]), float("nan"), dtype=s.dtype, device=s.device)
     target = buffer[..., 1, :, :, :]
-    kept, out = wkv7(r, decay, k, v, a, b, s, _length(length, device), flags, out=target)
+    kept, out = wkv7(r, decay, k, v, a, b, s, _length(length, device), flags, out=target, log_decay=log_decay)
     assert kept is target, "wkv7(out=...) returns out itself"
     assert torch.isnan(buffer[..., 0, :, :, :]).all(), "wkv7(out=...) wrote outside out"
     return compare(out, out_loop, "recurrence"), compare(kept, kept_loop, "recurrence")
+
+
+def _float32_exp(x):
+    """``exp(x)`` in float64, rounded to float32 and then to ``x``'s dtype: what the kernel makes
+    of a float32 ``expf`` that is correctly rounded (the interpreter's stand-in)."""
+    return torch.from_numpy(np.exp(x.double().numpy())).float().to(x.dtype)
+
+
+def decay_case(dtype, device, reference, count=2 ** 16):
+    """The decay the kernel forms from log-log decays ``w``, exactly against ``exp(-exp(w))``
+    with each exp rounded to the dtype: torch's ops (``reference="torch"``) or
+    :func:`_float32_exp` (``"float32 exp"``). One token from a state of ones with zero keys,
+    values, removal and replacement leaves exactly ``1 * decay`` in every row of the state.
+    ``w`` runs over every bfloat16 bit pattern (NaN and infinities included), else ``count``
+    values (a multiple of 64) spread over the exponents of float32 (or float16's range)."""
+    from eggroll_torch.models.llm.wkv_triton import wkv7
+
+    if dtype == torch.bfloat16:
+        w = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    else:
+        gen = torch.Generator().manual_seed(2)
+        w = torch.randn(count, generator=gen) * torch.exp2(torch.randint(-24, 4, (count,), generator=gen))
+    heads, size = 4, 16
+    w = w.to(device=device, dtype=dtype).reshape(-1, 1, heads, size)
+    zeros = torch.zeros_like(w)
+    s = torch.ones(w.shape[0], heads, size, size, dtype=dtype, device=device)
+    kept, _ = wkv7(zeros, w, zeros, zeros, zeros, zeros, s, 1, torch.zeros(1, dtype=torch.bool, device=device),
+                   log_decay=True)
+    expected = torch.exp(-torch.exp(w)) if reference == "torch" else _float32_exp(-_float32_exp(w))
+    return compare(kept, expected.reshape(-1, heads, 1, size).expand_as(kept), "exact")
 
 
 def _assert_ok(comparisons, what):
@@ -159,6 +190,48 @@ def test_kernel_writes_state_into_out(case, dtype, token_loop):
     """``out``, a strided slice of a larger buffer, receives the loop's kept state, and nothing
     else of the buffer is written."""
     _assert_ok(compare_case(case, dtype, "cuda", token_loop, into=True), f"{case} {dtype} into out")
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+def test_kernel_forms_torchs_decay_bit_for_bit(dtype):
+    """Handed log-log decays, the kernel's decay is torch's CUDA ``exp(-exp(w))`` exactly (every
+    bfloat16 input; 65,536 float32 and float16 ones)."""
+    result = decay_case(dtype, "cuda", "torch")
+    assert result.ok, result.message(f"decay {dtype}")
+
+
+@pytest.mark.cuda
+@NEEDS_KERNEL
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("case", [CASES[1], CASES[4]], ids=["member", "tensor_length"])
+def test_kernel_with_log_decays_matches_token_loop(case, dtype, token_loop):
+    """Kept state and readouts when the kernel forms the decays itself, against the loop."""
+    _assert_ok(compare_case(case, dtype, "cuda", token_loop, log_decay=True), f"{case} {dtype} log decay")
+
+
+@pytest.mark.skipif(not triton_installed(), reason="triton is not installed (it is optional)")
+@pytest.mark.parametrize("pointer", ["*bf16", "*fp32", "*fp16"])
+def test_kernel_forming_decays_compiles_for_sm90(pointer):
+    """The kernel with libdevice's ``expf`` linked (no GPU needed: Triton ships ptxas) compiles
+    for an H100, subnormals kept (the ftz build of libdevice fails it)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from eggroll_torch.models.llm.wkv_triton import _LIBDEVICE_OPTIONS, _wkv7_kernel
+
+    signature = {**{name: pointer for name in ("r_ptr", "w_ptr", "k_ptr", "v_ptr", "a_ptr", "b_ptr", "s_ptr",
+                                               "out_ptr", "kept_ptr")},
+                 "reset_ptr": "*u8", "length_ptr": "*i32",
+                 **{name: "i32" for name in ("T", "H", "s_stride_b", "kept_stride_b", "reset_stride_b",
+                                             "reset_stride_t")},
+                 "S": "constexpr", "ROWS": "constexpr", "LOG_DECAY": "constexpr"}
+    source = ASTSource(_wkv7_kernel, signature, constexprs={"S": 64, "ROWS": 16, "LOG_DECAY": True})
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 2, **_LIBDEVICE_OPTIONS})
+    assert compiled.asm["cubin"]
+    assert_keeps_subnormals(compiled.asm["ptx"])
 
 
 def test_kernel_rejects_an_out_it_cannot_write():
@@ -232,10 +305,11 @@ def test_population_forward_dispatches_to_kernel(variant, dtype, monkeypatch):
 
     launches = []
     original = wkv_triton.wkv7
-    monkeypatch.setattr(wkv_triton, "wkv7", lambda *args, out=None: launches.append(out is not None) or original(
-        *args, out=out))
+    monkeypatch.setattr(wkv_triton, "wkv7", lambda *args, out=None, log_decay=False: launches.append(
+        (out is not None, log_decay)) or original(*args, out=out, log_decay=log_decay))
     fast = population_forward(variant, dtype, "cuda")
-    assert launches == [True] * 4, "every layer of both calls runs the kernel, writing its state in place"
+    assert launches == [(True, True)] * 4, \
+        "every layer of both calls runs the kernel, forming the decays and writing its state in place"
     monkeypatch.setattr(rwkv7, "triton_usable", lambda device: False)
     assert_forwards_agree(fast, population_forward(variant, dtype, "cuda"), f"{variant} {dtype}")
 
@@ -247,11 +321,16 @@ def interpreted_checks() -> dict:
     runs = [(case, dtype, "contiguous") for dtype in (torch.float32, torch.float16) for case in INTERPRETED]
     runs += [(INTERPRETED[1], torch.float32, layout) for layout in ("slice", "expanded")]
     runs += [(case, torch.float32, "into out") for case in INTERPRETED[1:3]]
+    runs += [(case, dtype, "log decay") for dtype in (torch.float32, torch.float16) for case in INTERPRETED[:2]]
     for case, dtype, layout in runs:
         comparisons = compare_case(case, dtype, "cpu", rwkv7.BaseRWKV.inner_loop,
-                                   "contiguous" if layout == "into out" else layout, into=layout == "into out")
+                                   layout if layout in ("slice", "expanded") else "contiguous",
+                                   into=layout == "into out", log_decay=layout == "log decay")
         results[f"{case} {dtype} {layout}"] = {"ok": all(c.ok for c in comparisons),
                                                "detail": "; ".join(c.message("wkv") for c in comparisons)}
+    for dtype in (torch.float32, torch.float16):
+        result = decay_case(dtype, "cpu", "float32 exp", count=2 ** 12)
+        results[f"decay {dtype}"] = {"ok": result.ok, "detail": result.message("decay")}
     return results
 
 

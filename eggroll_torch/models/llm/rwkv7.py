@@ -300,6 +300,11 @@ def _wkv_step(s, w_t, k_t, v_t, a_t, b_t, r_t):
     return s, (s @ r_t[..., :, None]).squeeze(-1).to(r_t.dtype)
 
 
+def _decay(w):
+    """The decay ``exp(-exp(w))`` of the log-log decay ``w``."""
+    return torch.exp(-torch.exp(w))
+
+
 def _into(out, state):
     """``state`` written into ``out`` (in ``out``'s dtype) when given, else ``state``."""
     return state if out is None else out.copy_(state)
@@ -401,18 +406,22 @@ class BaseRWKV(LLM):
         order), writing straight into an ``out`` of ``s``'s dtype (outside torch.compile), when its
         inputs qualify (:func:`.wkv_triton.supports`); the CPU always runs this loop.
         """
-        w = torch.exp(-torch.exp(w))
         if r.is_cuda and triton_usable(r.device):
             from .wkv_triton import supports, wkv7
 
             if supports(r, w, k, v, a, b, s, new_starts):
+                # Outside torch.compile the kernel forms the decay itself (three launches fewer);
+                # under it, inductor fuses the two exps and the kernel stays free of libdevice.
                 # Under torch.compile the state is copied into ``out``: the kernel writing into a
                 # view of the graph's buffer made the compiled forward fault (illegal address,
                 # torch 2.11, H100).
-                if out is None or (out.dtype == s.dtype and not torch.compiler.is_compiling()):
-                    return wkv7(r, w, k, v, a, b, s, length, new_starts, out=out)
-                kept, readout = wkv7(r, w, k, v, a, b, s, length, new_starts)
+                eager = not torch.compiler.is_compiling()
+                decay = w if eager else _decay(w)
+                if out is None or (out.dtype == s.dtype and eager):
+                    return wkv7(r, decay, k, v, a, b, s, length, new_starts, out=out, log_decay=eager)
+                kept, readout = wkv7(r, decay, k, v, a, b, s, length, new_starts, log_decay=eager)
                 return _into(out, kept), readout
+        w = _decay(w)
         outs = []
         kept = s
         zeros = torch.zeros_like(s)
@@ -494,7 +503,7 @@ class AssociativeScanRWKV(BaseRWKV):
         so for ``t > 0`` the readout of token ``t - 1`` is zero, and so is the returned state when
         ``length == t``; the readouts from token ``t`` on match the sequential loops.
         ``length`` must lie in ``[0, T]`` (it indexes the ``T + 1`` prefix states)."""
-        w = torch.exp(-torch.exp(w))
+        w = _decay(w)
         transitions = torch.diag_embed(w) + a[..., :, None] * b[..., None, :]
         inputs = v[..., :, None] * k[..., None, :]
         # Element 0 is the initial state with a zero map; element t + 1 is token t; a flag at

@@ -11,7 +11,10 @@ Each token repeats the loop's arithmetic in the loop's order and dtype:
 with every product and sum rounded to the dtype, as torch rounds each op of ``_wkv_step``
 (bfloat16 and float16 products and sums are single native operations, which round as torch's
 float32-computed, dtype-rounded ops do), then the readout ``s r`` summed in float32 and rounded.
-Only the two sums' order differs from torch's matmuls.
+Only the two sums' order differs from torch's matmuls. With ``log_decay`` the kernel reads the
+log-log decay and forms the decay ``exp(-exp(w))`` itself, as torch's two ``exp`` kernels do
+(libdevice's ``expf`` in float32, each result rounded to the dtype, subnormals kept), instead of
+three launches over every token before it.
 
 Importing this module needs ``triton``; callers check
 :func:`eggroll_torch.random.triton_support.triton_usable` first.
@@ -23,6 +26,7 @@ import math
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import libdevice
 
 __all__ = ["supports", "wkv7"]
 
@@ -30,6 +34,8 @@ _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # Rows of a head's state per program: 16 gives 4 programs a head at S = 64, enough programs to
 # fill an H100 for a population (N * H * 4) while each still loads whole key vectors.
 _ROWS = 16
+# libdevice keeps subnormals, as torch's CUDA build (no -ftz) does.
+_LIBDEVICE_OPTIONS = {"enable_reflect_ftz": False}
 
 
 @triton.jit
@@ -41,9 +47,19 @@ def _token_inputs(w_ptr, k_ptr, a_ptr, b_ptr, r_ptr, v_ptr, at, cols, rows):
 
 
 @triton.jit
+def _decay(w, LOG_DECAY: tl.constexpr):
+    """``w`` itself, or with ``LOG_DECAY`` the decay ``exp(-exp(w))`` of the log-log decay ``w``:
+    each ``exp`` libdevice's ``expf`` in float32, rounded to ``w``'s dtype."""
+    if LOG_DECAY:
+        inner = libdevice.exp(w.to(tl.float32)).to(w.dtype)
+        w = libdevice.exp(-inner.to(tl.float32)).to(w.dtype)
+    return w
+
+
+@triton.jit
 def _wkv7_kernel(r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_ptr, reset_ptr, length_ptr, out_ptr, kept_ptr,
                  T, H, s_stride_b, kept_stride_b, reset_stride_b, reset_stride_t, S: tl.constexpr,
-                 ROWS: tl.constexpr):
+                 ROWS: tl.constexpr, LOG_DECAY: tl.constexpr):
     bh = tl.program_id(0)
     batch = bh // H
     head = bh % H
@@ -70,7 +86,7 @@ def _wkv7_kernel(r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_ptr, reset_ptr, len
 
         state = tl.where(reset != 0, tl.zeros_like(state), state)
         removed = tl.sum(state.to(tl.float32) * a.to(tl.float32)[None, :], axis=1).to(state.dtype)
-        state = state * w[None, :] + v[:, None] * k[None, :] + removed[:, None] * b[None, :]
+        state = state * _decay(w, LOG_DECAY)[None, :] + v[:, None] * k[None, :] + removed[:, None] * b[None, :]
         out = tl.sum(state.to(tl.float32) * r.to(tl.float32)[None, :], axis=1)
         tl.store(out_ptr + start + t * step + rows, out.to(out_ptr.dtype.element_ty))
         if t == last:
@@ -127,11 +143,13 @@ def _out_heads(out, s):
     return flat
 
 
-def wkv7(r, w, k, v, a, b, s, length, new_starts, *, out=None):
+def wkv7(r, w, k, v, a, b, s, length, new_starts, *, out=None, log_decay=False):
     """The WKV recurrence of :meth:`BaseRWKV.inner_loop` in one launch.
 
-    ``r, w, k, v, a, b (..., T, H, S)`` with ``w`` the decay itself (``exp(-exp(w))`` of the
-    log-log decay), ``s (..., H, S, S)`` indexed ``[value channel, key channel]``, all one dtype
+    ``r, w, k, v, a, b (..., T, H, S)`` with ``w`` the decay itself, or with ``log_decay`` the
+    log-log decay, of which the kernel takes ``exp(-exp(w))`` as torch's ops round it (see the
+    module docstring; a Triton kernel calling libdevice, so not under torch.compile's tracing),
+    ``s (..., H, S, S)`` indexed ``[value channel, key channel]``, all one dtype
     (see :func:`supports`). ``length``: an int or a one-element integer tensor; ``new_starts``: a
     bool mask broadcastable to ``(..., T)``; before token ``t`` the state is zeroed where
     ``new_starts[..., t]``. Returns the state after token ``min(length, T) - 1`` (a copy of ``s``
@@ -165,6 +183,7 @@ def wkv7(r, w, k, v, a, b, s, length, new_starts, *, out=None):
     rows = min(_ROWS, size)
     _wkv7_kernel[(batch * n_head, size // rows)](
         *flat, state, resets, limit, readout, kept, n_tokens, n_head, state.stride(0), kept.stride(0),
-        resets.stride(0), resets.stride(1), S=size, ROWS=rows, num_warps=2 if rows * size <= 1024 else 4,
+        resets.stride(0), resets.stride(1), S=size, ROWS=rows, LOG_DECAY=log_decay,
+        num_warps=2 if rows * size <= 1024 else 4, **(_LIBDEVICE_OPTIONS if log_decay else {}),
     )
     return (kept.reshape(s.shape) if out is None else out), readout.reshape(r.shape)
