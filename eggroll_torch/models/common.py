@@ -77,6 +77,19 @@ def _fused_standardize(x: torch.Tensor, eps, weight: torch.Tensor | None = None,
     return standardize_triton.standardize(x, eps, weight, bias)
 
 
+def _fused_add_standardize(x: torch.Tensor, residual: torch.Tensor, eps, weight: torch.Tensor | None = None,
+                           bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """:func:`.standardize_triton.add_standardize`, ``(x + residual, its standardisation)``, when
+    it takes the inputs (as :func:`_fused_standardize`), else ``None``."""
+    if not (isinstance(eps, (int, float)) and _own_kernels(x)):
+        return None
+    from . import standardize_triton
+
+    if not standardize_triton.supports_residual(x, residual, weight, bias):
+        return None
+    return standardize_triton.add_standardize(x, residual, eps, weight, bias)
+
+
 def _silu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(x)
 

@@ -12,6 +12,10 @@ program standardises ``ROWS`` rows of ``C`` channels with the same operations an
 - ``(x - mean) * (1 / spread)``: the difference in the input dtype (``mean`` rounded to it), the
   reciprocal in float32, the product rounded to the input dtype.
 
+:func:`add_standardize` first adds a residual (the sum rounded to the input dtype, as torch's
+``x + residual``) and hands back that sum too, so a residual stream's add and the LayerNorm that
+reads it are one launch.
+
 Only the order of the two sums differs from torch's (the kernel is compiled without fused
 multiply-adds, which would skip the rounding of a product). For bfloat16 the roundings are done on the
 float32 bits (round to nearest, ties to even), and bfloat16 values travel as their 16-bit
@@ -31,7 +35,7 @@ import triton.language as tl
 
 from ..numerics import _reciprocal
 
-__all__ = ["supports", "standardize"]
+__all__ = ["supports", "standardize", "supports_residual", "add_standardize"]
 
 _DTYPES = (torch.float32, torch.bfloat16)
 # Widest row one program holds in registers.
@@ -110,13 +114,19 @@ def _standardized(x, mask, reciprocal, eps, IS_BF16: tl.constexpr):
 
 
 @triton.jit
-def _standardize_kernel(x_ptr, out_ptr, weight_ptr, bias_ptr, n_rows, C, x_stride, out_stride, rows_per_lead,
-                        weight_stride_l, bias_stride_l, reciprocal, eps, IS_BF16: tl.constexpr,
-                        AFFINE: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+def _standardize_kernel(x_ptr, out_ptr, weight_ptr, bias_ptr, residual_ptr, sum_ptr, n_rows, C, x_stride, out_stride,
+                        residual_stride, rows_per_lead, weight_stride_l, bias_stride_l, reciprocal, eps,
+                        IS_BF16: tl.constexpr, AFFINE: tl.constexpr, RESIDUAL: tl.constexpr, ROWS: tl.constexpr,
+                        BLOCK: tl.constexpr):
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     mask = (rows[:, None] < n_rows) & (cols[None, :] < C)
     x = _load_float32(x_ptr, rows[:, None].to(tl.int64) * x_stride + cols[None, :], mask, IS_BF16)
+    if RESIDUAL:
+        residual = _load_float32(residual_ptr, rows[:, None].to(tl.int64) * residual_stride + cols[None, :], mask,
+                                 IS_BF16)
+        x = _round(x + residual, IS_BF16)
+        _store(sum_ptr, rows[:, None].to(tl.int64) * out_stride + cols[None, :], x, mask, IS_BF16)
     out = _standardized(x, mask, reciprocal, eps, IS_BF16)
     if AFFINE:
         lead = (rows // rows_per_lead).to(tl.int64)[:, None]
@@ -178,11 +188,44 @@ def standardize(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
         raise ValueError(f"standardize takes float32 or bfloat16 x with 1 to {_MAX_CHANNELS} channels and no "
                          f"autograd, and weight and bias of its dtype shaped (C,) or (*lead, 1, C); got "
                          f"{x.dtype} of shape {tuple(x.shape)} (use models.common.layer_norm)")
+    return _launch(x, None, eps, weight, bias)[1]
+
+
+def supports_residual(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None = None,
+                      bias: torch.Tensor | None = None) -> bool:
+    """Whether :func:`add_standardize` takes these inputs: :func:`supports` of ``x``, ``weight``,
+    ``bias`` and a ``residual`` of ``x``'s shape, dtype and device, no autograd history wanted."""
+    return (supports(x, weight, bias) and residual.shape == x.shape and residual.dtype == x.dtype
+            and residual.device == x.device and not (residual.requires_grad and torch.is_grad_enabled()))
+
+
+def add_standardize(x: torch.Tensor, residual: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
+                    bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(total, standardize(total, eps, weight, bias))`` with ``total = x + residual`` rounded to
+    the dtype: a residual stream's sum and the LayerNorm that reads it, in one launch instead of
+    two. The inputs must satisfy :func:`supports_residual`."""
+    if not supports_residual(x, residual, weight, bias):
+        raise ValueError(f"add_standardize takes float32 or bfloat16 x and residual of one shape (1 to "
+                         f"{_MAX_CHANNELS} channels), dtype and device, no autograd, and weight and bias of their "
+                         f"dtype shaped (C,) or (*lead, 1, C); got x {x.dtype} {tuple(x.shape)}, residual "
+                         f"{residual.dtype} {tuple(residual.shape)} (use x + residual and models.common.layer_norm)")
+    return _launch(x, residual, eps, weight, bias)
+
+
+def _contiguous_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as ``(rows, C)`` with unit channel stride (a view where one exists)."""
+    rows = x.reshape(-1, x.shape[-1])
+    return rows if rows.stride(-1) == 1 else rows.contiguous()
+
+
+def _launch(x, residual, eps, weight, bias) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The kernel over ``x`` (plus ``residual`` when given): ``(sum or None, standardised)``."""
     channels = x.shape[-1]
-    rows = x.reshape(-1, channels)
-    if rows.stride(-1) != 1:
-        rows = rows.contiguous()
+    rows = _contiguous_rows(x)
     out = torch.empty((rows.shape[0], channels), dtype=x.dtype, device=x.device)
+    added = residual is not None
+    total = torch.empty_like(out) if added else None
+    extra = _contiguous_rows(residual) if added else rows
     block = triton.next_power_of_2(channels)
     per_program = max(1, min(_ELEMENTS // block, triton.next_power_of_2(rows.shape[0])))
     bf16 = x.dtype == torch.bfloat16
@@ -193,9 +236,9 @@ def standardize(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
     rows_per_lead = x.shape[-2] if x.ndim >= 2 else 1
     _standardize_kernel[(triton.cdiv(rows.shape[0], per_program),)](
         _as_bits(rows), _as_bits(out), _as_bits(weight if affine else rows), _as_bits(bias if affine else rows),
-        rows.shape[0], channels, rows.stride(0), out.stride(0), rows_per_lead,
-        _lead_stride(weight, x) if affine else 0, _lead_stride(bias, x) if affine else 0, reciprocal, eps_value,
-        IS_BF16=bf16, AFFINE=affine, ROWS=per_program, BLOCK=block,
-        num_warps=4 if block * per_program <= 4096 else 8, **_OPTIONS,
+        _as_bits(extra), _as_bits(total if added else out), rows.shape[0], channels, rows.stride(0), out.stride(0),
+        extra.stride(0), rows_per_lead, _lead_stride(weight, x) if affine else 0,
+        _lead_stride(bias, x) if affine else 0, reciprocal, eps_value, IS_BF16=bf16, AFFINE=affine,
+        RESIDUAL=added, ROWS=per_program, BLOCK=block, num_warps=4 if block * per_program <= 4096 else 8, **_OPTIONS,
     )
-    return out.reshape(x.shape)
+    return (total.reshape(x.shape) if added else None), out.reshape(x.shape)

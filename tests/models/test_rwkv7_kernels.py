@@ -19,9 +19,10 @@ from eggroll_torch.random.triton_support import triton_installed
 from triton_interpreted import run_interpreted
 
 # Calls per kernel in the two forward calls of test_wkv_triton.population_forward (2 layers):
-# ln0, ln_out and two LayerNorms a layer; the time and channel mixing's shifts; the recurrence's
+# ln0, ln_out and the first layer's ln1 alone, the other LayerNorms (ln2 of both layers, ln1 of the
+# second) with the residual add they read; the time and channel mixing's shifts; the recurrence's
 # inputs and one readout a layer.
-EXPECTED_CALLS = {"standardize": 2 * (2 + 2 * 2), "shift_lerps": 2 * 2 * 2, "wkv_inputs": 2 * 2,
+EXPECTED_CALLS = {"standardize": 2 * 3, "add_standardize": 2 * 3, "shift_lerps": 2 * 2 * 2, "wkv_inputs": 2 * 2,
                   "gated_readout": 2 * 2}
 
 
@@ -32,8 +33,8 @@ def interpreted_forward_checks() -> dict:
     from eggroll_torch.models.llm import readout_triton, shift_triton, wkv_inputs_triton
     from test_wkv_triton import population_forward
 
-    modules = {"standardize": standardize_triton, "shift_lerps": shift_triton, "wkv_inputs": wkv_inputs_triton,
-               "gated_readout": readout_triton}
+    modules = {"standardize": standardize_triton, "add_standardize": standardize_triton, "shift_lerps": shift_triton,
+               "wkv_inputs": wkv_inputs_triton, "gated_readout": readout_triton}
     results = {}
     for dtype in (torch.float32, torch.bfloat16):
         calls = Counter()

@@ -39,7 +39,8 @@ from ... import tree
 from ...numerics import divide_by_broadcast, mean, sqrt, var, weak_scalar
 from ...random.triton_support import triton_usable
 from ..base_model import Model
-from ..common import EXCLUDED, MM_PARAM, PARAM, TMM, Linear, Parameter, _align_members, _fused_standardize
+from ..common import (EXCLUDED, MM_PARAM, PARAM, TMM, Linear, Parameter, _align_members, _fused_add_standardize,
+                      _fused_standardize)
 from .. import common
 from ..common import call_submodule, submodule
 from ..common import layer_norm as _standardize
@@ -98,13 +99,24 @@ def group_norm(x, num_groups, weight, bias, eps):
     return weight.reshape(per_channel) * normed + bias.reshape(per_channel)
 
 
+def add_layer_norm(x, residual, w, eps=1e-5):
+    """``(x + residual, layer_norm(x + residual, w, eps))``: a residual stream's sum and its
+    LayerNorm; on CUDA one kernel (``common._fused_add_standardize``) where it takes them."""
+    fused = _fused_add_standardize(x, residual, eps, w["weight"], w["bias"])
+    if fused is not None:
+        return fused
+    total = x + residual
+    return total, layer_norm(total, w, eps)
+
+
 class LayerNorm(Model):
-    """:func:`layer_norm` with noised ``weight`` and ``bias`` (``PARAM`` leaves)."""
+    """:func:`layer_norm` with noised ``weight`` and ``bias`` (``PARAM`` leaves); given a
+    ``residual``, :func:`add_layer_norm`: ``(x + residual, its LayerNorm)``."""
 
     @classmethod
-    def _forward(cls, common_params, x, eps=1e-5):
+    def _forward(cls, common_params, x, eps=1e-5, residual=None):
         weights = {name: _param(common_params, name, x) for name in ("weight", "bias")}
-        return layer_norm(x, weights, eps)
+        return layer_norm(x, weights, eps) if residual is None else add_layer_norm(x, residual, weights, eps)
 
 
 class GroupNorm(Model):
@@ -435,19 +447,24 @@ class BaseRWKV(LLM):
         return _into(out, kept), torch.stack(outs, dim=-3)
 
     @classmethod
-    def _block(cls, block, x, v_first, state, layer_id, length, new_starts, n_head, head_size, out):
+    def _block(cls, block, x, pending, v_first, state, layer_id, length, new_starts, n_head, head_size, out):
         """One residual layer (time mixing, then channel mixing) on its own params/keys ``block``
-        and state ``(..., 2 + head_size, C)``; returns ``x``, ``v_first`` and the layer's new
+        and state ``(..., 2 + head_size, C)``. The residual stream is ``x + pending``: ``pending``
+        is the previous layer's channel-mixing output (None for the first layer), added where the
+        LayerNorm reads the sum (one kernel on CUDA). Returns ``x`` after the time mixing, this
+        layer's channel-mixing output (the next ``pending``), ``v_first`` and the layer's new
         state, written into ``out`` (shaped like ``state``)."""
-        att_in = call_submodule(LayerNorm, "ln1", block, x)
+        if pending is None:
+            att_in = call_submodule(LayerNorm, "ln1", block, x)
+        else:
+            x, att_in = call_submodule(LayerNorm, "ln1", block, x, residual=pending)
         x_new, s, v_first = call_submodule(TimeMixing, "att", block, att_in, state[..., 1:, :], v_first, length,
                                            new_starts, n_head, head_size, layer_id, cls.inner_loop,
                                            out=out[..., 1:, :])
-        x = x + x_new
-        x_new, shift = call_submodule(ChannelMixing, "ffn", block, call_submodule(LayerNorm, "ln2", block, x),
-                                      state[..., :1, :], length, new_starts)
+        x, ffn_in = call_submodule(LayerNorm, "ln2", block, x, residual=x_new)
+        x_new, shift = call_submodule(ChannelMixing, "ffn", block, ffn_in, state[..., :1, :], length, new_starts)
         out[..., 0, :].copy_(shift)
-        return x + x_new, v_first, out
+        return x, x_new, v_first, out
 
     @classmethod
     def forward_seq(cls, common_params, x, state, length, new_starts):
@@ -462,14 +479,15 @@ class BaseRWKV(LLM):
         # Every layer writes its rows of the new state in place: joining them afterwards would
         # copy the whole state (population x layers x (2 + S) x C) again, every token.
         new_state = torch.empty(state.shape, dtype=state.dtype, device=state.device)
+        pending = None
         for i in range(n_layer):
             block = common_params._replace(
                 params=tree.map(lambda leaf: leaf[i], common_params.params["blocks"]),
                 es_tree_key=tree.map(lambda leaf: leaf[i], common_params.es_tree_key["blocks"]),
             )
-            x, v_first, _ = cls._block(block, x, v_first, state[..., i, :, :], i, length, new_starts, n_head,
-                                       head_size, new_state[..., i, :, :])
-        return x, new_state
+            x, pending, v_first, _ = cls._block(block, x, pending, v_first, state[..., i, :, :], i, length,
+                                                new_starts, n_head, head_size, new_state[..., i, :, :])
+        return (x if pending is None else x + pending), new_state
 
 
 def _is_population(iterinfo):
