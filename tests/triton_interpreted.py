@@ -108,6 +108,13 @@ def assert_compiles_for_sm90_without_fma(kernel, signature: dict, constexprs: di
     assert fma_count(kernel, signature, constexprs) == expected
 
 
+def every_bfloat16():
+    """All 65,536 bfloat16 bit patterns (NaNs and infinities included) as a bfloat16 tensor."""
+    import torch
+
+    return torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+
+
 def exact_bfloat16_checks(compare_case, cases) -> dict:
     """``{case dtype: {"ok", "detail"}}`` of ``compare_case(case, dtype, "cpu", exact_bfloat16=True)``
     for every case in float32 and bfloat16 (a kernel file's :func:`interpreted_checks`)."""

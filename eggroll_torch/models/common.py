@@ -63,31 +63,34 @@ def _own_kernels(x: torch.Tensor) -> bool:
     return x.is_cuda and triton_usable(x.device) and not torch.compiler.is_compiling()
 
 
-def _fused_standardize(x: torch.Tensor, eps, weight: torch.Tensor | None = None,
-                       bias: torch.Tensor | None = None) -> torch.Tensor | None:
-    """:func:`.standardize_triton.standardize` of ``x`` (and ``* weight + bias`` when given) when
-    it takes them (CUDA, Triton, not under torch.compile, whose inductor fuses the plain ops
-    itself, and a number ``eps``), else ``None``."""
+def _standardize_kernels(x: torch.Tensor, eps):
+    """:mod:`.standardize_triton` when its kernels may take ``x`` (CUDA, Triton, not under
+    torch.compile, whose inductor fuses the plain ops itself) with a number ``eps``, else None."""
     if not (isinstance(eps, (int, float)) and _own_kernels(x)):
         return None
     from . import standardize_triton
 
-    if not standardize_triton.supports(x, weight, bias):
+    return standardize_triton
+
+
+def _fused_standardize(x: torch.Tensor, eps, weight: torch.Tensor | None = None,
+                       bias: torch.Tensor | None = None) -> torch.Tensor | None:
+    """:func:`.standardize_triton.standardize` of ``x`` (and ``* weight + bias`` when given) when
+    it takes them (see :func:`_standardize_kernels`), else ``None``."""
+    kernels = _standardize_kernels(x, eps)
+    if kernels is None or not kernels.supports(x, weight, bias):
         return None
-    return standardize_triton.standardize(x, eps, weight, bias)
+    return kernels.standardize(x, eps, weight, bias)
 
 
 def _fused_add_standardize(x: torch.Tensor, residual: torch.Tensor, eps, weight: torch.Tensor | None = None,
                            bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """:func:`.standardize_triton.add_standardize`, ``(x + residual, its standardisation)``, when
-    it takes the inputs (as :func:`_fused_standardize`), else ``None``."""
-    if not (isinstance(eps, (int, float)) and _own_kernels(x)):
+    it takes the inputs (see :func:`_standardize_kernels`), else ``None``."""
+    kernels = _standardize_kernels(x, eps)
+    if kernels is None or not kernels.supports_residual(x, residual, weight, bias):
         return None
-    from . import standardize_triton
-
-    if not standardize_triton.supports_residual(x, residual, weight, bias):
-        return None
-    return standardize_triton.add_standardize(x, residual, eps, weight, bias)
+    return kernels.add_standardize(x, residual, eps, weight, bias)
 
 
 def _silu(x: torch.Tensor) -> torch.Tensor:

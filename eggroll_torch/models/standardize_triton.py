@@ -45,6 +45,9 @@ _ELEMENTS = 4096
 # Compiled without fused multiply-adds: torch rounds each product (the squares, sum * 1/C)
 # before the sum or difference that follows it, and so must the kernel.
 _OPTIONS = {"enable_fp_fusion": False}
+# Kernels that call libdevice link it without flushing subnormals, as torch's CUDA build (no -ftz)
+# computes its transcendentals.
+_LIBDEVICE_OPTIONS = {"enable_reflect_ftz": False}
 
 
 @triton.jit

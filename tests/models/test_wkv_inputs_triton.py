@@ -16,7 +16,8 @@ import torch
 from conformance.tolerances import compare
 from eggroll_torch.models.llm import rwkv7
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
-from triton_interpreted import assert_compiles_for_sm90_without_fma, exact_bfloat16_checks, run_interpreted
+from triton_interpreted import (assert_compiles_for_sm90_without_fma, every_bfloat16, exact_bfloat16_checks,
+                                run_interpreted)
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the recurrence-inputs kernel needs CUDA and triton")
@@ -150,7 +151,7 @@ def _every_preactivation(dtype, device):
     and infinities included; for float32 a million values spread over its exponents) with zero
     biases, so that the sigmoids and the softplus meet each input value itself."""
     if dtype == torch.bfloat16:
-        values = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+        values = every_bfloat16()
     else:
         gen = torch.Generator().manual_seed(1)
         values = torch.randn(2 ** 20, generator=gen) * torch.exp2(torch.randint(-30, 8, (2 ** 20,), generator=gen))

@@ -20,7 +20,7 @@ import torch
 from conformance.tolerances import compare
 from eggroll_torch.models.llm import rwkv7
 from eggroll_torch.random.triton_support import triton_installed, triton_usable
-from triton_interpreted import assert_keeps_subnormals, run_interpreted
+from triton_interpreted import assert_keeps_subnormals, every_bfloat16, run_interpreted
 
 NEEDS_KERNEL = pytest.mark.skipif(not (torch.cuda.is_available() and triton_usable("cuda")),
                                   reason="the WKV kernel needs CUDA and triton")
@@ -121,7 +121,7 @@ def decay_case(dtype, device, reference, count=2 ** 16):
     from eggroll_torch.models.llm.wkv_triton import wkv7
 
     if dtype == torch.bfloat16:
-        w = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+        w = every_bfloat16()
     else:
         gen = torch.Generator().manual_seed(2)
         w = torch.randn(count, generator=gen) * torch.exp2(torch.randint(-24, 4, (count,), generator=gen))

@@ -38,14 +38,14 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import libdevice
 
-from ..standardize_triton import _OPTIONS, _as_bits, _head_block, _load_float32, _round, _rounded, _store
+from ..standardize_triton import (_LIBDEVICE_OPTIONS, _OPTIONS, _as_bits, _head_block, _load_float32, _round,
+                                  _rounded, _store)
 from .readout_triton import _MAX_CHANNELS, _MAX_HEAD, _lead_stride
 
 __all__ = ["supports", "wkv_inputs"]
 
 _DTYPES = (torch.float32, torch.bfloat16)
-# libdevice keeps subnormals, as torch's CUDA build (no -ftz) does.
-_KERNEL_OPTIONS = {**_OPTIONS, "enable_reflect_ftz": False}
+_KERNEL_OPTIONS = {**_OPTIONS, **_LIBDEVICE_OPTIONS}
 
 
 @triton.jit

@@ -28,14 +28,14 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import libdevice
 
+from ..standardize_triton import _LIBDEVICE_OPTIONS
+
 __all__ = ["supports", "wkv7"]
 
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # Rows of a head's state per program: 16 gives 4 programs a head at S = 64, enough programs to
 # fill an H100 for a population (N * H * 4) while each still loads whole key vectors.
 _ROWS = 16
-# libdevice keeps subnormals, as torch's CUDA build (no -ftz) does.
-_LIBDEVICE_OPTIONS = {"enable_reflect_ftz": False}
 
 
 @triton.jit
