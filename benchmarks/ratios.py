@@ -29,8 +29,7 @@ def trainer_ratios(wl, m: dict) -> dict:
     """Ratios of a trainer workload: the public API against the network's own inference and
     against jax_reference, and the generation's peak memory against inference's."""
     gen_over_inf = _ratio(m, "inference", "generation")
-    peak_gen = (m.get("generation") or {}).get("peak_bytes")
-    peak_inf = (m.get("inference") or {}).get("peak_bytes")
+    redrawn_over_inf = _ratio(m, "inference", "generation_redrawn")
     return {
         "generation_over_inference": gen_over_inf,
         "update_bound": wl.bound,
@@ -38,5 +37,13 @@ def trainer_ratios(wl, m: dict) -> dict:
         "generation_eager_over_inference": _ratio(m, "inference", "generation_eager"),
         "torch_over_jax": _ratio(m, "jax_generation", "generation"),
         "torch_over_jax_cpu_time": _ratio(m, "jax_generation", "generation", "cpu_s"),
-        "peak_over_inference": peak_gen / peak_inf if peak_gen and peak_inf else None,
+        "peak_over_inference": _peak_ratio(m, "generation"),
+        "generation_redrawn_over_bound": None if redrawn_over_inf is None else redrawn_over_inf / wl.bound,
+        "peak_redrawn_over_inference": _peak_ratio(m, "generation_redrawn"),
     }
+
+
+def _peak_ratio(m: dict, variant: str) -> float | None:
+    """Peak memory of ``variant`` over inference's."""
+    peak, base = ((m.get(name) or {}).get("peak_bytes") for name in (variant, "inference"))
+    return peak / base if peak and base else None

@@ -184,7 +184,8 @@ class Runner:
 
     def run_api(self, wl) -> dict:
         """A real network through ``EggrollTrainer``: its inference, a generation (graphed on
-        CUDA, and eager beside it), and the same architecture in jax_reference."""
+        CUDA, and eager beside it), a generation with ``keep_noise=False``, and the same
+        architecture in jax_reference."""
         from eggroll_torch.nn import default_es_classes
 
         from .jax_trainer import JaxTrainerSide, numpy_inputs
@@ -202,6 +203,8 @@ class Runner:
         self.measure(wl.name, "generation", side.generation, into=m, min_reps=reps)
         if self.device == "cuda" and self.cuda_graphs:
             self.measure(wl.name, "generation_eager", lambda: side.generation(graphed=False), into=m)
+        self.measure(wl.name, "generation_redrawn", lambda: side.generation(keep_noise=False), into=m,
+                     min_reps=reps)
         initial, classes = side.initial, default_es_classes(side.model)
         inputs, targets = numpy_inputs(side)
         side = None  # drop the torch side (its model and buffers) before the JAX run

@@ -4,7 +4,8 @@ generation through the public API, ``eggroll_torch.nn.EggrollTrainer``.
 * ``inference``: the unchanged module on all ``N x T`` rows at once (``torch.no_grad``), then the
   workload's fitness; replayed as a CUDA graph on CUDA.
 * ``generation``: ``trainer.graphed_step(fitness)`` on CUDA (the whole generation as one graph),
-  ``trainer.step(fitness)`` elsewhere; ``generation_eager``: ``trainer.step`` on CUDA.
+  ``trainer.step(fitness)`` elsewhere; ``generation_eager``: ``trainer.step`` on CUDA;
+  ``generation_redrawn``: ``generation`` of a trainer built with ``keep_noise=False``.
 """
 from __future__ import annotations
 
@@ -71,17 +72,18 @@ class TorchTrainerSide:
 
         return self._graphed(step)
 
-    def trainer(self) -> EggrollTrainer:
+    def trainer(self, keep_noise: bool = True) -> EggrollTrainer:
         """A fresh trainer over a copy of the initial weights."""
         import copy
 
         return EggrollTrainer(copy.deepcopy(self.model), self.wl.sigma, self.wl.lr, population_size=self.wl.members,
-                              rank=self.wl.rank, noise_reuse=1, es_key=es_random.key(ES_SEED, device=self.device))
+                              rank=self.wl.rank, noise_reuse=1, es_key=es_random.key(ES_SEED, device=self.device),
+                              keep_noise=keep_noise)
 
-    def generation(self, graphed: bool = True):
+    def generation(self, graphed: bool = True, keep_noise: bool = True):
         """Callable: one generation through the public API (a recorded graph on CUDA unless
-        ``graphed=False`` or graphs are off)."""
-        trainer = self.trainer()
+        ``graphed=False`` or graphs are off), by a trainer built with ``keep_noise``."""
+        trainer = self.trainer(keep_noise)
 
         def fitness(population):
             return self.fitness_of(population(self.inputs))

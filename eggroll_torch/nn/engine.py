@@ -18,12 +18,20 @@ sign, which the forward applies to ``x @ B``. The update collapses each pair: up
 ``sum_n f_n A_n @ B_n.T / N`` equals ``sum_p w_p A_p @ B_p.T`` with ``w_p = (f_2p - f_2p+1) / N``,
 one matmul of inner size ``P * r``, which changes only summation order and the rounding of
 ``w_p`` (within the ``reduction`` tolerance of :mod:`conformance.tolerances`).
+
+Kept draws hold ``P * r * (in + out)`` values for every matrix at once, from the population's
+forward to the update: for a population of few tokens per member, more than the forward's own
+activations. An engine built with ``keep=False`` keeps only the vectors' draws and hands out
+:class:`DeferredDraws`: each matrix's noise is drawn where the forward multiplies by it and again
+where the update needs it, one matrix at a time, the same values bit for bit at the cost of a
+second draw.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -51,6 +59,28 @@ class MatrixNoise:
     bias: torch.Tensor | None
     bias_noise: torch.Tensor | None
     bias_columns: int
+
+    def materialize(self) -> MatrixNoise:
+        """This noise (see :meth:`DeferredMatrixNoise.materialize`)."""
+        return self
+
+
+@dataclass
+class DeferredMatrixNoise:
+    """A matrix's share of a population forward, drawn only when the forward multiplies by it.
+
+    ``weight`` is the matrix the forward recognizes; :meth:`materialize` draws its noise and
+    returns the :class:`MatrixNoise` that kept draws would have given, bit for bit. Nothing keeps
+    the result: it lives as long as the caller holds it, so a forward that drops it after the
+    product holds one matrix's noise at a time.
+    """
+
+    weight: torch.Tensor
+    make: Callable[[], MatrixNoise]
+
+    def materialize(self) -> MatrixNoise:
+        """Draw the noise now."""
+        return self.make()
 
 
 @dataclass
@@ -89,6 +119,19 @@ class PairDraws:
         return value
 
 
+@dataclass
+class DeferredDraws:
+    """An epoch's draws for pairs ``pairs`` as a ``keep=False`` engine hands them out: the
+    vectors' draws ``vectors`` (small, kept) and the matrices ``matrices``, drawn anew wherever
+    :meth:`PairEngine.forward_noise` and :meth:`PairEngine.gradients` need them."""
+
+    epoch: object
+    pairs: range
+    sigma: object
+    matrices: tuple
+    vectors: PairDraws
+
+
 def factor_rows(rank: int, device: torch.device, bias_rows: int = 2) -> int:
     """``K``: the rank plus ``bias_rows`` rows for a folded bias (two where a matrix of the group
     has one, else none); on CUDA rounded up to a multiple of 8 so that the correction's matmul
@@ -109,12 +152,14 @@ class PairEngine:
         biased: the matrices whose bias the forward may fold into their factor rows; a group of
             matrices none of which has one keeps no bias rows (less memory for the epoch's
             draws). None (default): every group keeps them.
+        keep: True (default) keeps an epoch's draws from the forward to the update; False hands
+            out :class:`DeferredDraws` and draws each matrix where it is used.
     """
 
     def __init__(self, params: Mapping[str, torch.Tensor], classes: Mapping[str, int],
                  keys: Mapping[str, torch.Tensor], *, rank: int, noise_reuse: int, freeze_nonlora: bool,
-                 biased=None):
-        self.rank, self.noise_reuse = rank, noise_reuse
+                 biased=None, keep: bool = True):
+        self.rank, self.noise_reuse, self.keep = rank, noise_reuse, keep
         self.matrix_groups, self.vector_groups = {}, {}
         self._scales = {}
         for path, param in params.items():
@@ -156,18 +201,28 @@ class PairEngine:
     def _compute_scales(self, sigma) -> tuple:
         return tuple(sorted((str(dtype), self.lora_scale(sigma, dtype)) for _, _, dtype in self.matrix_groups))
 
-    def draw(self, epoch, pairs: range, sigma, paths=None) -> PairDraws:
+    def draw(self, epoch, pairs: range, sigma, paths=None) -> PairDraws | DeferredDraws:
         """The draws of ``pairs`` in ``epoch`` (an int, or a one-element integer tensor on the
         device, as a CUDA graph needs) at noise scale ``sigma``, for every perturbed parameter or
         only ``paths``.
 
         Draws of an int epoch are kept until the true epoch changes, so the forward and the
-        update of an epoch read one draw. A parameter's values do not depend on which other
+        update of an epoch read one draw; a ``keep=False`` engine keeps the vectors' draws only
+        and returns :class:`DeferredDraws`. A parameter's values do not depend on which other
         parameters or pairs are drawn with it.
         """
-        noise_epoch = true_epoch(epoch, self.noise_reuse)
         wanted = None if paths is None else frozenset(paths)
-        cacheable = not torch.is_tensor(noise_epoch)
+        if self.keep:
+            return self._draw(epoch, pairs, sigma, wanted, cache=True)
+        vectors = frozenset(path for group in self.vector_groups.values() for path in group
+                            if wanted is None or path in wanted)
+        matrices = tuple(path for group in self.matrix_groups.values() for path in group
+                         if wanted is None or path in wanted)
+        return DeferredDraws(epoch, pairs, sigma, matrices, self._draw(epoch, pairs, sigma, vectors, cache=True))
+
+    def _draw(self, epoch, pairs: range, sigma, wanted: frozenset | None, cache: bool) -> PairDraws:
+        noise_epoch = true_epoch(epoch, self.noise_reuse)
+        cacheable = cache and not torch.is_tensor(noise_epoch)
         scales = self._draw_scales(sigma)
         if cacheable:
             if self._cache_epoch != noise_epoch:
@@ -196,6 +251,9 @@ class PairEngine:
         if wanted is None:
             return keys, group
         slots = [slot for slot, path in enumerate(group) if path in wanted]
+        if slots and slots == list(range(slots[0], slots[-1] + 1)):
+            # A run of slots is a view: no index tensor to copy to the device (or into a graph).
+            return keys[slots[0]:slots[-1] + 1], group[slots[0]:slots[-1] + 1]
         # uint32 indexing is missing on CUDA in some torch releases; the int32 view is not.
         keys = keys.view(torch.int32)[torch.tensor(slots, dtype=torch.int64, device=keys.device)].view(torch.uint32)
         return keys, [group[slot] for slot in slots]
@@ -230,11 +288,12 @@ class PairEngine:
         draws.rows.update(zip(group, rows.unbind(0)))
 
     @torch.no_grad()
-    def forward_noise(self, draws: PairDraws, params: Mapping[str, torch.Tensor], sigma,
+    def forward_noise(self, draws: PairDraws | DeferredDraws, params: Mapping[str, torch.Tensor], sigma,
                       biases: Mapping[str, str | None]) -> tuple[dict, dict]:
         """What the population forward reads (see :mod:`.member_ops`):
 
-        - ``{path: MatrixNoise}`` for the matrices: ``B`` ``(P, in, r)`` unit normals and
+        - ``{path: MatrixNoise}`` for the matrices (``{path: DeferredMatrixNoise}`` for
+          :class:`DeferredDraws`, whose ``materialize()`` gives the same): ``B`` ``(P, in, r)`` unit normals and
           ``rows`` ``(P, K, out)`` whose first ``r`` rows are ``A`` (as drawn, see
           :class:`PairDraws`), followed by the rows of the bias that ``biases[path]`` names (its
           two members' values when it is noisy, else its value) and zero rows up to ``K``
@@ -247,33 +306,52 @@ class PairEngine:
         """
         # Nothing here is differentiated (no_grad): below autograd the same ops cost less.
         with below_autograd():
+            if isinstance(draws, DeferredDraws):
+                matrices, vectors = self._forward_noise(draws.vectors, params, sigma, biases)
+                matrices.update({path: DeferredMatrixNoise(params[path], partial(
+                    self._deferred_matrix_noise, draws, path, params, sigma, biases)) for path in draws.matrices})
+                return matrices, vectors
             return self._forward_noise(draws, params, sigma, biases)
+
+    def _deferred_matrix_noise(self, draws: DeferredDraws, path: str, params: Mapping[str, torch.Tensor], sigma,
+                               biases: Mapping[str, str | None]) -> MatrixNoise:
+        with torch.no_grad(), below_autograd():
+            drawn = self._draw(draws.epoch, draws.pairs, draws.sigma, frozenset((path,)), cache=False)
+            scaled = self._scaled(draws.vectors, sigma)
+            (entry,) = self._forward_plan(drawn, scaled, biases)
+            return self._matrix_noise(entry, params, scaled)
+
+    def _scaled(self, draws: PairDraws, sigma) -> dict:
+        sigma_key = None if torch.is_tensor(sigma) else sigma
+        return draws.memo(None if sigma_key is None else ("scaled", sigma_key), lambda: _scaled_vectors(draws, sigma))
 
     def _forward_noise(self, draws: PairDraws, params: Mapping[str, torch.Tensor], sigma,
                        biases: Mapping[str, str | None]) -> tuple[dict, dict]:
         sigma_key = None if torch.is_tensor(sigma) else sigma
-        scaled = draws.memo(None if sigma_key is None else ("scaled", sigma_key),
-                            lambda: _scaled_vectors(draws, sigma))
+        scaled = self._scaled(draws, sigma)
         plan = draws.memo(None if sigma_key is None else ("forward", sigma_key, tuple(biases.items())),
                           lambda: self._forward_plan(draws, scaled, biases))
         vectors = {path: (params[path], noise) for path, noise in scaled.items()}
-        matrices = {}
-        for path, B, factor, bias_path, signed, bias_rows in plan:
-            bias = None if bias_path is None else params[bias_path]
-            if bias_rows is None:
-                # No bias rows in this group's draws: the forward adds the bias after the product.
-                matrices[path] = MatrixNoise(params[path], B, factor, None, None, 0)
-            elif signed is not None:
-                torch.add(bias, signed, out=bias_rows)
-                matrices[path] = MatrixNoise(params[path], B, factor, bias, scaled[bias_path], 2)
-            elif bias is not None:
-                bias_rows[0] = bias
-                bias_rows[1] = 0
-                matrices[path] = MatrixNoise(params[path], B, factor, bias, None, 1)
-            else:
-                bias_rows.zero_()
-                matrices[path] = MatrixNoise(params[path], B, factor, None, None, 0)
-        return matrices, vectors
+        return {entry[0]: self._matrix_noise(entry, params, scaled) for entry in plan}, vectors
+
+    @staticmethod
+    def _matrix_noise(entry: tuple, params: Mapping[str, torch.Tensor], scaled: dict) -> MatrixNoise:
+        """A matrix's :class:`MatrixNoise` from its :meth:`_forward_plan` entry, its bias rows
+        filled from the current ``params``."""
+        path, B, factor, bias_path, signed, bias_rows = entry
+        bias = None if bias_path is None else params[bias_path]
+        if bias_rows is None:
+            # No bias rows in this group's draws: the forward adds the bias after the product.
+            return MatrixNoise(params[path], B, factor, None, None, 0)
+        if signed is not None:
+            torch.add(bias, signed, out=bias_rows)
+            return MatrixNoise(params[path], B, factor, bias, scaled[bias_path], 2)
+        if bias is not None:
+            bias_rows[0] = bias
+            bias_rows[1] = 0
+            return MatrixNoise(params[path], B, factor, bias, None, 1)
+        bias_rows.zero_()
+        return MatrixNoise(params[path], B, factor, None, None, 0)
 
     def _forward_plan(self, draws: PairDraws, scaled: dict, biases: Mapping[str, str | None]) -> list:
         """Per matrix, what :meth:`forward_noise` reads that depends on the draws alone: its path,
@@ -291,13 +369,23 @@ class PairEngine:
                          bias_rows))
         return plan
 
-    def gradients(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitnesses: torch.Tensor,
-                  sigma) -> dict[str, torch.Tensor]:
+    def gradients(self, draws: PairDraws | DeferredDraws, params: Mapping[str, torch.Tensor],
+                  fitnesses: torch.Tensor, sigma) -> dict[str, torch.Tensor]:
         """Upstream's descent direction ``-(estimate * sqrt(N))`` of each parameter in ``params``
         (any subset, each computed on its own), from shaped ``fitnesses`` ``(N,)`` of the whole
-        population; ``draws`` must cover all its pairs and the perturbed parameters asked for."""
+        population; ``draws`` must cover all its pairs and the perturbed parameters asked for.
+        :class:`DeferredDraws` draw each matrix just before its gradient and drop it after."""
         with below_autograd(fitnesses):
-            return self._gradients(draws, params, fitnesses, sigma)
+            if not isinstance(draws, DeferredDraws):
+                return self._gradients(draws, params, fitnesses, sigma)
+            matrices = frozenset(draws.matrices)
+            grads = self._gradients(draws.vectors, {path: param for path, param in params.items()
+                                                    if path not in matrices}, fitnesses, sigma)
+            for path in draws.matrices:
+                if path in params:
+                    drawn = self._draw(draws.epoch, draws.pairs, draws.sigma, frozenset((path,)), cache=False)
+                    grads.update(self._gradients(drawn, {path: params[path]}, fitnesses, sigma))
+            return {path: grads[path] for path in params}
 
     def _gradients(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitnesses: torch.Tensor,
                    sigma) -> dict[str, torch.Tensor]:

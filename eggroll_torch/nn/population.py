@@ -308,6 +308,8 @@ def _chain_forward(module, shared, matrices, vectors, x, dim, size):
                 h = layer.forward(h)
                 continue
             noise, bias, bias_noise = layer
+            # A deferred matrix is drawn here; rebinding ``noise`` above dropped the last one's.
+            noise = noise.materialize()
             # As PopulationRouting routes F.linear: a bias that is neither the folded one nor
             # noisy is added after the product.
             if bias is not None and bias is not noise.bias and bias_noise is None:

@@ -170,7 +170,8 @@ class LinearRouting(_Routing):
 class PopulationRouting(_Routing):
     """The mode of one member of a pair-engine population (inside its vmap).
 
-    ``matrices``: ``{path: MatrixNoise}`` (see :mod:`.engine`); ``vectors``:
+    ``matrices``: ``{path: MatrixNoise | DeferredMatrixNoise}`` (see :mod:`.engine`; a deferred
+    one is drawn at each product and dropped after it); ``vectors``:
     ``{path: (parameter, sigma-scaled noise (P, *shape))}``; ``member``: the member index
     (batched by the population's vmap). Matrix products and ``F.layer_norm`` with a noisy
     weight or bias run the population custom ops of :mod:`.member_ops`.
@@ -195,7 +196,7 @@ class PopulationRouting(_Routing):
         return value if noise is None else member_value(value, noise, self._member_index)
 
     def _routed_linear(self, x, weight, bias):
-        noise = self._matrices[id(weight)][1]
+        noise = self._matrices[id(weight)][1].materialize()
         member = self._member_index
         if bias is not None and bias is not noise.bias and self._noise(bias) is None:
             # Not a noisy parameter (a shared one, or a value the module computed): added after.
@@ -205,7 +206,7 @@ class PopulationRouting(_Routing):
         return lowrank_linear(x, weight, bias, self._noise(bias), noise.B, noise.rows, member, folded)
 
     def _routed_matmul(self, x, weight):
-        noise = self._matrices[id(weight)][1]
+        noise = self._matrices[id(weight)][1].materialize()
         return member_matmul(x, weight, noise.B, noise.rows, self._member_index)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):

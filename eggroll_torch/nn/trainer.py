@@ -93,6 +93,15 @@ class EggrollTrainer:
             :func:`resolve_es_classes`).
         noiser_kwargs (Mapping | None): further ``init_noiser`` keyword arguments
             (``use_batched_update``, ``trust_region_norm``, ...).
+        keep_noise (bool): the pair engine's memory against its time. True (default): each
+            matrix's noise is drawn once per epoch and kept from the population to the update,
+            ``N/2 * r * (in + out)`` values for every matrix at once. False: a matrix's noise is
+            drawn each time the population's forward multiplies by it (once per layer in a
+            feed-forward network, at every step of a recurrence) and again for its update, and
+            dropped after each use, so only one matrix's noise is held at a time; the values,
+            outputs and updates are the same bits, the noise is drawn at least twice. Only the
+            pair engine draws this way: False needs ``noiser="eggroll"`` (or ``"reeggroll"``), an
+            even ``population_size`` and a plain ``nn.Module``.
 
     Raises:
         TypeError: ``module`` is not an ``nn.Module``; a number, flag, mapping, noiser, solver
@@ -100,8 +109,8 @@ class EggrollTrainer:
         ValueError: ``sigma`` <= 0 or a non-finite ``sigma``/``lr``; a count below its minimum;
             ``group_size`` does not divide N; an unknown noiser or solver name, or an optax solver
             with no eggroll_torch equivalent; both ``seed`` and ``es_key``, or an ``es_key`` not of
-            shape ``(2,)``; a bad ``es_classes`` entry;
-            a module without parameters, with lazy parameters, or on several devices without
+            shape ``(2,)``; a bad ``es_classes`` entry; ``keep_noise=False`` without the pair
+            engine; a module without parameters, with lazy parameters, or on several devices without
             ``device``. Errors of the noiser's ``init_noiser`` (e.g. a ``solver_kwargs`` typo)
             propagate unchanged.
 
@@ -134,6 +143,7 @@ class EggrollTrainer:
         device: torch.device | str | None = None,
         es_classes: Mapping[str, int] | None = None,
         noiser_kwargs: Mapping | None = None,
+        keep_noise: bool = True,
     ):
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
@@ -145,6 +155,8 @@ class EggrollTrainer:
         noise_reuse = check_count("noise_reuse", noise_reuse, 0)
         if not isinstance(freeze_nonlora, bool):
             raise TypeError(f"freeze_nonlora must be True or False, got {freeze_nonlora!r}")
+        if not isinstance(keep_noise, bool):
+            raise TypeError(f"keep_noise must be True or False, got {keep_noise!r}")
         self.noiser = resolve_noiser(noiser)
         solver_fn = resolve_solver(solver)
         if solver_kwargs is not None and not isinstance(solver_kwargs, Mapping):
@@ -152,6 +164,14 @@ class EggrollTrainer:
         if noiser_kwargs is not None and not isinstance(noiser_kwargs, Mapping):
             raise TypeError(f"noiser_kwargs must be a dict of keyword arguments, got {type(noiser_kwargs).__name__}")
         es_key = _resolve_es_key(seed, es_key)
+        paired = engine.supports(self.noiser, self.population_size) and not isinstance(module, FunctionalModule)
+        if not keep_noise and not paired:
+            raise ValueError(
+                "keep_noise=False applies to the pair engine, which runs noiser='eggroll' (or 'reeggroll') with an "
+                f"even population_size on a plain nn.Module; this trainer has noiser {self.noiser.__name__}, "
+                f"N={self.population_size}{' and a FunctionalModule' if isinstance(module, FunctionalModule) else ''}. "
+                "Leave keep_noise=True"
+            )
         classes = resolve_es_classes(module, es_classes)
         _check_parameters(module, device)
 
@@ -183,9 +203,10 @@ class EggrollTrainer:
         # Set by eggroll_torch.distributed's sharded update while it runs an update.
         self._sharding = None
         self._engine = None
-        if engine.supports(self.noiser, self.population_size) and not self._functional:
+        if paired:
             self._engine = engine.PairEngine(params, classes, keys, rank=rank, noise_reuse=noise_reuse,
-                                             freeze_nonlora=freeze_nonlora, biased=frozenset(self._linear_biases))
+                                             freeze_nonlora=freeze_nonlora, biased=frozenset(self._linear_biases),
+                                             keep=keep_noise)
         self.epoch = 0
         self._generation = 0
 
@@ -291,7 +312,7 @@ class EggrollTrainer:
         return FunctionalPopulation(run, size=len(members), epoch=self.epoch,
                                     is_current=lambda: self._generation == generation)
 
-    def _paired_population(self, draws: engine.PairDraws, params: dict) -> Population:
+    def _paired_population(self, draws: engine.PairDraws | engine.DeferredDraws, params: dict) -> Population:
         """The population of the pair engine's ``draws``."""
         generation = self._generation
         return Population(
@@ -300,7 +321,8 @@ class EggrollTrainer:
             pair_noise=self._engine.forward_noise(draws, params, self._noiser_params["sigma"], self._linear_biases),
         )
 
-    def _paired_update(self, draws: engine.PairDraws, params: dict, fitnesses: torch.Tensor) -> tuple[dict, dict]:
+    def _paired_update(self, draws: engine.PairDraws | engine.DeferredDraws, params: dict,
+                       fitnesses: torch.Tensor) -> tuple[dict, dict]:
         """``(new noiser_params, new flat params)`` from the pair engine's gradients; under a
         sharded distributed update each rank computes its own parameters' gradients."""
         sigma = self._noiser_params["sigma"]

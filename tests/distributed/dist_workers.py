@@ -33,6 +33,7 @@ CONFIGS = {
     "eggroll": {},
     "open_es": {"noiser": "open_es"},
     "excluded_adamw": {"solver": "adamw", "es_classes": {"0.bias": EXCLUDED}},
+    "redrawn": {"keep_noise": False},
 }
 
 
@@ -82,7 +83,8 @@ def _error(error: BaseException, started: float) -> dict:
 
 def _conformance(distributed: DistributedTrainer, out: str, options: dict) -> dict:
     """Fresh run with a checkpoint at epoch 2, a resume from the single-process checkpoint, an
-    OpenES run (member-by-member forward), a run with the other update mode, a failing
+    OpenES run (member-by-member forward), a run with the other update mode, a sharded run that
+    redraws its noise (``keep_noise=False``), a failing
     fitness_fn and a tampered rank."""
     device = distributed.trainer.device
     fitness = fitness_on(device)
@@ -99,7 +101,8 @@ def _conformance(distributed: DistributedTrainer, out: str, options: dict) -> di
         distributed.step(fitness)
     result["resumed_from_single"] = distributed.state_dict()
 
-    for config, update in (("open_es", "auto"), ("excluded_adamw", "sharded"), ("excluded_adamw", "replicated")):
+    for config, update in (("open_es", "auto"), ("excluded_adamw", "sharded"), ("excluded_adamw", "replicated"),
+                           ("redrawn", "sharded")):
         other = DistributedTrainer(make_trainer(config, device), check_every=1, timeout_s=20, update=update)
         for _ in range(2):
             other.step(fitness)

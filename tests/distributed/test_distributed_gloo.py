@@ -52,6 +52,8 @@ def test_distributed_bit_identity_with_single_process(world_size, reference, con
             assert_tree_parity(result["excluded_adamw", update], reference["excluded_adamw"][2], "bits",
                                what=f"{who}: EXCLUDED bias, AdamW, update={update}")
         assert_tree_parity(result["blocks"], reference["blocks"][2], "bits", what=f"{who}: members_per_call=4")
+        assert_tree_parity(result["redrawn", "sharded"], reference["eggroll"][2], "bits",
+                           what=f"{who}: keep_noise=False, sharded update")
 
 
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
