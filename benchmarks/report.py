@@ -254,6 +254,10 @@ on the H200 (bf16) gen / inf >= 0.85 x bound, torch / JAX >= 1.5 and peak memory
 <= 1.5x inference's; on the 2-core CPU the block model >= 0.8 x bound and upstream's MLP example
 >= 1.0x JAX.
 
+Peak memory is what torch's allocator held at most, above what it held before: on CUDA its
+statistics over building the callable and the timed calls; on the CPU the CPU allocator's
+allocations over a separate build and two calls (`benchmarks.measure.allocator_peak_bytes`).
+
 CPU specifics: the shared matmuls (EGGROLL's and inference's alike) go through oneDNN
 (`eggroll_torch.fast.cpu_linear`), the noise and the population LayerNorm through small C
 kernels; the MLP example runs torch

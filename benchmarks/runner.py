@@ -20,7 +20,7 @@ import torch
 
 from . import ratios as ratio_defs
 from .environment import describe
-from .measure import PeakMemory, cuda_sync, jax_sync, no_sync, time_call
+from .measure import PeakMemory, allocator_peak_bytes, cuda_sync, jax_sync, no_sync, time_call
 from .workloads import PARTS, plan
 
 SCHEMA = 1
@@ -37,6 +37,12 @@ def _free(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
+
+
+def _build_and_call(build, calls: int) -> None:
+    fn = build()
+    for _ in range(calls):
+        fn()
 
 
 class Runner:
@@ -130,6 +136,10 @@ class Runner:
                 timing = time_call(fn, sync, target_s=self.target_s if target_s is None else target_s,
                                    min_reps=min_reps)
             record = {**timing, "build_s": build_s, "peak_bytes": memory.peak_bytes}
+            if self.device == "cpu" and framework == "torch":
+                # What CUDA's allocator statistics cover (a build and its calls), counted by
+                # torch's CPU allocator in a separate, untimed pass.
+                record["peak_bytes"] = allocator_peak_bytes(lambda: _build_and_call(build, calls=2))
             if getattr(fn, "graphed", False):
                 record["cuda_graph"] = True
             if getattr(fn, "graph_error", None):

@@ -43,7 +43,8 @@ def test_bench_quick_run_writes_results_and_report(tmp_path, monkeypatch):
     for workload in api:
         failed = {k: v["error"] for k, v in workload["measurements"].items() if "error" in v}
         assert not failed, failed
-        assert set(workload["measurements"]) == {"inference", "generation", "jax_generation"}
+        assert set(workload["measurements"]) == {"inference", "generation", "generation_redrawn", "jax_generation"}
+        assert all(v["peak_bytes"] > 0 for k, v in workload["measurements"].items() if not k.startswith("jax"))
         assert all(math.isfinite(r) and r > 0 for r in workload["ratios"].values() if r is not None)
     points = results["sweep"]["points"]
     assert [p["members"] for p in points] == [32] and "time_s" in points[0]["jax_generation"]
@@ -52,6 +53,23 @@ def test_bench_quick_run_writes_results_and_report(tmp_path, monkeypatch):
     assert "Upstream's MLP example" in report and "No results yet" in report  # no CUDA results here
     assert "quick_gpt_d32_l2_t8_n8_r2" in report and "Through the public API" in report
     assert (tmp_path / "throughput_cpu.png").stat().st_size > 0 and len(written) == 2
+
+
+def test_allocator_peak_bytes_counts_what_run_holds_at_once():
+    from benchmarks.measure import allocator_peak_bytes
+
+    held = torch.empty(1 << 20)  # allocated before run: neither it nor its free counts
+
+    def run():
+        nonlocal held
+        first = torch.empty(1 << 18)  # 1 MiB
+        second = torch.empty(1 << 19)  # 2 MiB, with the first: 3 MiB at once
+        del first, second
+        held = None
+        kept = torch.empty(1 << 19)  # 2 MiB
+        return kept
+
+    assert allocator_peak_bytes(run) == 3 << 20
 
 
 def test_bench_noise_draw(benchmark):

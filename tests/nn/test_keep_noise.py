@@ -3,8 +3,9 @@ used and drops it, giving the kept draws' outputs and updates bit for bit while 
 matrix's noise at a time.
 
 The reference is the same trainer with ``keep_noise=True`` (itself checked against the
-functional layer in ``test_engine.py``); memory is the CPU allocator's, read from
-``torch.profiler``'s allocation events, and compared with the draws' sizes computed here.
+functional layer in ``test_engine.py``); memory is the CPU allocator's
+(``benchmarks.measure.allocator_peak_bytes``, from ``torch.profiler``'s allocation events),
+compared with the draws' sizes computed here.
 """
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch._C._profiler import _EventType
-from torch.profiler import ProfilerActivity, profile
 
+from benchmarks.measure import allocator_peak_bytes
 from eggroll_torch.models.common import MM_PARAM
 from eggroll_torch.nn import EggrollTrainer, FunctionalModule
 from eggroll_torch.nn.engine import factor_rows
@@ -119,24 +119,6 @@ def test_keep_noise_false_population_slices_match_the_whole():
     _assert_same_bits(part, whole[2:6], "members 2..5 built alone")
 
 
-def _peak_bytes(fn) -> int:
-    """The most bytes the CPU allocator held while ``fn()`` ran, above what it held before."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-
-    def events(nodes):
-        for node in nodes:
-            yield node
-            yield from events(node.children)
-
-    allocations = sorted((event.start_time_ns, event.extra_fields.alloc_size, event.extra_fields.total_allocated)
-                         for event in events(prof.profiler.kineto_results.experimental_event_tree())
-                         if event.tag == _EventType.Allocation)
-    assert allocations, "the profiler recorded no allocation"
-    before = allocations[0][2] - allocations[0][1]
-    return max(total for _, _, total in allocations) - before
-
-
 def test_keep_noise_false_holds_one_matrix_at_a_time():
     # Four square layers, 32 pairs and few tokens per member: the draws outweigh the activations
     # and the parameters, as in the population sweeps of the benchmarks.
@@ -155,7 +137,7 @@ def test_keep_noise_false_holds_one_matrix_at_a_time():
         def build_and_run():
             run(_trainer(module, keep, population_size=members, rank=rank, solver="sgd"))
 
-        return _peak_bytes(build_and_run)
+        return allocator_peak_bytes(build_and_run)
 
     def inference(trainer):
         with torch.no_grad():
