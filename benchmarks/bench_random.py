@@ -7,7 +7,7 @@ The workload is one EGGROLL layer's factors for a whole population: keys ``(N, 2
 (2048 + 2048, 16), i.e. 2**28 values (1 GiB). On CUDA both variants are timed. JAX runs
 ``jit(vmap(normal))`` on the same keys in the same process (on the GPU when ``--device cuda`` and
 JAX has one); ``torch.randn`` of the same
-shape is the no-parity floor; the generators are timed in turns (see ``_median_times``).
+shape is the no-parity floor; the generators are timed in turns (``measure.time_in_turns``).
 ``--scale`` shrinks N for slow hosts. The first eggroll call
 (table build, kernel compilation) is reported separately from the steady-state median. The
 fraction of values bit-identical to JAX's is reported (1.0 expected against XLA:CPU; against
@@ -17,27 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
-
-
-def _median_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
-    """The median wall time of each ``fns[name]()``, which must return once its work is done.
-
-    The generators take turns, one call each per round, after ``warmup`` untimed calls each: a
-    GPU's clock ramping up, or any other drift, then weighs on every ratio alike instead of on
-    whichever generator happened to be timed first.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(device: str, population: int = 4096, rows: int = 4096, rank: int = 16, repeats: int = 7,
@@ -65,6 +45,8 @@ def main(device: str, population: int = 4096, rows: int = 4096, rank: int = 16, 
     import torch
 
     import eggroll_torch.random as jr
+
+    from .measure import time_in_turns
 
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
@@ -100,7 +82,7 @@ def main(device: str, population: int = 4096, rows: int = 4096, rank: int = 16, 
     generators = {name: synced(lambda name=name: jr.normal(keys, shape, variant=name)) for name in variants}
     generators["jax"] = lambda: jax_draw(jax_keys).block_until_ready()
     generators["randn"] = synced(lambda: torch.randn((population,) + shape, device=device))
-    timed = _median_times(generators, repeats)
+    timed = {name: result["time_s"] for name, result in time_in_turns(generators, rounds=repeats).items()}
     ours_s, jax_s, randn_s = timed[variant], timed["jax"], timed["randn"]
 
     identical = None

@@ -5,7 +5,7 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -46,6 +46,35 @@ def time_call(fn: Callable[[], object], sync: Callable[[object], None], *, targe
         cpu_times.append(time.process_time() - c0)
     return {"time_s": statistics.median(times), "min_s": min(times), "cpu_s": statistics.median(cpu_times),
             "reps": len(times)}
+
+
+def time_in_turns(fns: Mapping[str, Callable[[], object]], *, rounds: int, batch: int = 1, warmup: int = 2,
+                  target_s: float = 0.0) -> dict[str, dict]:
+    """Median seconds per call of each ``fns[name]()`` (which must return once its work is done),
+    the functions taking turns.
+
+    After ``warmup`` untimed calls each, every round calls each function ``batch`` times in a row,
+    in the order given; rounds repeat until ``target_s`` seconds have passed, at least ``rounds``
+    of them. A drift in the machine's load or a GPU's clock then weighs on every ratio alike
+    instead of on whichever function was timed while it lasted. Returns ``{name: {"time_s",
+    "cpu_s", "rounds"}}``: medians over the rounds of each batch's wall and process CPU time per
+    call.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    cpu_times = {name: [] for name in fns}
+    start = time.perf_counter()
+    while len(times[next(iter(fns))]) < rounds or time.perf_counter() - start < target_s:
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(batch):
+                fn()
+            times[name].append((time.perf_counter() - t0) / batch)
+            cpu_times[name].append((time.process_time() - c0) / batch)
+    return {name: {"time_s": statistics.median(times[name]), "cpu_s": statistics.median(cpu_times[name]),
+                   "rounds": len(times[name])} for name in fns}
 
 
 def _rss_bytes() -> int:

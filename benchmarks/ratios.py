@@ -16,12 +16,15 @@ def _ratio(measurements: dict, numerator: str, denominator: str, key: str = "tim
     return top / bottom
 
 
-def mlp_ratios(m: dict) -> dict:
-    """Ratios of upstream's MLP example."""
+def mlp_ratios(m: dict, in_turns: dict | None = None) -> dict:
+    """Ratios of upstream's MLP example; ``_in_turns``: from the generations timed in turns."""
+    in_turns = in_turns or {}
     return {
         "generation_over_inference": _ratio(m, "inference", "generation"),
         "torch_over_jax": _ratio(m, "jax_generation", "generation"),
         "torch_over_jax_cpu_time": _ratio(m, "jax_generation", "generation", "cpu_s"),
+        "torch_over_jax_in_turns": _ratio(in_turns, "jax_generation", "generation"),
+        "torch_over_jax_in_turns_cpu_time": _ratio(in_turns, "jax_generation", "generation", "cpu_s"),
     }
 
 

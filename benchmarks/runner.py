@@ -20,7 +20,7 @@ import torch
 
 from . import ratios as ratio_defs
 from .environment import describe
-from .measure import PeakMemory, allocator_peak_bytes, cuda_sync, jax_sync, no_sync, time_call
+from .measure import PeakMemory, allocator_peak_bytes, cuda_sync, jax_sync, no_sync, time_call, time_in_turns
 from .workloads import PARTS, plan
 
 SCHEMA = 1
@@ -189,8 +189,28 @@ class Runner:
             torch.set_num_threads(threads)
         self.measure(wl.name, "jax_inference", example.jax_inference, framework="jax", into=m)
         self.measure(wl.name, "jax_generation", example.jax_generation, framework="jax", into=m)
-        entry["ratios"] = ratio_defs.mlp_ratios(m)
+        entry["in_turns"] = self._example_in_turns(example)
+        entry["ratios"] = ratio_defs.mlp_ratios(m, entry["in_turns"])
         return entry
+
+    def _example_in_turns(self, example) -> dict:
+        """Both generations again, timed in turns (``measure.time_in_turns``): on a shared CPU a
+        load that comes and goes then slows both alike, and their ratio holds."""
+        try:
+            torch_step, jax_step = example.torch_generation(), example.jax_generation()
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                timed = time_in_turns({"generation": torch_step, "jax_generation": lambda: jax_sync(jax_step())},
+                                      rounds=5, batch=20, target_s=2 * self.target_s)
+            finally:
+                torch.set_num_threads(threads)
+        except Exception as error:  # noqa: BLE001 - a failure is a result to report
+            return {"error": f"error: {type(error).__name__}: {str(error)[:400]}"}
+        for name, record in timed.items():
+            print(f"[{self.device} {self.elapsed():6.0f}s] {'mlp_example':32s} {name + ' in turns':22s} "
+                  f"{record['time_s'] * 1e3:10.3f} ms  ({record['rounds']} rounds of 20 calls)", flush=True)
+        return timed
 
     def run_api(self, wl) -> dict:
         """A real network through ``EggrollTrainer``: its inference, a generation (graphed on

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.bench_random import _median_times
+from benchmarks.measure import time_in_turns
 from benchmarks.environment import _commit
 from benchmarks.report import write_report
 from eggroll_torch.fast import draw_pair_normals
@@ -36,6 +36,8 @@ def test_bench_quick_run_writes_results_and_report(tmp_path, monkeypatch):
     assert not failed, failed
     assert set(example["measurements"]) == {"inference", "generation", "jax_inference", "jax_generation"}
     assert all(v["time_s"] > 0 and v["reps"] >= 1 for v in example["measurements"].values())
+    assert set(example["in_turns"]) == {"generation", "jax_generation"}
+    assert all(v["time_s"] > 0 and v["rounds"] >= 5 for v in example["in_turns"].values())
     assert all(math.isfinite(r) and r > 0 for r in example["ratios"].values() if r is not None)
     assert all(check.get("ok", check.get("bit_identical")) for check in results["selfcheck"].values())
     api = results["api"]
@@ -79,12 +81,13 @@ def test_bench_noise_draw(benchmark):
     assert result is out and torch.isfinite(out).all()
 
 
-def test_bench_random_times_generators_in_turns():
-
+def test_time_in_turns_alternates_batches():
     calls = []
-    timed = _median_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
-    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up each, then one call each per round
-    assert set(timed) == {"a", "b"} and all(t >= 0 for t in timed.values())
+    timed = time_in_turns({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, batch=2,
+                          warmup=1)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3  # warm-up each, then a batch of each per round
+    assert set(timed) == {"a", "b"}
+    assert all(r["rounds"] == 3 and r["time_s"] >= 0 and r["cpu_s"] >= 0 for r in timed.values())
 
 
 def test_bench_random_rejects_bad_repeats():
