@@ -28,18 +28,20 @@ def mlp_ratios(m: dict, in_turns: dict | None = None) -> dict:
     }
 
 
-def trainer_ratios(wl, m: dict) -> dict:
+def trainer_ratios(wl, m: dict, in_turns: dict | None = None) -> dict:
     """Ratios of a trainer workload: the public API against the network's own inference and
-    against jax_reference, and the generation's peak memory against inference's."""
-    gen_over_inf = _ratio(m, "inference", "generation")
-    redrawn_over_inf = _ratio(m, "inference", "generation_redrawn")
+    against jax_reference, and the generation's peak memory against inference's. Times come
+    from ``in_turns`` (the calls timed in turns) where it has them, else from ``m``."""
+    timed = {**m, **{k: v for k, v in (in_turns or {}).items() if isinstance(v, dict)}}
+    gen_over_inf = _ratio(timed, "inference", "generation")
+    redrawn_over_inf = _ratio(timed, "inference", "generation_redrawn")
     return {
         "generation_over_inference": gen_over_inf,
         "update_bound": wl.bound,
         "generation_over_bound": None if gen_over_inf is None else gen_over_inf / wl.bound,
-        "generation_eager_over_inference": _ratio(m, "inference", "generation_eager"),
-        "torch_over_jax": _ratio(m, "jax_generation", "generation"),
-        "torch_over_jax_cpu_time": _ratio(m, "jax_generation", "generation", "cpu_s"),
+        "generation_eager_over_inference": _ratio(timed, "inference", "generation_eager"),
+        "torch_over_jax": _ratio(timed, "jax_generation", "generation"),
+        "torch_over_jax_cpu_time": _ratio(timed, "jax_generation", "generation", "cpu_s"),
         "peak_over_inference": _peak_ratio(m, "generation"),
         "generation_redrawn_over_bound": None if redrawn_over_inf is None else redrawn_over_inf / wl.bound,
         "peak_redrawn_over_inference": _peak_ratio(m, "generation_redrawn"),

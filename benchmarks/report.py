@@ -151,12 +151,17 @@ def _api_lines(device: str, entries: list) -> list[str]:
     """The public-API table: real networks through EggrollTrainer."""
     if not entries:
         return []
-    lines = ["", "Through the public API (`EggrollTrainer`), milliseconds per call (median) and ratios:", "",
+    in_turns = any(w.get("in_turns") and "error" not in w["in_turns"] for w in entries)
+    lines = ["", "Through the public API (`EggrollTrainer`), milliseconds per call (median) and ratios"
+             + (" (inference, both generations and JAX's timed in turns, one call of each per round)" if in_turns
+                else "") + ":", "",
              "| workload | inference | generation | gen. (eager) | JAX generation | gen / inf | bound "
              "| gen / inf / bound | torch / JAX | peak gen / inf | gen. (redrawn) | redrawn: gen / inf / bound "
              "| redrawn: peak / inf | goals met |", "|---" * 14 + "|"]
     for w in entries:
-        m, r = w.get("measurements", {}), w.get("ratios", {})
+        r = w.get("ratios", {})
+        # The times the ratios were computed from: those timed in turns, where there are some.
+        m = {**w.get("measurements", {}), **{k: v for k, v in (w.get("in_turns") or {}).items() if isinstance(v, dict)}}
         lines.append(f"| {w['name']} | {_ms(m.get('inference'))} | {_ms(m.get('generation'))} | "
                      f"{_ms(m.get('generation_eager'))} | {_ms(m.get('jax_generation'))} | "
                      f"{_fmt(r.get('generation_over_inference'))} | {_fmt(r.get('update_bound'))} | "
@@ -164,6 +169,8 @@ def _api_lines(device: str, entries: list) -> list[str]:
                      f"{_fmt(r.get('peak_over_inference'))} | {_ms(m.get('generation_redrawn'))} | "
                      f"{_fmt(r.get('generation_redrawn_over_bound'))} | {_fmt(r.get('peak_redrawn_over_inference'))} | "
                      f"{_api_goals(device, w['name'], r)} |")
+    failed = [(w["name"], w["in_turns"]["error"]) for w in entries if "error" in (w.get("in_turns") or {})]
+    lines += [f"- {name}: not timed in turns: {error.splitlines()[0][:200]}" for name, error in failed]
     return lines + _not_measured(entries)
 
 

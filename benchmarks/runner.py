@@ -189,27 +189,36 @@ class Runner:
             torch.set_num_threads(threads)
         self.measure(wl.name, "jax_inference", example.jax_inference, framework="jax", into=m)
         self.measure(wl.name, "jax_generation", example.jax_generation, framework="jax", into=m)
-        entry["in_turns"] = self._example_in_turns(example)
+        # One torch thread, as above; JAX's threads are its own.
+        entry["in_turns"] = self._in_turns(wl.name, {"generation": example.torch_generation,
+                                                     "jax_generation": example.jax_generation},
+                                           rounds=5, batch=20, torch_threads=1, jax=("jax_generation",))
         entry["ratios"] = ratio_defs.mlp_ratios(m, entry["in_turns"])
         return entry
 
-    def _example_in_turns(self, example) -> dict:
-        """Both generations again, timed in turns (``measure.time_in_turns``): on a shared CPU a
-        load that comes and goes then slows both alike, and their ratio holds."""
+    def _in_turns(self, workload: str, builders: dict, *, rounds: int, batch: int, torch_threads: int | None = None,
+                  jax: tuple = ()) -> dict:
+        """``builders[name]()`` built, then their callables timed in turns
+        (``measure.time_in_turns``; the names in ``jax`` are JAX calls): on a shared CPU a load
+        that comes and goes then slows them alike, and their ratios hold. ``{name: record}``, or
+        ``{"error": ...}``."""
+        threads = torch.get_num_threads()
         try:
-            torch_step, jax_step = example.torch_generation(), example.jax_generation()
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                timed = time_in_turns({"generation": torch_step, "jax_generation": lambda: jax_sync(jax_step())},
-                                      rounds=5, batch=20, target_s=2 * self.target_s)
-            finally:
-                torch.set_num_threads(threads)
+            fns = {}
+            for name, build in builders.items():
+                fn = build()
+                sync = jax_sync if name in jax else (cuda_sync if self.device == "cuda" else no_sync)
+                fns[name] = lambda fn=fn, sync=sync: sync(fn())
+            if torch_threads is not None:
+                torch.set_num_threads(torch_threads)
+            timed = time_in_turns(fns, rounds=rounds, batch=batch, target_s=2 * self.target_s)
         except Exception as error:  # noqa: BLE001 - a failure is a result to report
             return {"error": f"error: {type(error).__name__}: {str(error)[:400]}"}
+        finally:
+            torch.set_num_threads(threads)
         for name, record in timed.items():
-            print(f"[{self.device} {self.elapsed():6.0f}s] {'mlp_example':32s} {name + ' in turns':22s} "
-                  f"{record['time_s'] * 1e3:10.3f} ms  ({record['rounds']} rounds of 20 calls)", flush=True)
+            print(f"[{self.device} {self.elapsed():6.0f}s] {workload:32s} {name + ' in turns':22s} "
+                  f"{record['time_s'] * 1e3:10.3f} ms  ({record['rounds']} rounds of {batch} calls)", flush=True)
         return timed
 
     def run_api(self, wl) -> dict:
@@ -237,12 +246,20 @@ class Runner:
                      min_reps=reps)
         initial, classes = side.initial, default_es_classes(side.model)
         inputs, targets = numpy_inputs(side)
+
+        def jax_generation():
+            return JaxTrainerSide(wl, initial, classes, inputs, targets, self.f32_matmul).generation()
+
+        if self.device == "cpu":
+            # Everything fits beside everything on the CPU: the ratios come from calls in turns.
+            entry["in_turns"] = self._in_turns(wl.name, {
+                "inference": side.inference, "generation": side.generation,
+                "generation_redrawn": lambda: side.generation(keep_noise=False), "jax_generation": jax_generation,
+            }, rounds=reps, batch=1, jax=("jax_generation",))
         side = None  # drop the torch side (its model and buffers) before the JAX run
         _free(self.device)
-        self.measure(wl.name, "jax_generation",
-                     lambda: JaxTrainerSide(wl, initial, classes, inputs, targets, self.f32_matmul).generation(),
-                     framework="jax", into=m)
-        entry["ratios"] = ratio_defs.trainer_ratios(wl, m)
+        self.measure(wl.name, "jax_generation", jax_generation, framework="jax", into=m)
+        entry["ratios"] = ratio_defs.trainer_ratios(wl, m, entry.get("in_turns"))
         self.save()
         return entry
 
