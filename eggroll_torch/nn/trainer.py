@@ -96,7 +96,7 @@ class EggrollTrainer:
         keep_noise (bool): the pair engine's memory against its time. True (default): each
             matrix's noise is drawn once per epoch and kept from the population to the update,
             ``N/2 * r * (in + out)`` values for every matrix at once. False: a matrix's noise is
-            drawn each time the population's forward multiplies by it (once per layer in a
+            drawn each time a population's forward multiplies by it (once per layer and call in a
             feed-forward network, at every step of a recurrence) and again for its update, and
             dropped after each use, so only one matrix's noise is held at a time; the values,
             outputs and updates are the same bits, the noise is drawn at least twice. Only the
@@ -122,6 +122,7 @@ class EggrollTrainer:
         es_classes (dict[str, int]): the ES class of every parameter path, overrides applied.
         es_key (torch.Tensor): the ES key, ``torch.uint32`` ``(2,)`` on ``device``.
         epoch (int): the epoch the next population and update belong to; starts at 0.
+        keep_noise (bool): whether the pair engine keeps each epoch's draws (see above).
     """
 
     def __init__(
@@ -207,6 +208,7 @@ class EggrollTrainer:
             self._engine = engine.PairEngine(params, classes, keys, rank=rank, noise_reuse=noise_reuse,
                                              freeze_nonlora=freeze_nonlora, biased=frozenset(self._linear_biases),
                                              keep=keep_noise)
+        self.keep_noise = keep_noise
         self.epoch = 0
         self._generation = 0
 

@@ -168,6 +168,8 @@ def test_keep_noise_must_be_a_bool_and_needs_the_pair_engine():
             EggrollTrainer(module, 0.1, 0.1, **({"population_size": N} | options), keep_noise=False)
     for path, value in module.state_dict().items():
         assert torch.equal(value, before[path]), f"{path} changed although the constructor raised"
+    assert EggrollTrainer(module, 0.1, 0.1, population_size=N).keep_noise is True
+    assert EggrollTrainer(module, 0.1, 0.1, population_size=N, keep_noise=False).keep_noise is False
 
 
 def test_keep_noise_false_rejects_a_functional_module():
@@ -197,6 +199,6 @@ def test_keep_noise_false_graphed_step_on_cuda(device):
         for path, want in trainers[0].module.named_parameters():
             got = dict(trainers[1].module.named_parameters())[path]
             _assert_same_bits(got.detach(), want.detach(), f"{path} after epoch {epoch}")
-    assert trainers[1]._engine.keep is False
+    assert trainers[1].keep_noise is False and trainers[1]._engine.keep is False
     assert all(trainer.es_classes[path] == MM_PARAM for trainer in trainers
                for path in ("fc1.weight", "fc2.weight", "head.weight"))
