@@ -122,7 +122,6 @@ class EggrollTrainer:
         es_classes (dict[str, int]): the ES class of every parameter path, overrides applied.
         es_key (torch.Tensor): the ES key, ``torch.uint32`` ``(2,)`` on ``device``.
         epoch (int): the epoch the next population and update belong to; starts at 0.
-        keep_noise (bool): whether the pair engine keeps each epoch's draws (see above).
     """
 
     def __init__(
@@ -208,9 +207,15 @@ class EggrollTrainer:
             self._engine = engine.PairEngine(params, classes, keys, rank=rank, noise_reuse=noise_reuse,
                                              freeze_nonlora=freeze_nonlora, biased=frozenset(self._linear_biases),
                                              keep=keep_noise)
-        self.keep_noise = keep_noise
+        self._keep_noise = keep_noise
         self.epoch = 0
         self._generation = 0
+
+    @property
+    def keep_noise(self) -> bool:
+        """Whether the pair engine keeps each epoch's draws (the constructor's ``keep_noise``;
+        fixed for the trainer's life)."""
+        return self._keep_noise
 
     @property
     def keys(self) -> dict[str, torch.Tensor]:

@@ -169,7 +169,10 @@ def test_keep_noise_must_be_a_bool_and_needs_the_pair_engine():
     for path, value in module.state_dict().items():
         assert torch.equal(value, before[path]), f"{path} changed although the constructor raised"
     assert EggrollTrainer(module, 0.1, 0.1, population_size=N).keep_noise is True
-    assert EggrollTrainer(module, 0.1, 0.1, population_size=N, keep_noise=False).keep_noise is False
+    trainer = EggrollTrainer(module, 0.1, 0.1, population_size=N, keep_noise=False)
+    assert trainer.keep_noise is False
+    with pytest.raises(AttributeError):
+        trainer.keep_noise = True
 
 
 def test_keep_noise_false_rejects_a_functional_module():
