@@ -316,10 +316,14 @@ class PairEngine:
     def _deferred_matrix_noise(self, draws: DeferredDraws, path: str, params: Mapping[str, torch.Tensor], sigma,
                                biases: Mapping[str, str | None]) -> MatrixNoise:
         with torch.no_grad(), below_autograd():
-            drawn = self._draw(draws.epoch, draws.pairs, draws.sigma, frozenset((path,)), cache=False)
+            drawn = self._draw_matrix(draws, path)
             scaled = self._scaled(draws.vectors, sigma)
             (entry,) = self._forward_plan(drawn, scaled, biases)
             return self._matrix_noise(entry, params, scaled)
+
+    def _draw_matrix(self, draws: DeferredDraws, path: str) -> PairDraws:
+        """The draws of the one matrix ``path`` of deferred ``draws``, kept by nobody but the caller."""
+        return self._draw(draws.epoch, draws.pairs, draws.sigma, frozenset((path,)), cache=False)
 
     def _scaled(self, draws: PairDraws, sigma) -> dict:
         sigma_key = None if torch.is_tensor(sigma) else sigma
@@ -379,21 +383,25 @@ class PairEngine:
             if not isinstance(draws, DeferredDraws):
                 return self._gradients(draws, params, fitnesses, sigma)
             matrices = frozenset(draws.matrices)
+            # The pair weights are computed once for all the calls below, as one call shares them.
+            shared = {}, {}
             grads = self._gradients(draws.vectors, {path: param for path, param in params.items()
-                                                    if path not in matrices}, fitnesses, sigma)
+                                                    if path not in matrices}, fitnesses, sigma, shared)
             for path in draws.matrices:
                 if path in params:
-                    drawn = self._draw(draws.epoch, draws.pairs, draws.sigma, frozenset((path,)), cache=False)
-                    grads.update(self._gradients(drawn, {path: params[path]}, fitnesses, sigma))
+                    grads.update(self._gradients(self._draw_matrix(draws, path), {path: params[path]}, fitnesses,
+                                                 sigma, shared))
             return {path: grads[path] for path in params}
 
     def _gradients(self, draws: PairDraws, params: Mapping[str, torch.Tensor], fitnesses: torch.Tensor,
-                   sigma) -> dict[str, torch.Tensor]:
+                   sigma, shared: tuple[dict, dict] | None = None) -> dict[str, torch.Tensor]:
+        """``shared``: the ``(differences, weights)`` caches of :meth:`gradients`' calls for one
+        update (fresh ones by default)."""
         n = fitnesses.shape[0]
         sigma_key = None if torch.is_tensor(sigma) else sigma
         plan = draws.memo(None if sigma_key is None else ("update", tuple(params), fitnesses.dtype, sigma_key),
                           lambda: self._update_plan(draws, params, fitnesses.dtype, sigma))
-        differences, weights = {}, {}
+        differences, weights = shared if shared is not None else ({}, {})
         grads = {}
         for path, matrix, operands, wide, dtype, scale, shape in plan:
             if operands is None:
