@@ -32,7 +32,7 @@ def trainer_ratios(wl, m: dict, in_turns: dict | None = None) -> dict:
     """Ratios of a trainer workload: the public API against the network's own inference and
     against jax_reference, and the generation's peak memory against inference's. Times come
     from ``in_turns`` (the calls timed in turns) where it has them, else from ``m``."""
-    timed = {**m, **{k: v for k, v in (in_turns or {}).items() if isinstance(v, dict)}}
+    timed = timed_records(m, in_turns)
     gen_over_inf = _ratio(timed, "inference", "generation")
     redrawn_over_inf = _ratio(timed, "inference", "generation_redrawn")
     return {
@@ -46,6 +46,11 @@ def trainer_ratios(wl, m: dict, in_turns: dict | None = None) -> dict:
         "generation_redrawn_over_bound": None if redrawn_over_inf is None else redrawn_over_inf / wl.bound,
         "peak_redrawn_over_inference": _peak_ratio(m, "generation_redrawn"),
     }
+
+
+def timed_records(m: dict, in_turns: dict | None) -> dict:
+    """``m``'s records with those of ``in_turns`` (a failed ``in_turns`` has none) in their place."""
+    return {**m, **{k: v for k, v in (in_turns or {}).items() if isinstance(v, dict)}}
 
 
 def _peak_ratio(m: dict, variant: str) -> float | None:

@@ -5,6 +5,9 @@ import glob
 import json
 import os
 
+from .ratios import timed_records
+
+
 def _fmt(value, digits=2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -161,7 +164,7 @@ def _api_lines(device: str, entries: list) -> list[str]:
     for w in entries:
         r = w.get("ratios", {})
         # The times the ratios were computed from: those timed in turns, where there are some.
-        m = {**w.get("measurements", {}), **{k: v for k, v in (w.get("in_turns") or {}).items() if isinstance(v, dict)}}
+        m = timed_records(w.get("measurements", {}), w.get("in_turns"))
         lines.append(f"| {w['name']} | {_ms(m.get('inference'))} | {_ms(m.get('generation'))} | "
                      f"{_ms(m.get('generation_eager'))} | {_ms(m.get('jax_generation'))} | "
                      f"{_fmt(r.get('generation_over_inference'))} | {_fmt(r.get('update_bound'))} | "

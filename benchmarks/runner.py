@@ -7,6 +7,7 @@ interrupted run still leaves its partial results. A time budget skips what would
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import importlib.util
@@ -128,18 +129,19 @@ class Runner:
         else:
             sync = cuda_sync if self.device == "cuda" else no_sync
         fn = None
+        # Torch on the CPU: what CUDA's allocator statistics cover (a build and its calls),
+        # counted by torch's CPU allocator in a separate, untimed pass; no sampling while timing.
+        cpu_torch = self.device == "cpu" and framework == "torch"
         try:
-            with PeakMemory(self.device, self.jax_device() if framework == "jax" else None) as memory:
+            with contextlib.nullcontext() if cpu_torch else \
+                    PeakMemory(self.device, self.jax_device() if framework == "jax" else None) as memory:
                 t0 = time.perf_counter()
                 fn = build()
                 build_s = time.perf_counter() - t0
                 timing = time_call(fn, sync, target_s=self.target_s if target_s is None else target_s,
                                    min_reps=min_reps)
-            record = {**timing, "build_s": build_s, "peak_bytes": memory.peak_bytes}
-            if self.device == "cpu" and framework == "torch":
-                # What CUDA's allocator statistics cover (a build and its calls), counted by
-                # torch's CPU allocator in a separate, untimed pass.
-                record["peak_bytes"] = allocator_peak_bytes(lambda: _build_and_call(build, calls=2))
+            peak = allocator_peak_bytes(lambda: _build_and_call(build, calls=2)) if cpu_torch else memory.peak_bytes
+            record = {**timing, "build_s": build_s, "peak_bytes": peak}
             if getattr(fn, "graphed", False):
                 record["cuda_graph"] = True
             if getattr(fn, "graph_error", None):
