@@ -22,7 +22,8 @@ def run_interpreted(test_file: str, function: str, timeout: int = 600) -> dict:
     module = os.path.splitext(os.path.basename(test_file))[0]
     env = {**os.environ, "TRITON_INTERPRET": "1",
            "PYTHONPATH": os.pathsep.join([os.path.dirname(tests), tests, here, os.environ.get("PYTHONPATH", "")])}
-    script = (f"import json, triton_interpreted; triton_interpreted.numpy_libdevice(); import {module} as t; "
+    script = (f"import json, triton_interpreted; triton_interpreted.numpy_libdevice(); "
+              f"triton_interpreted.scalar_index(); import {module} as t; "
               f"print(json.dumps(t.{function}()))")
     done = subprocess.run([sys.executable, "-c", script],
                           capture_output=True, text=True, env=env, timeout=timeout)
@@ -58,6 +59,23 @@ def numpy_libdevice() -> None:
     interpreter.InterpreterBuilder.create_extern_elementwise = extern_elementwise
     for name in LIBDEVICE.values():
         setattr(libdevice, name, with_semantic(getattr(libdevice, name)))
+
+
+def scalar_index() -> None:
+    """Lets Triton 3.6's interpreter (the release on our GPU machines) run a loop bounded by a
+    runtime scalar (``range(0, n, BLOCK)``): it converts the scalar with ``int()`` of a
+    one-element array, which numpy refuses since that conversion's deprecation (NumPy 1.25)
+    became an error (numpy 2.4 refuses it). Triton 3.9's interpreter converts the 0-d view, as
+    this does."""
+    from triton.runtime import interpreter
+
+    patch = interpreter._patch_lang_tensor
+
+    def patch_with_scalar_index(tensor, scope):
+        patch(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(())))
+
+    interpreter._patch_lang_tensor = patch_with_scalar_index
 
 
 # libdevice's expf calls the hardware's ex2 in its flush-to-zero form whether or not subnormals are

@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def results():
     env = {**os.environ, "TRITON_INTERPRET": "1",
-           "PYTHONPATH": os.pathsep.join([ROOT, os.path.dirname(os.path.abspath(__file__))])}
+           "PYTHONPATH": os.pathsep.join([ROOT, os.path.dirname(os.path.abspath(__file__)),
+                                          os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "triton_interpreter_checks.py")],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
