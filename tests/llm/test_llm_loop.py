@@ -147,7 +147,7 @@ def test_gumbel_lookup_kernel_interpreted():
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_gumbel_noise_on_cuda_is_gumbels_own(dtype):
     keys = es_random.split(es_random.key(3), 64)
@@ -156,7 +156,6 @@ def test_gumbel_noise_on_cuda_is_gumbels_own(dtype):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("temperature,dtype", [(1.0, torch.bfloat16), (0.7, torch.float32), (0.0, torch.bfloat16)])
 def test_graphed_generation_matches_eager_on_cuda(temperature, dtype, monkeypatch):
     """Every call of a graphed generate function gives the eager loop's tokens: the first (which
