@@ -207,15 +207,14 @@ class EggrollTrainer:
             self._engine = engine.PairEngine(params, classes, keys, rank=rank, noise_reuse=noise_reuse,
                                              freeze_nonlora=freeze_nonlora, biased=frozenset(self._linear_biases),
                                              keep=keep_noise)
-        self._keep_noise = keep_noise
         self.epoch = 0
         self._generation = 0
 
     @property
     def keep_noise(self) -> bool:
         """Whether the pair engine keeps each epoch's draws (the constructor's ``keep_noise``;
-        fixed for the trainer's life)."""
-        return self._keep_noise
+        fixed for the trainer's life; True without the pair engine, which only accepts True)."""
+        return self._engine is None or self._engine.keep
 
     @property
     def keys(self) -> dict[str, torch.Tensor]:
